@@ -1,0 +1,44 @@
+# Baton: `make run` (embedded default), `make test`, `make lint`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint fmt install messages check-test-binaries
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# The whole product on one machine: SQLite, no Redis, a file-based Celery
+# broker, and the built-in fake upstream as a demo provider.
+run: $(STAMP)
+	DEBUG=1 $(PY) manage.py migrate --no-input
+	DEBUG=1 $(PY) scripts/run_embedded.py
+
+check-test-binaries:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { echo "PostgreSQL server binaries are missing: apt-get install postgresql"; exit 1; }
+	@command -v redis-server >/dev/null || { echo "redis-server is missing: apt-get install redis-server"; exit 1; }
+	@command -v chromium >/dev/null || { echo "chromium is missing (browser tests): apt-get install chromium"; exit 1; }
+
+# The whole suite on throwaway PostgreSQL and Redis servers plus headless Chromium.
+test: $(STAMP) check-test-binaries
+	BATON_TESTING=1 $(PY) scripts/services.py -- $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	BATON_TESTING=1 DEBUG=1 $(VENV)/bin/mypy .
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# Regenerate the translation catalogs after changing strings (needs gettext).
+messages: $(STAMP)
+	DEBUG=1 $(PY) manage.py makemessages -l zh_Hans --ignore='.venv/*' --ignore='staticfiles/*'
+	DEBUG=1 $(PY) manage.py compilemessages --ignore='.venv/*'

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from accounts.models import AuditEvent, Invitation, Membership, Role, Team
+
+
+class TeamSerializer(serializers.ModelSerializer[Team]):
+    role = serializers.SerializerMethodField()
+    name = serializers.CharField(max_length=80, trim_whitespace=True)
+
+    class Meta:
+        model = Team
+        fields = ("id", "name", "is_personal", "created_at", "role")
+        read_only_fields = ("id", "is_personal", "created_at", "role")
+
+    def get_role(self, team: Team) -> str | None:
+        roles: dict[Any, str] = self.context.get("roles", {})
+        return roles.get(team.pk)
+
+
+class MemberSerializer(serializers.ModelSerializer[Membership]):
+    email = serializers.EmailField(source="user.email", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ("id", "email", "role", "created_at")
+        read_only_fields = ("id", "email", "created_at")
+
+
+class InvitationSerializer(serializers.ModelSerializer[Invitation]):
+    status = serializers.SerializerMethodField()
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.MEMBER)
+
+    class Meta:
+        model = Invitation
+        fields = ("id", "email", "role", "status", "created_at", "expires_at")
+        read_only_fields = ("id", "status", "created_at", "expires_at")
+
+    def get_status(self, invitation: Invitation) -> str:
+        if invitation.accepted_at:
+            return "accepted"
+        if invitation.revoked_at:
+            return "revoked"
+        return "expired" if invitation.is_expired else "pending"
+
+
+class CreatedInvitationSerializer(InvitationSerializer):
+    url = serializers.CharField(read_only=True, help_text="The invitation link; shown only now.")
+
+    class Meta(InvitationSerializer.Meta):
+        fields = (*InvitationSerializer.Meta.fields, "url")
+
+
+class AcceptInvitationSerializer(serializers.Serializer[Any]):
+    token = serializers.CharField(max_length=200)
+
+
+class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
+    class Meta:
+        model = AuditEvent
+        fields = (
+            "id", "created_at", "actor_label", "action", "target_type", "target_id",
+            "target_label", "ip_address", "details",
+        )
+        read_only_fields = fields

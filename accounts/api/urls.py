@@ -1,0 +1,24 @@
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from accounts.api import views
+
+teams = SimpleRouter()
+teams.register("teams", views.TeamViewSet, basename="team")
+
+team_scoped = SimpleRouter()
+team_scoped.register("members", views.MemberViewSet, basename="member")
+team_scoped.register("invitations", views.InvitationViewSet, basename="invitation")
+team_scoped.register("audit-events", views.AuditEventViewSet, basename="audit-event")
+
+# Later apps append their team-scoped routes to `team_scoped` before this module
+# is imported by config.urls (see relay/api/urls.py).
+urlpatterns = [
+    path("", include(teams.urls)),
+    path("teams/<uuid:team_id>/", include(team_scoped.urls)),
+    path("teams/<uuid:team_id>/leave/", views.LeaveTeamView.as_view(), name="team-leave"),
+    path("invitations/accept/", views.AcceptInvitationView.as_view(), name="invitation-accept"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]

@@ -1,0 +1,39 @@
+"""Writing the audit log: who did what to which object, when, from where."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from django.http import HttpRequest
+
+from accounts.models import AuditEvent, Team, User
+
+
+def client_ip(request: HttpRequest | None) -> str | None:
+    if request is None:
+        return None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def record(
+    team: Team,
+    actor: User | None,
+    action: str,
+    target: models.Model | None = None,
+    *,
+    request: HttpRequest | None = None,
+    **details: Any,
+) -> AuditEvent:
+    """Append one audit event. Call inside the action's transaction."""
+    return AuditEvent.objects.create(
+        team=team,
+        actor=actor if actor is not None and actor.is_authenticated else None,
+        actor_label=actor.email if actor is not None and actor.is_authenticated else "system",
+        action=action,
+        target_type=target._meta.model_name or "" if target is not None else "",
+        target_id=str(target.pk) if target is not None else "",
+        target_label=str(target)[:254] if target is not None else "",
+        ip_address=client_ip(request),
+        details=details,
+    )

@@ -1,0 +1,211 @@
+"""Pages for teams, members, invitations, the audit log and access tokens."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from accounts import actions, tokens
+from accounts.api.auth import PAT_PREFIX
+from accounts.context_processors import current_team
+from accounts.forms import AccessTokenForm, InviteForm, RoleForm, TeamForm
+from accounts.models import Membership, PersonalAccessToken, Role
+from accounts.tenancy import get_for_team, get_membership, team_view
+
+
+def landing(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("dashboard")
+    return render(request, "landing.html")
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """Send the user to the team they were last working in."""
+    current = current_team(request).get("current_membership")
+    if current is None:
+        return redirect("team_create")
+    return redirect("team_overview", team_id=current.team_id)
+
+
+@team_view()
+def team_overview(request: HttpRequest, membership: Membership) -> HttpResponse:
+    return render(request, "accounts/overview.html", {"team": membership.team, "membership": membership})
+
+
+@login_required
+def team_create(request: HttpRequest) -> HttpResponse:
+    form = TeamForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        team = actions.create_team(request.user, name=form.cleaned_data["name"], request=request)  # type: ignore[arg-type]
+        messages.success(request, _("Team %(name)s created.") % {"name": team.name})
+        return redirect("team_overview", team_id=team.pk)
+    return render(request, "accounts/team_create.html", {"form": form})
+
+
+@login_required
+@require_POST
+def team_switch(request: HttpRequest) -> HttpResponse:
+    membership = get_membership(request, request.POST.get("team_id", ""))
+    return redirect("team_overview", team_id=membership.team_id)
+
+
+@team_view(write_role=Role.ADMIN)
+def team_settings(request: HttpRequest, membership: Membership) -> HttpResponse:
+    team = membership.team
+    form = TeamForm(request.POST or None, initial={"name": team.name})
+    if request.method == "POST" and form.is_valid():
+        try:
+            actions.rename_team(membership, form.cleaned_data["name"], request=request)
+        except actions.TeamRuleError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, _("Team renamed."))
+            return redirect("team_settings", team_id=team.pk)
+    return render(request, "accounts/settings.html", {"team": team, "membership": membership, "form": form})
+
+
+@team_view(write_role=Role.ADMIN)
+def team_members(request: HttpRequest, membership: Membership) -> HttpResponse:
+    team = membership.team
+    form = InviteForm(request.POST or None)
+    issued = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            issued = actions.invite(
+                membership, email=form.cleaned_data["email"], role=form.cleaned_data["role"], request=request
+            )
+        except actions.TeamRuleError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, _("Invitation sent to %(email)s.") % {"email": issued.invitation.email})
+            form = InviteForm()
+    context = {
+        "team": team,
+        "membership": membership,
+        "members": team.memberships.select_related("user").order_by("created_at"),
+        "invitations": [i for i in team.invitations.filter(accepted_at=None, revoked_at=None) if not i.is_expired],
+        "form": form,
+        "issued": issued,
+        "roles": Role.choices,
+        "can_manage": actions.can_manage_members(membership),
+    }
+    return render(request, "accounts/members.html", context)
+
+
+@team_view(write_role=Role.VIEWER)
+@require_POST
+def member_role(request: HttpRequest, membership: Membership, membership_id: int) -> HttpResponse:
+    target = get_for_team(Membership.objects.select_related("user"), membership.team_id, pk=membership_id)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Choose a valid role."))
+    else:
+        try:
+            actions.change_role(membership, target, form.cleaned_data["role"], request=request)
+        except actions.TeamRuleError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, _("Role of %(email)s changed.") % {"email": target.user.email})
+    return redirect("team_members", team_id=membership.team_id)
+
+
+@team_view(write_role=Role.VIEWER)
+@require_POST
+def member_remove(request: HttpRequest, membership: Membership, membership_id: int) -> HttpResponse:
+    target = get_for_team(Membership.objects.select_related("user"), membership.team_id, pk=membership_id)
+    leaving = target.pk == membership.pk
+    try:
+        actions.remove_member(membership, target, request=request)
+    except actions.TeamRuleError as exc:
+        messages.error(request, str(exc))
+        return redirect("team_members", team_id=membership.team_id)
+    if leaving:
+        messages.success(request, _("You left %(team)s.") % {"team": membership.team.name})
+        return redirect("dashboard")
+    messages.success(request, _("%(email)s was removed.") % {"email": target.user.email})
+    return redirect("team_members", team_id=membership.team_id)
+
+
+@team_view(write_role=Role.ADMIN)
+@require_POST
+def invitation_revoke(request: HttpRequest, membership: Membership, invitation_id: int) -> HttpResponse:
+    invitation = get_for_team(membership.team.invitations.all(), membership.team_id, pk=invitation_id)
+    try:
+        actions.revoke_invitation(membership, invitation, request=request)
+    except actions.TeamRuleError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("Invitation revoked."))
+    return redirect("team_members", team_id=membership.team_id)
+
+
+@team_view(min_role=Role.ADMIN)
+def team_audit(request: HttpRequest, membership: Membership) -> HttpResponse:
+    events = membership.team.audit_events.all()
+    action_filter = request.GET.get("action", "").strip()[:64]
+    if action_filter:
+        events = events.filter(action__startswith=action_filter)
+    page = Paginator(events, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "accounts/audit.html",
+        {"team": membership.team, "membership": membership, "page": page, "action_filter": action_filter},
+    )
+
+
+def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
+    invitation = actions.find_invitation(token)
+    error = None
+    if invitation is None or invitation.revoked_at is not None:
+        error = _("This invitation link is not valid. Ask for a new one.")
+    elif invitation.accepted_at is not None:
+        error = _("This invitation has already been used.")
+    elif invitation.is_expired:
+        error = _("This invitation has expired. Ask for a new one.")
+    if request.method == "POST" and error is None and request.user.is_authenticated:
+        try:
+            membership = actions.accept_invitation(request.user, token, request=request)  # type: ignore[arg-type]
+        except actions.TeamRuleError as exc:
+            error = str(exc)
+        else:
+            messages.success(request, _("Welcome to %(team)s.") % {"team": membership.team.name})
+            return redirect("team_overview", team_id=membership.team_id)
+    status = 200 if error is None else 400 if invitation is not None else 404
+    return render(
+        request, "accounts/invitation.html", {"invitation": invitation, "error": error, "token": token}, status=status
+    )
+
+
+@login_required
+def access_tokens(request: HttpRequest) -> HttpResponse:
+    form = AccessTokenForm(request.POST or None)
+    issued = None
+    if request.method == "POST" and form.is_valid():
+        issued = tokens.issue(PAT_PREFIX)
+        PersonalAccessToken.objects.create(
+            user=request.user, name=form.cleaned_data["name"], lookup=issued.lookup,
+            digest=issued.digest, last4=issued.last4,
+        )
+        form = AccessTokenForm()
+    return render(
+        request,
+        "accounts/tokens.html",
+        {"form": form, "issued": issued, "tokens": request.user.access_tokens.filter(revoked_at=None)},  # type: ignore[union-attr]
+    )
+
+
+@login_required
+@require_POST
+def access_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    token = get_object_or_404(PersonalAccessToken, pk=token_id, user=request.user, revoked_at=None)
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    messages.success(request, _("Token revoked."))
+    return redirect("access_tokens")

@@ -1,0 +1,26 @@
+"""Top-level ASGI routing between the data plane and the control plane."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ASGIApp = Any
+
+
+def build_application(django_app: ASGIApp) -> ASGIApp:
+    try:
+        from relay.asgi import RelayApp
+    except ImportError:  # the relay is not installed in this build
+        return django_app
+
+    relay_app = RelayApp()
+
+    async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            await relay_app(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await relay_app.lifespan(scope, receive, send)
+        else:
+            await django_app(scope, receive, send)
+
+    return application

@@ -1,0 +1,350 @@
+"""Baton's one settings module, driven by the environment.
+
+Defaults give the embedded mode (SQLite, no Redis, a file-based Celery broker,
+the built-in fake upstream) so a fresh clone runs with ``make run``. Setting
+``DATABASE_URL`` and ``REDIS_URL`` switches to PostgreSQL and Redis. With
+``DEBUG`` off nothing insecure is assumed: missing secrets stop the process.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from django.utils.translation import gettext_lazy as _
+
+from config.env import (
+    ImproperlyConfiguredEnv,
+    envbool,
+    envfloat,
+    envint,
+    envlist,
+    envstr,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(envstr("BATON_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+
+DEBUG = envbool("DEBUG", False)
+# The test suite runs with DEBUG off, like production, but with fixed test-only
+# secrets so no environment set-up is needed to run pytest.
+TESTING = envbool("BATON_TESTING", "pytest" in sys.modules)
+
+_log = logging.getLogger("baton.settings")
+
+
+def _local_secret(filename: str, make: str, what: str) -> str:
+    """Read a secret kept in the data directory, creating it on first use.
+
+    Only used when DEBUG is on (the embedded default); production must pass
+    every secret through the environment.
+    """
+    path = DATA_DIR / filename
+    if path.exists():
+        return path.read_text().strip()
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(make)
+    _log.warning("Generated a local %s in %s; set it in the environment for production.", what, path)
+    return make
+
+
+def _required(name: str, hint: str) -> str:
+    value = envstr(name)
+    if not value:
+        raise ImproperlyConfiguredEnv(f"{name} must be set when DEBUG is off: {hint}")
+    return value
+
+
+if TESTING:
+    SECRET_KEY = "test-only-secret-key-" + "x" * 40
+    ALLOWED_HOSTS = ["localhost", "127.0.0.1", "testserver"]
+elif DEBUG:
+    SECRET_KEY = envstr("SECRET_KEY") or _local_secret(
+        "secret_key", secrets.token_urlsafe(50), "Django SECRET_KEY"
+    )
+    ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+else:
+    SECRET_KEY = _required("SECRET_KEY", "a long random string, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(50))'`")
+    ALLOWED_HOSTS = envlist("ALLOWED_HOSTS")
+    if not ALLOWED_HOSTS:
+        raise ImproperlyConfiguredEnv(
+            "ALLOWED_HOSTS must be set when DEBUG is off: a comma-separated list of the host names Baton answers to"
+        )
+
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
+SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+# --- Keys ---------------------------------------------------------------------
+# BATON_MASTER_KEYS: "id:base64key,id2:base64key". The first one wraps new team
+# data keys; all of them can unwrap. Rotating means putting a new key first,
+# running `manage.py rotate_master_key`, then dropping the old one.
+if TESTING:
+    BATON_MASTER_KEYS = envstr("BATON_MASTER_KEYS", "test1:" + base64.b64encode(b"t" * 32).decode())
+    BATON_API_KEY_PEPPER = "test-only-pepper"
+elif DEBUG:
+    BATON_MASTER_KEYS = envstr("BATON_MASTER_KEYS") or _local_secret(
+        "master_keys",
+        "local1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        "master key (BATON_MASTER_KEYS)",
+    )
+    BATON_API_KEY_PEPPER = envstr("BATON_API_KEY_PEPPER") or _local_secret(
+        "api_key_pepper", secrets.token_urlsafe(32), "API key pepper (BATON_API_KEY_PEPPER)"
+    )
+else:
+    BATON_MASTER_KEYS = _required(
+        "BATON_MASTER_KEYS",
+        "`id:base64-of-32-random-bytes`, e.g. `k1:$(head -c32 /dev/urandom | base64)`",
+    )
+    BATON_API_KEY_PEPPER = _required(
+        "BATON_API_KEY_PEPPER", "a random string used to hash team API keys, not SECRET_KEY"
+    )
+
+# Custom upstream URLs that resolve to loopback/private/link-local addresses are
+# refused unless the operator allows them. The embedded default allows loopback
+# so the built-in fake upstream works.
+BATON_ALLOW_PRIVATE_UPSTREAMS = envbool("BATON_ALLOW_PRIVATE_UPSTREAMS", False)
+BATON_ALLOW_LOOPBACK_UPSTREAMS = envbool("BATON_ALLOW_LOOPBACK_UPSTREAMS", DEBUG)
+
+# --- Relay --------------------------------------------------------------------
+BATON_FAKE_UPSTREAM_URL = envstr("BATON_FAKE_UPSTREAM_URL", "http://127.0.0.1:8001" if DEBUG else "")
+BATON_MAX_BODY_BYTES = envint("BATON_MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024)
+BATON_CONNECT_TIMEOUT = envfloat("BATON_CONNECT_TIMEOUT", 5.0, minimum=0.01)
+BATON_FIRST_BYTE_TIMEOUT = envfloat("BATON_FIRST_BYTE_TIMEOUT", 60.0, minimum=0.01)
+BATON_IDLE_TIMEOUT = envfloat("BATON_IDLE_TIMEOUT", 60.0, minimum=0.01)
+BATON_TOTAL_TIMEOUT = envfloat("BATON_TOTAL_TIMEOUT", 600.0, minimum=0.01)
+BATON_MAX_ATTEMPTS = envint("BATON_MAX_ATTEMPTS", 3, minimum=1)
+BATON_COOLDOWN_SECONDS = envint("BATON_COOLDOWN_SECONDS", 30, minimum=1)
+BATON_CACHE_CHECK_SECONDS = envfloat("BATON_CACHE_CHECK_SECONDS", 0.5, minimum=0.0)
+
+# --- Apps ---------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "allauth",
+    "allauth.account",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_htmx",
+    "accounts",
+    "relay",
+    "billing",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+                "accounts.context_processors.current_team",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------
+_database_url = envstr("DATABASE_URL")
+if _database_url:
+    _scheme = urlsplit(_database_url).scheme
+    if _scheme not in {"postgres", "postgresql", "sqlite"}:
+        raise ImproperlyConfiguredEnv(
+            f"DATABASE_URL must start with postgres:// or sqlite://, got scheme {_scheme!r}"
+        )
+    try:
+        _db = dict(dj_database_url.parse(_database_url))
+    except ValueError as exc:
+        raise ImproperlyConfiguredEnv(f"DATABASE_URL cannot be parsed: {exc}") from exc
+    if _scheme != "sqlite":
+        # psycopg 3 connection pool, one per process; safe under ASGI where
+        # persistent per-thread connections are not.
+        _db.setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": envint("DB_POOL_SIZE", 10, minimum=1)}
+        _db["CONN_MAX_AGE"] = 0
+    DATABASES = {"default": _db}
+else:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "baton.sqlite3",
+            "OPTIONS": {"transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis and caches ---------------------------------------------------------
+REDIS_URL = envstr("REDIS_URL")
+if REDIS_URL:
+    if urlsplit(REDIS_URL).scheme not in {"redis", "rediss", "unix"}:
+        raise ImproperlyConfiguredEnv(f"REDIS_URL must start with redis://, rediss:// or unix://, got {REDIS_URL.split(':')[0]!r}")
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "baton",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Celery -------------------------------------------------------------------
+# Without Redis the broker is kombu's filesystem transport: messages are files in
+# the data directory, so the embedded default needs no broker server yet still
+# runs a real worker and beat.
+if REDIS_URL:
+    CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", REDIS_URL)
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
+else:
+    _queue_dir = DATA_DIR / "celery-queue"
+    (_queue_dir / "processed").mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue_dir),
+        "data_folder_out": str(_queue_dir),
+        "processed_folder": str(_queue_dir / "processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+CELERY_TIMEZONE = "UTC"
+
+# --- Auth and accounts (django-allauth) --------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_EMAIL_VERIFICATION = envstr("ACCOUNT_EMAIL_VERIFICATION", "optional")
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if not DEBUG else "http"
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGIN_URL = "account_login"
+
+# --- Email --------------------------------------------------------------------
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "Baton <noreply@localhost>")
+if envstr("EMAIL_HOST"):
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = envstr("EMAIL_HOST")
+    EMAIL_PORT = envint("EMAIL_PORT", 587)
+    EMAIL_HOST_USER = envstr("EMAIL_HOST_USER")
+    EMAIL_HOST_PASSWORD = envstr("EMAIL_HOST_PASSWORD")
+    EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", True)
+elif envstr("EMAIL_FILE_PATH"):
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = envstr("EMAIL_FILE_PATH")
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+
+# --- Internationalisation -------------------------------------------------------
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files ---------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG or TESTING
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG or TESTING
+
+# --- REST API ------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.api.auth.PersonalTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "accounts.api.errors.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Baton management API",
+    "DESCRIPTION": "Teams, members, keys, routes and usage. The LLM relay itself lives at /v1.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI served from our own static files: no CDN, works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+}
+
+# --- Security -----------------------------------------------------------------
+SESSION_COOKIE_SECURE = not DEBUG and envbool("SECURE_COOKIES", True)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("BEHIND_TLS_PROXY", False) else None
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+INVITATION_TTL_DAYS = envint("BATON_INVITATION_TTL_DAYS", 7, minimum=1)
+BATON_OPEN_SIGNUP = envbool("BATON_OPEN_SIGNUP", True)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
