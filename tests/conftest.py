@@ -1,0 +1,52 @@
+"""Shared fixtures: a fixed cast of users and teams, in the style of
+healthchecks' ``hc/test.py``.
+
+Acme is the team under test: alice owns it, adam is an admin, bob a member,
+vera a viewer. Charlie belongs only to his own team (Globex) and is the
+outsider for every tenancy test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from django.test import Client
+
+from accounts import actions
+from accounts.models import Membership, Role, Team, User
+
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class Cast:
+    alice: User
+    adam: User
+    bob: User
+    vera: User
+    charlie: User
+    acme: Team
+    globex: Team
+
+    def membership(self, user: User, team: Team | None = None) -> Membership:
+        return Membership.objects.get(user=user, team=team or self.acme)
+
+
+@pytest.fixture
+def cast(db: None) -> Cast:
+    users = {
+        name: User.objects.create_user(f"{name}@example.com", PASSWORD)
+        for name in ("alice", "adam", "bob", "vera", "charlie")
+    }
+    acme = actions.create_team(users["alice"], name="Acme")
+    for name, role in (("adam", Role.ADMIN), ("bob", Role.MEMBER), ("vera", Role.VIEWER)):
+        Membership.objects.create(team=acme, user=users[name], role=role)
+    globex = actions.create_team(users["charlie"], name="Globex")
+    return Cast(acme=acme, globex=globex, **users)
+
+
+def client_for(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
