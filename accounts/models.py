@@ -190,3 +190,64 @@ class PersonalAccessToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (…{self.last4})"
+
+
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def active(self) -> ApiKeyQuerySet:
+        return self.filter(revoked_at=None)
+
+
+class ApiKey(models.Model):
+    """A team's key for the /v1 relay.
+
+    Stored as an HMAC plus a lookup prefix and the last four characters; the
+    key itself is shown once. Limits are enforced by the relay's admission step.
+    """
+
+    PREFIX = "sk-baton-"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(_("name"), max_length=80)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    lookup = models.CharField(max_length=16, unique=True, editable=False)
+    digest = models.CharField(max_length=64, editable=False)
+    last4 = models.CharField(max_length=4, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    # Empty means every model the team can reach.
+    allowed_models = models.JSONField(default=list, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    # CIDR blocks; empty means any address.
+    ip_allowlist = models.JSONField(default=list, blank=True)
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    tpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    budget_limit = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    budget_period = models.CharField(
+        max_length=8,
+        choices=[("day", _("per day")), ("month", _("per month")), ("lifetime", _("lifetime"))],
+        default="month",
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-created_at",)
+        constraints = [models.UniqueConstraint(fields=["team", "name"], condition=models.Q(revoked_at=None), name="apikey_unique_active_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} (…{self.last4})"
+
+    @property
+    def masked(self) -> str:
+        return f"{self.PREFIX}…{self.last4}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())

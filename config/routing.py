@@ -8,10 +8,7 @@ ASGIApp = Any
 
 
 def build_application(django_app: ASGIApp) -> ASGIApp:
-    try:
-        from relay.asgi import RelayApp
-    except ImportError:  # the relay is not installed in this build
-        return django_app
+    from relay.asgi import RelayApp
 
     relay_app = RelayApp()
 

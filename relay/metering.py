@@ -1,0 +1,143 @@
+"""Usage events and the sink that carries them off the hot path.
+
+The relay builds one ``UsageEvent`` per request, successful or not, and hands
+it to the sink with ``emit``, which never blocks: events are batched by a
+background task. With Redis the batch is appended to a Redis stream (read by
+the metering consumer into the ledger); in the embedded default the batch is
+written straight into the ledger table. Stopping the process flushes what is
+pending (graceful shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+log = logging.getLogger("baton.metering")
+
+STREAM_KEY = "baton:usage"
+BATCH_SIZE = 500
+FLUSH_INTERVAL = 0.05
+
+
+@dataclass(slots=True)
+class UsageEvent:
+    request_id: str
+    team_id: str
+    api_key_id: str | None
+    endpoint: str
+    alias: str
+    credential_id: str | None
+    provider: str
+    upstream_model: str
+    prompt_tokens: int
+    cached_tokens: int
+    cache_write_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+    estimated: bool
+    status: int
+    error_class: str
+    streamed: bool
+    attempts: int
+    latency_ms: float
+    ttfb_ms: float | None
+    overhead_ms: float
+    created_at: float  # epoch seconds
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> UsageEvent:
+        return cls(**orjson.loads(raw))
+
+
+class Sink(ABC):
+    def __init__(self) -> None:
+        self.pending: list[UsageEvent] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.written = 0
+
+    def emit(self, event: UsageEvent) -> None:
+        self.pending.append(event)
+        if len(self.pending) >= BATCH_SIZE:
+            self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), FLUSH_INTERVAL)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, []
+        try:
+            await self.write(batch)
+            self.written += len(batch)
+        except Exception:
+            # Keep the events and retry on the next tick: losing them is losing money.
+            log.exception("could not write %d usage events; will retry", len(batch))
+            self.pending[:0] = batch
+
+    @abstractmethod
+    async def write(self, batch: list[UsageEvent]) -> None:
+        """Durably store a batch; raise to have it retried."""
+
+
+class RedisStreamSink(Sink):
+    def __init__(self, redis: Any) -> None:
+        super().__init__()
+        self.redis = redis
+
+    async def write(self, batch: list[UsageEvent]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for event in batch:
+            pipe.xadd(STREAM_KEY, {"event": event.to_json()})
+        await pipe.execute()
+
+
+class DatabaseSink(Sink):
+    """Embedded default: straight into the ledger, in a worker thread."""
+
+    async def write(self, batch: list[UsageEvent]) -> None:
+        from relay.db import in_thread
+
+        await in_thread(write_ledger, batch)
+
+
+def write_ledger(batch: list[UsageEvent]) -> int:
+    """Insert events into the ledger; replays of a request id are ignored."""
+    from billing.models import UsageRecord
+
+    rows = []
+    for event in batch:
+        data = asdict(event)
+        data["created_at"] = datetime.fromtimestamp(event.created_at, tz=UTC)
+        rows.append(UsageRecord(**data))
+    created = UsageRecord.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+    return len(created)

@@ -1,0 +1,24 @@
+"""Any change to what the relay caches invalidates that team's cache entries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models.signals import post_delete, post_save
+
+from accounts.models import ApiKey, Team
+from relay.invalidation import bump_team
+from relay.models import ModelRoute, ProviderCredential, RouteTarget
+
+
+def _changed(sender: type, instance: Any, **kwargs: Any) -> None:
+    if kwargs.get("raw"):
+        return
+    bump_team(instance.pk if isinstance(instance, Team) else instance.team_id)
+
+
+for _model in (ApiKey, ProviderCredential, ModelRoute, RouteTarget, Team):
+    post_save.connect(_changed, sender=_model, dispatch_uid=f"relay.bump.save.{_model.__name__}")
+    post_delete.connect(
+        _changed, sender=_model, dispatch_uid=f"relay.bump.delete.{_model.__name__}"
+    )

@@ -1,0 +1,139 @@
+"""Unit tests for the pure parts: token rule, reply length, directive parsing, routing."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from relay.fake_upstream import faults
+from relay.fake_upstream.app import resolve
+from relay.fake_upstream.tokens import (
+    count_tokens,
+    embedding,
+    prompt_tokens,
+    reply_length,
+    reply_words,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", 0),
+        ("hello world", 2),
+        ("  a\tb\nc ", 3),
+        ("你好", 2),
+        ("ok,你好 x", 4),
+        ("こんにちは世界", 7),
+        ("mixed中文text", 4),
+        ("全角，标点", 5),  # noqa: RUF001 - full-width punctuation is the point
+    ],
+)
+def test_count_tokens(text: str, expected: int) -> None:
+    assert count_tokens(text) == expected
+
+
+def test_prompt_tokens_counts_parts_and_overhead() -> None:
+    messages = [
+        {"role": "system", "content": "be brief"},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "hi there"},
+                {"type": "image_url", "image_url": {"url": "x"}},
+            ],
+        },
+    ]
+    assert prompt_tokens(messages) == (2 + 3) + (2 + 3)
+    assert prompt_tokens([{"role": "user", "content": "a b"}], system="one two three") == 11
+
+
+def test_reply_words_are_deterministic_and_recount_exactly() -> None:
+    words = reply_words("Hello 你好", 9)
+    assert words == ("Echo:", "Hello", "你", "好", "lorem", "ipsum", "dolor", "sit", "amet")
+    assert count_tokens(" ".join(words)) == 9
+    assert reply_words("a b c d", 2) == ("Echo:", "a")
+
+
+def test_reply_length_rules() -> None:
+    assert reply_length(None, None, cap_is_target=True) == (20, False)
+    assert reply_length(7, None, cap_is_target=True) == (7, True)
+    assert reply_length(10, 5, cap_is_target=True) == (5, False)
+    assert reply_length(3, 5, cap_is_target=True) == (3, True)
+    assert reply_length(99999, None, cap_is_target=True) == (4096, False)
+    assert reply_length(1024, None, cap_is_target=False) == (20, False)  # Anthropic
+    assert reply_length(5, None, cap_is_target=False) == (5, True)
+
+
+def test_embedding_is_unit_length_and_stable() -> None:
+    vec = embedding("hello", 16)
+    assert len(vec) == 16
+    assert math.isclose(sum(v * v for v in vec), 1.0, rel_tol=1e-4)
+    assert vec == embedding("hello", 16)
+    assert vec != embedding("hello!", 16)
+
+
+def test_parse_directives() -> None:
+    parsed = faults.parse("status=429;retry_after=2.5,latency_ms=10;hang")
+    assert parsed.status == 429
+    assert parsed.retry_after == 2.5
+    assert parsed.latency_ms == 10
+    assert parsed.hang is True
+    assert faults.split_path("/_f/chunks=3/v1/chat/completions") == (
+        faults.Faults(chunks=3),
+        "/v1/chat/completions",
+    )
+    assert faults.split_path("/v1/models") == (faults.NONE, "/v1/models")
+
+
+@pytest.mark.parametrize("spec", ["nope=1", "status=200", "chunks=x", "tps=-1", "hang=maybe"])
+def test_bad_directives_raise(spec: str) -> None:
+    with pytest.raises(faults.FaultSyntaxError):
+        faults.parse(spec)
+
+
+@pytest.mark.parametrize(
+    ("path", "flavor", "endpoint"),
+    [
+        ("/v1/chat/completions", "openai", "chat/completions"),
+        ("/openai/v1/embeddings", "openai", "embeddings"),
+        ("/deepseek/v1/chat/completions", "deepseek", "chat/completions"),
+        ("/gemini/v1beta/openai/models", "gemini", "models"),
+        ("/siliconflow/v1/models/Qwen/Qwen3-8B", "siliconflow", "models/Qwen/Qwen3-8B"),
+        ("/azure/openai/deployments/gpt4/completions", "azure", "completions"),
+        ("/azure/openai/v1/chat/completions", "azure", "chat/completions"),
+        ("/anthropic/v1/messages", "anthropic", "messages"),
+    ],
+)
+def test_resolve(path: str, flavor: str, endpoint: str) -> None:
+    route = resolve(path)
+    assert route is not None
+    assert (route.flavor.name, route.endpoint) == (flavor, endpoint)
+
+
+def test_resolve_unknown() -> None:
+    assert resolve("/nowhere/v1/chat/completions") is None
+    assert resolve("/qwen/v2/chat/completions") is None
+
+
+def test_mounted_under_root_path() -> None:
+    """Embedding the fake inside another ASGI app: routing ignores the mount prefix."""
+    import asyncio
+
+    import httpx
+
+    from relay.fake_upstream import create_app
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=create_app(), root_path="/demo")
+        async with httpx.AsyncClient(transport=transport, base_url="http://fake") as client:
+            return await client.post(
+                "/demo/v1/chat/completions",
+                json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+                headers={"Authorization": "Bearer k"},
+            )
+
+    response = asyncio.run(call())
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"].startswith("Echo: hi")

@@ -1,0 +1,166 @@
+"""The relay driven by the official openai SDK, end to end."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import openai
+import orjson
+import pytest
+
+from relay.metering import STREAM_KEY, UsageEvent
+from tests.relay.conftest import Relay, make_credential, make_key, make_route
+
+MESSAGES = [{"role": "user", "content": "Say hello to the relay"}]
+
+
+def usage_events(redis_client: Any, expected: int, timeout: float = 3.0) -> list[UsageEvent]:
+    deadline = time.monotonic() + timeout
+    while True:
+        entries = redis_client.xrange(STREAM_KEY)
+        if len(entries) >= expected or time.monotonic() > deadline:
+            return [UsageEvent.from_json(fields[b"event"]) for _, fields in entries]
+        time.sleep(0.02)
+
+
+def test_chat_completion_non_streaming(relay: Relay, redis_client: Any) -> None:
+    raw = relay.client().chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES, max_tokens=5)
+    completion = raw.parse()
+    assert completion.choices[0].message.content
+    assert completion.usage is not None and completion.usage.completion_tokens == 5
+    assert raw.headers["x-baton-provider"] == "openai"
+    assert raw.headers["x-baton-model"] == "demo-chat"
+    assert raw.headers["x-request-id"].startswith("req_")
+    assert float(raw.headers["x-baton-overhead-ms"]) >= 0
+    [event] = usage_events(redis_client, 1)
+    assert event.request_id == raw.headers["x-request-id"]
+    assert (event.status, event.alias, event.upstream_model) == (200, "gpt-4o", "demo-chat")
+    assert event.completion_tokens == 5 and event.prompt_tokens == completion.usage.prompt_tokens
+    assert not event.estimated and not event.streamed
+
+
+def test_streaming_with_usage(relay: Relay, redis_client: Any) -> None:
+    stream = relay.client().chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, max_tokens=7, stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert len(text.split()) == 7
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 7
+    [event] = usage_events(redis_client, 1)
+    assert event.streamed and event.completion_tokens == 7 and not event.estimated
+    assert event.ttfb_ms is not None
+
+
+def test_streaming_without_usage_hides_it_but_still_meters(relay: Relay, redis_client: Any, fake: Any) -> None:
+    chunks = list(relay.client().chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=4, stream=True))
+    assert all(c.usage is None for c in chunks)
+    # Baton asked the upstream for usage anyway.
+    assert fake.requests()[-1]["body"]["stream_options"] == {"include_usage": True}
+    [event] = usage_events(redis_client, 1)
+    assert event.completion_tokens == 4 and not event.estimated
+
+
+def test_tool_calls_stream(relay: Relay) -> None:
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}]
+    chunks = list(relay.client().chat.completions.create(model="gpt-4o", messages=MESSAGES, tools=tools, stream=True))
+    calls = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    assert calls[0].function.name == "lookup"
+    arguments = "".join(tc.function.arguments or "" for tc in calls)
+    assert orjson.loads(arguments) == {"q": "Say"}
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
+
+
+def test_embeddings_and_models(relay: Relay) -> None:
+    client = relay.client()
+    result = client.embeddings.create(model="demo-embed", input=["one", "two"]) if False else None
+    credential_model = "text-embedding-3-small"  # offered by the openai provider entry
+    result = client.embeddings.create(model=credential_model, input=["one", "two"])
+    assert len(result.data) == 2 and result.usage.prompt_tokens > 0
+    ids = {m.id for m in client.models.list()}
+    assert {"gpt-4o", "text-embedding-3-small"} <= ids
+    assert client.models.retrieve("gpt-4o").id == "gpt-4o"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("nope")
+
+
+def test_key_may_arrive_in_other_headers(relay: Relay) -> None:
+    for header in ("api-key", "x-api-key"):
+        response = httpx.post(relay.base_url + "/v1/chat/completions", headers={header: relay.key},
+                              json={"model": "gpt-4o", "messages": MESSAGES})
+        assert response.status_code == 200, response.text
+
+
+def test_error_shapes(relay: Relay, settings: Any) -> None:
+    with pytest.raises(openai.AuthenticationError) as bad_key:
+        relay.client(key="sk-baton-" + "x" * 32).chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert bad_key.value.code == "invalid_api_key"
+    with pytest.raises(openai.NotFoundError) as unknown:
+        relay.client().chat.completions.create(model="no-such-model", messages=MESSAGES)
+    assert unknown.value.code == "model_not_found"
+    invalid = httpx.post(relay.base_url + "/v1/chat/completions", content=b"{nope",
+                         headers={"authorization": f"Bearer {relay.key}"})
+    assert invalid.status_code == 400 and invalid.json()["error"]["code"] == "invalid_json"
+    huge = httpx.post(relay.base_url + "/v1/chat/completions", content=b"x" * (settings.BATON_MAX_BODY_BYTES + 1),
+                      headers={"authorization": f"Bearer {relay.key}"})
+    assert huge.status_code == 413 and huge.json()["error"]["code"] == "request_too_large"
+
+
+def test_key_limited_to_models(relay: Relay) -> None:
+    limited = make_key(relay.team, name="limited", allowed_models=["gpt-4o"])
+    client = relay.client(key=limited)
+    assert client.chat.completions.create(model="gpt-4o", messages=MESSAGES).choices
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="text-embedding-3-small", messages=MESSAGES)
+    assert {m.id for m in client.models.list()} == {"gpt-4o"}
+
+
+def test_rejected_provider_credential_is_an_upstream_failure(relay: Relay, fake: Any) -> None:
+    bad = make_credential(relay.team, "revoked upstream", fake.base_url + "/v1", secret="bad-upstream-key-9999")
+    make_route(relay.team, "only-bad", (bad, "demo-chat", 0))
+    with pytest.raises(openai.APIStatusError) as failure:
+        relay.client().chat.completions.create(model="only-bad", messages=MESSAGES)
+    assert failure.value.status_code == 502
+    assert "revoked upstream" in failure.value.message
+    assert "bad-upstream-key" not in failure.value.message
+
+
+@pytest.mark.parametrize("directive", ["status=500", "status=429,retry_after=1", "latency_ms=5000"])
+def test_falls_over_to_the_next_target(relay: Relay, fake: Any, redis_client: Any, directive: str) -> None:
+    broken = make_credential(relay.team, "broken", f"{fake.base_url}/_f/{directive}/v1")
+    healthy = make_credential(relay.team, "healthy", fake.base_url + "/v1")
+    make_route(relay.team, "resilient", (broken, "demo-chat", 0), (healthy, "demo-fast", 1))
+    raw = relay.client().chat.completions.with_raw_response.create(model="resilient", messages=MESSAGES)
+    assert raw.http_response.status_code == 200
+    assert raw.headers["x-baton-model"] == "demo-fast"
+    [event] = usage_events(redis_client, 1)
+    assert event.attempts == 2 and event.credential_id == str(healthy.pk)
+
+
+def test_no_retry_on_a_request_error(relay: Relay, fake: Any) -> None:
+    broken = make_credential(relay.team, "picky", f"{fake.base_url}/_f/status=400/v1")
+    healthy = make_credential(relay.team, "healthy", fake.base_url + "/v1")
+    make_route(relay.team, "strict", (broken, "demo-chat", 0), (healthy, "demo-fast", 1))
+    with pytest.raises(openai.BadRequestError):
+        relay.client().chat.completions.create(model="strict", messages=MESSAGES)
+    assert [r["path"] for r in fake.requests()].count("/v1/chat/completions") == 0
+
+
+def test_client_disconnect_cancels_upstream_and_meters_estimate(relay: Relay, fake: Any, redis_client: Any) -> None:
+    slow = make_credential(relay.team, "slow", f"{fake.base_url}/_f/chunk_ms=200,chunks=50/v1")
+    make_route(relay.team, "slow", (slow, "demo-chat", 0))
+    with httpx.stream("POST", relay.base_url + "/v1/chat/completions",
+                      headers={"authorization": f"Bearer {relay.key}"},
+                      json={"model": "slow", "messages": MESSAGES, "stream": True}) as response:
+        received = 0
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                received += 1
+            if received >= 3:
+                break
+    history = fake.wait_for(lambda h: any(r.get("cancelled") for r in h), timeout=1.5)
+    assert any(r.get("cancelled") for r in history), history
+    [event] = usage_events(redis_client, 1)
+    assert event.status == 499 and event.estimated and event.completion_tokens >= 1
