@@ -1,5 +1,5 @@
 """The Celery app. Tasks live in each app's ``tasks.py``; the beat schedule in
-``billing/schedule.py`` once metering lands."""
+``config/schedule.py``."""
 
 from __future__ import annotations
 
@@ -12,3 +12,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("baton")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+from config.schedule import BEAT_SCHEDULE  # noqa: E402
+
+app.conf.beat_schedule = BEAT_SCHEDULE

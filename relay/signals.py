@@ -22,3 +22,22 @@ for _model in (ApiKey, ProviderCredential, ModelRoute, RouteTarget, Team):
     post_delete.connect(
         _changed, sender=_model, dispatch_uid=f"relay.bump.delete.{_model.__name__}"
     )
+
+
+def _demo_credential(sender: type, instance: Team, created: bool, **kwargs: Any) -> None:
+    """In the embedded default every new team can try Baton at once: it gets a
+    credential for the built-in demo upstream (when the operator has one)."""
+    if not created or kwargs.get("raw"):
+        return
+    from relay.models import Provider
+    from relay.secrets import store_secret
+
+    demo = Provider.objects.filter(is_demo=True, enabled=True).first()
+    if demo is None:
+        return
+    credential = ProviderCredential(team=instance, name="Demo upstream", provider=demo)
+    store_secret(credential, "demo-key-not-secret")
+    credential.save()
+
+
+post_save.connect(_demo_credential, sender=Team, dispatch_uid="relay.demo_credential")

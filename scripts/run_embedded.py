@@ -1,0 +1,58 @@
+"""``make run``: the whole product on one machine, no servers to install.
+
+Starts the built-in fake upstream (the demo provider) on 127.0.0.1:8001, a
+Celery worker with beat on kombu's filesystem broker, and Baton itself under
+uvicorn on 127.0.0.1:8000. Ctrl-C stops all three.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+HOST = os.environ.get("BATON_HOST", "127.0.0.1")
+PORT = os.environ.get("BATON_PORT", "8000")
+FAKE_PORT = os.environ.get("BATON_FAKE_PORT", "8001")
+
+
+def main() -> int:
+    python = sys.executable
+    env = {**os.environ, "DEBUG": os.environ.get("DEBUG", "1")}
+    env.setdefault("BATON_FAKE_UPSTREAM_URL", f"http://127.0.0.1:{FAKE_PORT}")
+    children = [
+        subprocess.Popen([python, "-m", "relay.fake_upstream", "--host", "127.0.0.1", "--port", FAKE_PORT], env=env),
+        subprocess.Popen(
+            [python, "-m", "celery", "-A", "config", "worker", "--beat", "--pool", "solo",
+             "--loglevel", "warning"],
+            env=env,
+        ),
+        subprocess.Popen(
+            [python, "-m", "uvicorn", "config.asgi:application", "--host", HOST, "--port", PORT,
+             "--lifespan", "on", "--no-access-log"],
+            env=env,
+        ),
+    ]
+    time.sleep(1.5)
+    print(f"\n  Baton is running at http://{HOST}:{PORT}/  (the relay is at http://{HOST}:{PORT}/v1)\n", flush=True)
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGINT)
+    for child in children:
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    failed = [child.returncode for child in children if child.returncode not in (0, -2, 130, None)]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""A warm /v1 request makes no database query at all, on any endpoint."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from django.db.backends import utils
+
+from tests.relay.conftest import Relay
+
+MESSAGES = [{"role": "user", "content": "warm"}]
+
+
+class QueryCounter:
+    """Counts SQL statements from every thread (the relay runs in its own)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def wrap(self, original: Any) -> Any:
+        def counted(cursor: Any, *args: Any, **kwargs: Any) -> Any:
+            with self.lock:
+                self.count += 1
+            return original(cursor, *args, **kwargs)
+
+        return counted
+
+
+@pytest.fixture
+def queries(monkeypatch: pytest.MonkeyPatch) -> Iterator[QueryCounter]:
+    counter = QueryCounter()
+    monkeypatch.setattr(utils.CursorWrapper, "execute", counter.wrap(utils.CursorWrapper.execute))
+    monkeypatch.setattr(utils.CursorWrapper, "executemany", counter.wrap(utils.CursorWrapper.executemany))
+    yield counter
+
+
+def calls(relay: Relay) -> list[tuple[str, str, dict[str, Any] | None]]:
+    return [
+        ("POST", "/v1/chat/completions", {"model": "gpt-4o", "messages": MESSAGES}),
+        ("POST", "/v1/chat/completions", {"model": "gpt-4o", "messages": MESSAGES, "stream": True}),
+        ("POST", "/v1/completions", {"model": "gpt-4o", "prompt": "warm"}),
+        ("POST", "/v1/embeddings", {"model": "text-embedding-3-small", "input": "warm"}),
+        ("GET", "/v1/models", None),
+        ("GET", "/v1/models/gpt-4o", None),
+    ]
+
+
+def test_warm_requests_make_zero_queries(relay: Relay, queries: QueryCounter) -> None:
+    headers = {"authorization": f"Bearer {relay.key}"}
+    with httpx.Client(base_url=relay.base_url, headers=headers, timeout=10) as client:
+        for method, path, body in calls(relay):  # cold: loads key and team, writes last_used_at
+            assert client.request(method, path, json=body).status_code == 200, path
+        time.sleep(0.3)  # let background bookkeeping finish
+        cold = queries.count
+        assert cold > 0  # proves the counter sees the relay thread's queries
+        for _ in range(3):
+            for method, path, body in calls(relay):
+                response = client.request(method, path, json=body)
+                assert response.status_code == 200, (path, response.text)
+        time.sleep(0.3)
+    assert queries.count == cold, f"{queries.count - cold} queries on the warm path"
