@@ -16,7 +16,7 @@ from accounts.api.auth import PAT_PREFIX
 from accounts.context_processors import current_team
 from accounts.forms import AccessTokenForm, InviteForm, RoleForm, TeamForm
 from accounts.models import Membership, PersonalAccessToken, Role
-from accounts.tenancy import get_for_team, get_membership, team_view
+from accounts.tenancy import SESSION_TEAM_KEY, get_for_team, get_membership, team_view
 
 
 def landing(request: HttpRequest) -> HttpResponse:
@@ -53,6 +53,7 @@ def team_create(request: HttpRequest) -> HttpResponse:
 @require_POST
 def team_switch(request: HttpRequest) -> HttpResponse:
     membership = get_membership(request, request.POST.get("team_id", ""))
+    request.session[SESSION_TEAM_KEY] = str(membership.team_id)
     return redirect("team_overview", team_id=membership.team_id)
 
 

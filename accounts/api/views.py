@@ -25,7 +25,17 @@ from accounts.models import AuditEvent, Invitation, Membership, Role, Team
 from accounts.tenancy import get_membership, require_role
 
 
+class MembersOnly:
+    """Answer 404 to non-members before anything else, whatever the method."""
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        if "team_id" in kwargs:
+            get_membership(request, kwargs["team_id"])
+
+
 class TeamViewSet(
+    MembersOnly,
     mixins.ListModelMixin,
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
@@ -146,7 +156,7 @@ class AcceptInvitationView(APIView):
         return Response(MemberSerializer(membership).data, status=status.HTTP_201_CREATED)
 
 
-class LeaveTeamView(APIView):
+class LeaveTeamView(MembersOnly, APIView):
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request, team_id: str) -> Response:
         actions.leave_team(get_membership(request, team_id), request=request)
