@@ -39,7 +39,9 @@ def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_team(user: User, *, name: str, personal: bool = False, request: HttpRequest | None = None) -> Team:
+def create_team(
+    user: User, *, name: str, personal: bool = False, request: HttpRequest | None = None
+) -> Team:
     with transaction.atomic():
         team = Team.objects.create(name=name.strip(), is_personal=personal)
         Membership.objects.create(team=team, user=user, role=Role.OWNER)
@@ -55,7 +57,9 @@ def rename_team(actor: Membership, name: str, *, request: HttpRequest | None = N
     with transaction.atomic():
         team.name = name.strip()
         team.save(update_fields=["name"])
-        audit.record(team, actor.user, "team.renamed", team, request=request, old=old, new=team.name)
+        audit.record(
+            team, actor.user, "team.renamed", team, request=request, old=old, new=team.name
+        )
     return team
 
 
@@ -88,7 +92,15 @@ def invite(
             invited_by=actor.user,
             expires_at=timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS),
         )
-        audit.record(team, actor.user, "invitation.created", invitation, request=request, email=email, role=role)
+        audit.record(
+            team,
+            actor.user,
+            "invitation.created",
+            invitation,
+            request=request,
+            email=email,
+            role=role,
+        )
         url = settings.SITE_URL + reverse("invitation_accept", args=[token])
         if request is not None:
             url = request.build_absolute_uri(reverse("invitation_accept", args=[token]))
@@ -145,7 +157,9 @@ def accept_invitation(user: User, token: str, *, request: HttpRequest | None = N
     return membership
 
 
-def revoke_invitation(actor: Membership, invitation: Invitation, *, request: HttpRequest | None = None) -> None:
+def revoke_invitation(
+    actor: Membership, invitation: Invitation, *, request: HttpRequest | None = None
+) -> None:
     _check_can_grant(actor, invitation.role)
     if not invitation.is_pending:
         raise TeamRuleError(_("This invitation is no longer pending."))
@@ -169,15 +183,27 @@ def change_role(
         # Lock the team's owner rows so two demotions cannot both pass the check.
         list(Membership.objects.select_for_update().filter(team=actor.team, role=Role.OWNER))
         if target.role == Role.OWNER and role != Role.OWNER and _owner_count(actor.team) <= 1:
-            raise TeamRuleError(_("A team needs at least one owner. Make someone else owner first."))
+            raise TeamRuleError(
+                _("A team needs at least one owner. Make someone else owner first.")
+            )
         old = target.role
         target.role = role
         target.save(update_fields=["role"])
-        audit.record(actor.team, actor.user, "member.role_changed", target, request=request, old=old, new=role)
+        audit.record(
+            actor.team,
+            actor.user,
+            "member.role_changed",
+            target,
+            request=request,
+            old=old,
+            new=role,
+        )
     return target
 
 
-def remove_member(actor: Membership, target: Membership, *, request: HttpRequest | None = None) -> None:
+def remove_member(
+    actor: Membership, target: Membership, *, request: HttpRequest | None = None
+) -> None:
     if target.pk == actor.pk:
         leave_team(actor, request=request)
         return
@@ -186,7 +212,9 @@ def remove_member(actor: Membership, target: Membership, *, request: HttpRequest
     if target.role == Role.OWNER and actor.role != Role.OWNER:
         raise TeamRuleError(_("Only an owner can remove another owner."))
     with transaction.atomic():
-        audit.record(actor.team, actor.user, "member.removed", target, request=request, role=target.role)
+        audit.record(
+            actor.team, actor.user, "member.removed", target, request=request, role=target.role
+        )
         target.delete()
 
 

@@ -14,7 +14,9 @@ def current_team(request: HttpRequest) -> dict[str, Any]:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    memberships = list(Membership.objects.filter(user=user).select_related("team").order_by("team__name"))
+    memberships = list(
+        Membership.objects.filter(user=user).select_related("team").order_by("team__name")
+    )
     current = getattr(request, "membership", None)
     if current is None:
         wanted = request.session.get(SESSION_TEAM_KEY)

@@ -74,7 +74,7 @@ class Team(models.Model):
     # The team's own data key, wrapped by a master key (see relay/envelope.py).
     wrapped_data_key = models.TextField(blank=True, default="", editable=False)
 
-    members = models.ManyToManyField(
+    members = models.ManyToManyField(  # type: ignore[var-annotated]
         settings.AUTH_USER_MODEL, through="Membership", related_name="teams"
     )
 
@@ -239,7 +239,13 @@ class ApiKey(models.Model):
 
     class Meta:
         ordering = ("-created_at",)
-        constraints = [models.UniqueConstraint(fields=["team", "name"], condition=models.Q(revoked_at=None), name="apikey_unique_active_name")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "name"],
+                condition=models.Q(revoked_at=None),
+                name="apikey_unique_active_name",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} (…{self.last4})"
@@ -250,4 +256,6 @@ class ApiKey(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())
+        return self.revoked_at is None and (
+            self.expires_at is None or self.expires_at > timezone.now()
+        )

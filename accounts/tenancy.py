@@ -13,20 +13,28 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse
 
-from accounts.models import Membership, Role
+from accounts.models import Membership, Role, User
 
 M = TypeVar("M", bound=models.Model)
 
 SESSION_TEAM_KEY = "current_team_id"
 
 TeamView = Callable[..., HttpResponse]
+
+
+def current_user(request: HttpRequest) -> User:
+    """The logged-in user (views using this are behind login_required / IsAuthenticated)."""
+    user = request.user
+    if not user.is_authenticated:
+        raise PermissionDenied
+    return cast(User, user)
 
 
 def get_membership(request: HttpRequest, team_id: uuid.UUID | str) -> Membership:
@@ -48,11 +56,13 @@ def require_role(membership: Membership, minimum: str) -> None:
 def get_for_team(model_or_qs: type[M] | models.QuerySet[M], team_id: Any, **lookup: Any) -> M:
     """One team-owned object, or 404 when it is missing or belongs to another team."""
     queryset = (
-        model_or_qs if isinstance(model_or_qs, models.QuerySet) else model_or_qs._default_manager.all()
+        model_or_qs
+        if isinstance(model_or_qs, models.QuerySet)
+        else model_or_qs._default_manager.all()
     )
     try:
         return queryset.get(team_id=team_id, **lookup)
-    except (queryset.model.DoesNotExist, ValidationError, ValueError, TypeError) as exc:
+    except (ObjectDoesNotExist, ValidationError, ValueError, TypeError) as exc:
         raise Http404 from exc
 
 
@@ -69,7 +79,9 @@ def team_view(
     def decorate(view: TeamView) -> Callable[..., HttpResponse]:
         @login_required
         @wraps(view)
-        def wrapper(request: HttpRequest, team_id: uuid.UUID, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapper(
+            request: HttpRequest, team_id: uuid.UUID, *args: Any, **kwargs: Any
+        ) -> HttpResponse:
             membership = get_membership(request, team_id)
             require_role(membership, min_role)
             if write_role is not None and request.method not in ("GET", "HEAD", "OPTIONS"):

@@ -16,7 +16,7 @@ from accounts.api.auth import PAT_PREFIX
 from accounts.context_processors import current_team
 from accounts.forms import AccessTokenForm, InviteForm, RoleForm, TeamForm
 from accounts.models import Membership, PersonalAccessToken, Role
-from accounts.tenancy import SESSION_TEAM_KEY, get_for_team, get_membership, team_view
+from accounts.tenancy import SESSION_TEAM_KEY, current_user, get_for_team, get_membership, team_view
 
 
 def landing(request: HttpRequest) -> HttpResponse:
@@ -36,14 +36,18 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 @team_view()
 def team_overview(request: HttpRequest, membership: Membership) -> HttpResponse:
-    return render(request, "accounts/overview.html", {"team": membership.team, "membership": membership})
+    return render(
+        request, "accounts/overview.html", {"team": membership.team, "membership": membership}
+    )
 
 
 @login_required
 def team_create(request: HttpRequest) -> HttpResponse:
     form = TeamForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        team = actions.create_team(request.user, name=form.cleaned_data["name"], request=request)  # type: ignore[arg-type]
+        team = actions.create_team(
+            current_user(request), name=form.cleaned_data["name"], request=request
+        )
         messages.success(request, _("Team %(name)s created.") % {"name": team.name})
         return redirect("team_overview", team_id=team.pk)
     return render(request, "accounts/team_create.html", {"form": form})
@@ -69,7 +73,9 @@ def team_settings(request: HttpRequest, membership: Membership) -> HttpResponse:
         else:
             messages.success(request, _("Team renamed."))
             return redirect("team_settings", team_id=team.pk)
-    return render(request, "accounts/settings.html", {"team": team, "membership": membership, "form": form})
+    return render(
+        request, "accounts/settings.html", {"team": team, "membership": membership, "form": form}
+    )
 
 
 @team_view(write_role=Role.ADMIN)
@@ -80,18 +86,27 @@ def team_members(request: HttpRequest, membership: Membership) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             issued = actions.invite(
-                membership, email=form.cleaned_data["email"], role=form.cleaned_data["role"], request=request
+                membership,
+                email=form.cleaned_data["email"],
+                role=form.cleaned_data["role"],
+                request=request,
             )
         except actions.TeamRuleError as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, _("Invitation sent to %(email)s.") % {"email": issued.invitation.email})
+            messages.success(
+                request, _("Invitation sent to %(email)s.") % {"email": issued.invitation.email}
+            )
             form = InviteForm()
     context = {
         "team": team,
         "membership": membership,
         "members": team.memberships.select_related("user").order_by("created_at"),
-        "invitations": [i for i in team.invitations.filter(accepted_at=None, revoked_at=None) if not i.is_expired],
+        "invitations": [
+            i
+            for i in team.invitations.filter(accepted_at=None, revoked_at=None)
+            if not i.is_expired
+        ],
         "form": form,
         "issued": issued,
         "roles": Role.choices,
@@ -103,7 +118,9 @@ def team_members(request: HttpRequest, membership: Membership) -> HttpResponse:
 @team_view(write_role=Role.VIEWER)
 @require_POST
 def member_role(request: HttpRequest, membership: Membership, membership_id: int) -> HttpResponse:
-    target = get_for_team(Membership.objects.select_related("user"), membership.team_id, pk=membership_id)
+    target = get_for_team(
+        Membership.objects.select_related("user"), membership.team_id, pk=membership_id
+    )
     form = RoleForm(request.POST)
     if not form.is_valid():
         messages.error(request, _("Choose a valid role."))
@@ -113,14 +130,18 @@ def member_role(request: HttpRequest, membership: Membership, membership_id: int
         except actions.TeamRuleError as exc:
             messages.error(request, str(exc))
         else:
-            messages.success(request, _("Role of %(email)s changed.") % {"email": target.user.email})
+            messages.success(
+                request, _("Role of %(email)s changed.") % {"email": target.user.email}
+            )
     return redirect("team_members", team_id=membership.team_id)
 
 
 @team_view(write_role=Role.VIEWER)
 @require_POST
 def member_remove(request: HttpRequest, membership: Membership, membership_id: int) -> HttpResponse:
-    target = get_for_team(Membership.objects.select_related("user"), membership.team_id, pk=membership_id)
+    target = get_for_team(
+        Membership.objects.select_related("user"), membership.team_id, pk=membership_id
+    )
     leaving = target.pk == membership.pk
     try:
         actions.remove_member(membership, target, request=request)
@@ -136,8 +157,12 @@ def member_remove(request: HttpRequest, membership: Membership, membership_id: i
 
 @team_view(write_role=Role.ADMIN)
 @require_POST
-def invitation_revoke(request: HttpRequest, membership: Membership, invitation_id: int) -> HttpResponse:
-    invitation = get_for_team(membership.team.invitations.all(), membership.team_id, pk=invitation_id)
+def invitation_revoke(
+    request: HttpRequest, membership: Membership, invitation_id: int
+) -> HttpResponse:
+    invitation = get_for_team(
+        membership.team.invitations.all(), membership.team_id, pk=invitation_id
+    )
     try:
         actions.revoke_invitation(membership, invitation, request=request)
     except actions.TeamRuleError as exc:
@@ -157,7 +182,12 @@ def team_audit(request: HttpRequest, membership: Membership) -> HttpResponse:
     return render(
         request,
         "accounts/audit.html",
-        {"team": membership.team, "membership": membership, "page": page, "action_filter": action_filter},
+        {
+            "team": membership.team,
+            "membership": membership,
+            "page": page,
+            "action_filter": action_filter,
+        },
     )
 
 
@@ -172,7 +202,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         error = _("This invitation has expired. Ask for a new one.")
     if request.method == "POST" and error is None and request.user.is_authenticated:
         try:
-            membership = actions.accept_invitation(request.user, token, request=request)  # type: ignore[arg-type]
+            membership = actions.accept_invitation(current_user(request), token, request=request)
         except actions.TeamRuleError as exc:
             error = str(exc)
         else:
@@ -180,7 +210,10 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
             return redirect("team_overview", team_id=membership.team_id)
     status = 200 if error is None else 400 if invitation is not None else 404
     return render(
-        request, "accounts/invitation.html", {"invitation": invitation, "error": error, "token": token}, status=status
+        request,
+        "accounts/invitation.html",
+        {"invitation": invitation, "error": error, "token": token},
+        status=status,
     )
 
 
@@ -191,21 +224,30 @@ def access_tokens(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         issued = tokens.issue(PAT_PREFIX)
         PersonalAccessToken.objects.create(
-            user=request.user, name=form.cleaned_data["name"], lookup=issued.lookup,
-            digest=issued.digest, last4=issued.last4,
+            user=current_user(request),
+            name=form.cleaned_data["name"],
+            lookup=issued.lookup,
+            digest=issued.digest,
+            last4=issued.last4,
         )
         form = AccessTokenForm()
     return render(
         request,
         "accounts/tokens.html",
-        {"form": form, "issued": issued, "tokens": request.user.access_tokens.filter(revoked_at=None)},  # type: ignore[union-attr]
+        {
+            "form": form,
+            "issued": issued,
+            "tokens": current_user(request).access_tokens.filter(revoked_at=None),
+        },
     )
 
 
 @login_required
 @require_POST
 def access_token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
-    token = get_object_or_404(PersonalAccessToken, pk=token_id, user=request.user, revoked_at=None)
+    token = get_object_or_404(
+        PersonalAccessToken, pk=token_id, user=current_user(request), revoked_at=None
+    )
     token.revoked_at = timezone.now()
     token.save(update_fields=["revoked_at"])
     messages.success(request, _("Token revoked."))

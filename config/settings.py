@@ -14,6 +14,7 @@ import os
 import secrets
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import dj_database_url
@@ -51,7 +52,9 @@ def _local_secret(filename: str, make: str, what: str) -> str:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
     path.write_text(make)
-    _log.warning("Generated a local %s in %s; set it in the environment for production.", what, path)
+    _log.warning(
+        "Generated a local %s in %s; set it in the environment for production.", what, path
+    )
     return make
 
 
@@ -71,7 +74,10 @@ elif DEBUG:
     )
     ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 else:
-    SECRET_KEY = _required("SECRET_KEY", "a long random string, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(50))'`")
+    SECRET_KEY = _required(
+        "SECRET_KEY",
+        "a long random string, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(50))'`",
+    )
     ALLOWED_HOSTS = envlist("ALLOWED_HOSTS")
     if not ALLOWED_HOSTS:
         raise ImproperlyConfiguredEnv(
@@ -113,7 +119,9 @@ BATON_ALLOW_PRIVATE_UPSTREAMS = envbool("BATON_ALLOW_PRIVATE_UPSTREAMS", False)
 BATON_ALLOW_LOOPBACK_UPSTREAMS = envbool("BATON_ALLOW_LOOPBACK_UPSTREAMS", DEBUG)
 
 # --- Relay --------------------------------------------------------------------
-BATON_FAKE_UPSTREAM_URL = envstr("BATON_FAKE_UPSTREAM_URL", "http://127.0.0.1:8001" if DEBUG else "")
+BATON_FAKE_UPSTREAM_URL = envstr(
+    "BATON_FAKE_UPSTREAM_URL", "http://127.0.0.1:8001" if DEBUG else ""
+)
 BATON_MAX_BODY_BYTES = envint("BATON_MAX_BODY_BYTES", 8 * 1024 * 1024, minimum=1024)
 BATON_CONNECT_TIMEOUT = envfloat("BATON_CONNECT_TIMEOUT", 5.0, minimum=0.01)
 BATON_FIRST_BYTE_TIMEOUT = envfloat("BATON_FIRST_BYTE_TIMEOUT", 60.0, minimum=0.01)
@@ -193,7 +201,11 @@ if _database_url:
     if _scheme != "sqlite":
         # psycopg 3 connection pool, one per process; safe under ASGI where
         # persistent per-thread connections are not.
-        _db.setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": envint("DB_POOL_SIZE", 10, minimum=1)}
+        _db_options: dict[str, Any] = _db.setdefault("OPTIONS", {})  # type: ignore[assignment]
+        _db_options["pool"] = {
+            "min_size": 1,
+            "max_size": envint("DB_POOL_SIZE", 10, minimum=1),
+        }
         _db["CONN_MAX_AGE"] = 0
     DATABASES = {"default": _db}
 else:
@@ -202,7 +214,10 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": DATA_DIR / "baton.sqlite3",
-            "OPTIONS": {"transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL;",
+            },
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -211,7 +226,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = envstr("REDIS_URL")
 if REDIS_URL:
     if urlsplit(REDIS_URL).scheme not in {"redis", "rediss", "unix"}:
-        raise ImproperlyConfiguredEnv(f"REDIS_URL must start with redis://, rediss:// or unix://, got {REDIS_URL.split(':')[0]!r}")
+        raise ImproperlyConfiguredEnv(
+            f"REDIS_URL must start with redis://, rediss:// or unix://, got {REDIS_URL.split(':')[0]!r}"
+        )
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -237,6 +254,7 @@ else:
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(_queue_dir / "processed"),
+        "control_folder": str(_queue_dir / "control"),
         "store_processed": False,
     }
 CELERY_TASK_IGNORE_RESULT = True
@@ -255,10 +273,16 @@ AUTHENTICATION_BACKENDS = [
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+if TESTING:
+    # Hashing cost buys nothing in tests and costs seconds per fixture.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
@@ -333,7 +357,9 @@ SPECTACULAR_SETTINGS = {
 # --- Security -----------------------------------------------------------------
 SESSION_COOKIE_SECURE = not DEBUG and envbool("SECURE_COOKIES", True)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("BEHIND_TLS_PROXY", False) else None
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if envbool("BEHIND_TLS_PROXY", False) else None
+)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 

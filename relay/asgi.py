@@ -317,20 +317,20 @@ class RelayApp:
                         continue
                     break
                 if stream:
-                    done = await self.relay_stream(
+                    failure = await self.relay_stream(
                         receive, send, call, adapter, target, response, body, sent_at
                     )
                 else:
-                    done = await self.relay_json(
+                    failure = await self.relay_json(
                         send, call, adapter, target, endpoint, response, sent_at
                     )
             finally:
                 response.release()
-            if done is True:
+            if failure is None:
                 self.cooldowns.record(target.key, ok=True)
                 return
-            last_error = self.upstream_failed(target, done)
-            if not done.retryable:
+            last_error = self.upstream_failed(target, failure)
+            if not failure.retryable:
                 break
         raise self.final_error(last_error)
 
@@ -402,7 +402,7 @@ class RelayApp:
         endpoint: Endpoint,
         response: aiohttp.ClientResponse,
         sent_at: float,
-    ) -> bool | UpstreamError:
+    ) -> UpstreamError | None:
         raw = await response.read()
         call.upstream_seconds += time.perf_counter() - sent_at
         try:
@@ -414,7 +414,7 @@ class RelayApp:
         headers = self.response_headers(call, target, JSON)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": out})
-        return True
+        return None
 
     async def relay_stream(
         self,
@@ -426,7 +426,7 @@ class RelayApp:
         response: aiohttp.ClientResponse,
         body: dict[str, Any],
         sent_at: float,
-    ) -> bool | UpstreamError:
+    ) -> UpstreamError | None:
         call.streamed = True
         options = body.get("stream_options")
         wants_usage = isinstance(options, dict) and options.get("include_usage") is True
@@ -478,7 +478,7 @@ class RelayApp:
         if translator.error is not None:
             call.error_class = translator.error.code or translator.error.kind
         call.usage = usage
-        return True
+        return None
 
     @staticmethod
     async def pump(send: Any, translator: Any, chunks: Any, first: bytes) -> None:

@@ -20,8 +20,8 @@ from django.utils import timezone
 from accounts import tokens
 from accounts.models import ApiKey
 from relay import invalidation
-from relay.db import in_thread
 from relay.contexts import KeyContext, TeamContext, load_key, load_team
+from relay.db import in_thread
 
 log = logging.getLogger("baton.relay")
 

@@ -26,12 +26,12 @@ CHANGES_KEY = "baton:cfg:changes"
 KEEP_CHANGES = 10_000
 
 # KEYS[1] version counter, KEYS[2] changes zset; ARGV[1] team id.
-BUMP_SCRIPT = """
+BUMP_SCRIPT = f"""
 local v = redis.call('INCR', KEYS[1])
 redis.call('ZADD', KEYS[2], v, ARGV[1])
-redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -%d)
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -{KEEP_CHANGES + 1})
 return v
-""" % (KEEP_CHANGES + 1)
+"""
 
 # Listeners in this process (the relay cache registers one).
 _local_listeners: list[Callable[[str], None]] = []
@@ -49,7 +49,9 @@ def _redis() -> Any:
     if _sync_client is None:
         import redis
 
-        _sync_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+        _sync_client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
+        )
     return _sync_client
 
 

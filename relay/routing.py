@@ -36,7 +36,7 @@ def candidates(team: TeamContext, model: str) -> tuple[Target, ...] | None:
 def order(
     targets: tuple[Target, ...], cooldowns: Cooldowns, rng: random.Random | None = None
 ) -> list[Target]:
-    rng = rng or random._inst  # type: ignore[attr-defined]
+    rng = rng or random._inst
     by_priority: dict[int, list[Target]] = {}
     for target in targets:
         by_priority.setdefault(target.priority, []).append(target)

@@ -76,7 +76,10 @@ def reveal_secret(credential: ProviderCredential) -> str:
 def _mark_broken(credential: ProviderCredential, reason: str) -> None:
     log.error(
         "decryption failed for provider credential %s (%s) of team %s: %s",
-        credential.pk, credential.name, credential.team_id, reason,
+        credential.pk,
+        credential.name,
+        credential.team_id,
+        reason,
     )
     with transaction.atomic():
         ProviderCredential.objects.filter(pk=credential.pk).update(

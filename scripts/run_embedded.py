@@ -23,20 +23,48 @@ def main() -> int:
     env = {**os.environ, "DEBUG": os.environ.get("DEBUG", "1")}
     env.setdefault("BATON_FAKE_UPSTREAM_URL", f"http://127.0.0.1:{FAKE_PORT}")
     children = [
-        subprocess.Popen([python, "-m", "relay.fake_upstream", "--host", "127.0.0.1", "--port", FAKE_PORT], env=env),
         subprocess.Popen(
-            [python, "-m", "celery", "-A", "config", "worker", "--beat", "--pool", "solo",
-             "--loglevel", "warning"],
+            [python, "-m", "relay.fake_upstream", "--host", "127.0.0.1", "--port", FAKE_PORT],
             env=env,
         ),
         subprocess.Popen(
-            [python, "-m", "uvicorn", "config.asgi:application", "--host", HOST, "--port", PORT,
-             "--lifespan", "on", "--no-access-log"],
+            [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--beat",
+                "--pool",
+                "solo",
+                "--loglevel",
+                "warning",
+            ],
+            env=env,
+        ),
+        subprocess.Popen(
+            [
+                python,
+                "-m",
+                "uvicorn",
+                "config.asgi:application",
+                "--host",
+                HOST,
+                "--port",
+                PORT,
+                "--lifespan",
+                "on",
+                "--no-access-log",
+            ],
             env=env,
         ),
     ]
     time.sleep(1.5)
-    print(f"\n  Baton is running at http://{HOST}:{PORT}/  (the relay is at http://{HOST}:{PORT}/v1)\n", flush=True)
+    print(
+        f"\n  Baton is running at http://{HOST}:{PORT}/  (the relay is at http://{HOST}:{PORT}/v1)\n",
+        flush=True,
+    )
     try:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)

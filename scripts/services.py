@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 class MissingBinary(SystemExit):
@@ -55,25 +56,32 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for_port(port: int, what: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def _wait_for_port(
+    port: int, what: str, proc: subprocess.Popen[bytes], timeout: float = 30
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"{what} exited at start with status {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=0.2),
+        ):
             return
         time.sleep(0.05)
     raise SystemExit(f"{what} did not start listening on port {port}")
 
 
-def _as_postgres() -> dict[str, object]:
+def _as_postgres() -> dict[str, Any]:
     """Popen arguments that drop root to the postgres user."""
     if os.geteuid() != 0:
         return {}
     try:
         entry = pwd.getpwnam("postgres")
     except KeyError as exc:
-        raise MissingBinary("running as root needs the 'postgres' OS user: apt-get install postgresql") from exc
+        raise MissingBinary(
+            "running as root needs the 'postgres' OS user: apt-get install postgresql"
+        ) from exc
     return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
@@ -84,33 +92,60 @@ def postgres(workdir: Path) -> Iterator[str]:
     datadir.mkdir()
     drop = _as_postgres()
     if drop:
-        os.chown(workdir, drop["user"], drop["group"])  # type: ignore[arg-type]
-        os.chown(datadir, drop["user"], drop["group"])  # type: ignore[arg-type]
+        os.chown(workdir, drop["user"], drop["group"])
+        os.chown(datadir, drop["user"], drop["group"])
     subprocess.run(
-        [str(bindir / "initdb"), "-D", str(datadir), "-U", "baton", "--auth=trust", "-E", "UTF8", "--no-sync"],
+        [
+            str(bindir / "initdb"),
+            "-D",
+            str(datadir),
+            "-U",
+            "baton",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
         check=True,
         stdout=subprocess.DEVNULL,
-        **drop,  # type: ignore[arg-type]
+        **drop,
     )
     port = free_port()
     proc = subprocess.Popen(
         [
-            str(bindir / "postgres"), "-D", str(datadir), "-p", str(port), "-k", str(workdir),
-            "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-            "-c", "full_page_writes=off", "-c", "max_connections=300",
+            str(bindir / "postgres"),
+            "-D",
+            str(datadir),
+            "-p",
+            str(port),
+            "-k",
+            str(workdir),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=300",
         ],
         stdout=subprocess.DEVNULL,
         stderr=open(workdir / "postgres.log", "wb"),  # noqa: SIM115
-        **drop,  # type: ignore[arg-type]
+        **drop,
     )
     try:
         _wait_for_port(port, "postgres", proc)
         # The server accepts connections a moment before it accepts logins.
         deadline = time.monotonic() + 20
-        while subprocess.run(
-            [str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "baton"],
-            stdout=subprocess.DEVNULL,
-        ).returncode and time.monotonic() < deadline:
+        while (
+            subprocess.run(
+                [str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "baton"],
+                stdout=subprocess.DEVNULL,
+            ).returncode
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.1)
         subprocess.run(
             [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "baton", "baton"],
@@ -132,8 +167,19 @@ def redis(workdir: Path) -> Iterator[str]:
     redis_dir.mkdir()
     proc = subprocess.Popen(
         [
-            _redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(redis_dir),
-            "--save", "", "--appendonly", "no", "--protected-mode", "yes",
+            _redis_server(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(redis_dir),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "yes",
         ],
         stdout=subprocess.DEVNULL,
     )

@@ -48,7 +48,10 @@ def team_scoped_patterns() -> Iterator[tuple[str, list[str], Any]]:
 def _victim_object_id(name: str, param: str, callback: Any, cast: Cast) -> Any:
     view_class = getattr(callback, "cls", None)
     queryset: models.QuerySet[Any] | None = getattr(view_class, "team_queryset", None)
-    if queryset is not None and param in ("pk", getattr(view_class, "lookup_url_kwarg", None) or "pk"):
+    if queryset is not None and param in (
+        "pk",
+        getattr(view_class, "lookup_url_kwarg", None) or "pk",
+    ):
         obj = queryset.model._default_manager.filter(team=cast.acme).first()
         assert obj is not None, f"no {queryset.model.__name__} of the victim team for {name}"
         return obj.pk
@@ -82,13 +85,17 @@ def test_every_team_scoped_url_is_404_for_an_outsider(populated: Cast) -> None:
     checked = 0
     for name, params, callback in team_scoped_patterns():
         kwargs = {
-            param: cast.acme.pk if param == "team_id" else _victim_object_id(name, param, callback, cast)
+            param: cast.acme.pk
+            if param == "team_id"
+            else _victim_object_id(name, param, callback, cast)
             for param in params
         }
         url = reverse(name, kwargs=kwargs)
         for method in METHODS:
             response = getattr(outsider, method)(url, content_type="application/json")
-            assert response.status_code == 404, f"{method.upper()} {url} ({name}) answered {response.status_code}"
+            assert response.status_code == 404, (
+                f"{method.upper()} {url} ({name}) answered {response.status_code}"
+            )
             assert b"Acme" not in response.content, f"{method.upper()} {url} leaked the team name"
             checked += 1
     assert checked >= 5 * 10

@@ -18,7 +18,7 @@ from accounts.models import Membership, Role, Team
 from accounts.tenancy import get_membership, require_role
 
 
-class TeamScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
+class TeamScopedViewSet(viewsets.GenericViewSet):
     read_role: str = Role.VIEWER
     write_role: str = Role.ADMIN
     team_queryset: models.QuerySet[Any]

@@ -36,7 +36,7 @@ class InvitationSerializer(serializers.ModelSerializer[Invitation]):
 
     class Meta:
         model = Invitation
-        fields = ("id", "email", "role", "status", "created_at", "expires_at")
+        fields: tuple[str, ...] = ("id", "email", "role", "status", "created_at", "expires_at")
         read_only_fields = ("id", "status", "created_at", "expires_at")
 
     def get_status(self, invitation: Invitation) -> str:
@@ -62,7 +62,14 @@ class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
     class Meta:
         model = AuditEvent
         fields = (
-            "id", "created_at", "actor_label", "action", "target_type", "target_id",
-            "target_label", "ip_address", "details",
+            "id",
+            "created_at",
+            "actor_label",
+            "action",
+            "target_type",
+            "target_id",
+            "target_label",
+            "ip_address",
+            "details",
         )
         read_only_fields = fields

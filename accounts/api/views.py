@@ -22,7 +22,7 @@ from accounts.api.serializers import (
     TeamSerializer,
 )
 from accounts.models import AuditEvent, Invitation, Membership, Role, Team
-from accounts.tenancy import get_membership, require_role
+from accounts.tenancy import current_user, get_membership, require_role
 
 
 class MembersOnly:
@@ -40,7 +40,7 @@ class TeamViewSet(
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
     mixins.UpdateModelMixin,
-    viewsets.GenericViewSet,  # type: ignore[type-arg]
+    viewsets.GenericViewSet,
 ):
     """The teams the caller belongs to. A team id the caller is not in is a 404."""
 
@@ -50,13 +50,15 @@ class TeamViewSet(
     def get_queryset(self) -> QuerySet[Team]:
         if getattr(self, "swagger_fake_view", False):
             return Team.objects.none()
-        return Team.objects.filter(memberships__user=self.request.user)
+        return Team.objects.filter(memberships__user=current_user(self.request))
 
     def get_serializer_context(self) -> dict[str, Any]:
         context = super().get_serializer_context()
         if self.request.user.is_authenticated:
             context["roles"] = dict(
-                Membership.objects.filter(user=self.request.user).values_list("team_id", "role")
+                Membership.objects.filter(user=current_user(self.request)).values_list(
+                    "team_id", "role"
+                )
             )
         return context
 
@@ -68,7 +70,9 @@ class TeamViewSet(
 
     def perform_create(self, serializer: TeamSerializer) -> None:  # type: ignore[override]
         serializer.instance = actions.create_team(
-            self.request.user, name=serializer.validated_data["name"], request=self.request  # type: ignore[arg-type]
+            current_user(self.request),
+            name=serializer.validated_data["name"],
+            request=self.request,
         )
 
     def perform_update(self, serializer: TeamSerializer) -> None:  # type: ignore[override]
@@ -99,8 +103,12 @@ class MemberViewSet(
         super().initial(request, *args, **kwargs)
 
     def perform_update(self, serializer: MemberSerializer) -> None:  # type: ignore[override]
+        assert serializer.instance is not None
         actions.change_role(
-            self.membership, serializer.instance, serializer.validated_data["role"], request=self.request  # type: ignore[arg-type]
+            self.membership,
+            serializer.instance,
+            serializer.validated_data["role"],
+            request=self.request,
         )
 
     def perform_destroy(self, instance: Membership) -> None:
@@ -151,7 +159,9 @@ class AcceptInvitationView(APIView):
         serializer = AcceptInvitationSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         membership = actions.accept_invitation(
-            request.user, serializer.validated_data["token"], request=request  # type: ignore[arg-type]
+            current_user(request),
+            serializer.validated_data["token"],
+            request=request,
         )
         return Response(MemberSerializer(membership).data, status=status.HTTP_201_CREATED)
 

@@ -17,7 +17,9 @@ def _invite(cast: Cast, email: str = "dora@example.com", role: str = Role.MEMBER
     return issued.url.rsplit("/invitations/", 1)[1].strip("/")
 
 
-def test_invitation_is_emailed_and_accepted(cast: Cast, mailoutbox: list, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+def test_invitation_is_emailed_and_accepted(
+    cast: Cast, mailoutbox: list, django_capture_on_commit_callbacks
+) -> None:
     with django_capture_on_commit_callbacks(execute=True):
         token = _invite(cast, role=Role.ADMIN)
     assert len(mailoutbox) == 1
@@ -56,7 +58,7 @@ def test_unknown_invitation_token_is_404_not_500(cast: Cast) -> None:
 
 def test_invitation_for_another_address_is_refused(cast: Cast) -> None:
     token = _invite(cast)
-    with pytest.raises(actions.TeamRuleError, match="dora@example.com"):
+    with pytest.raises(actions.TeamRuleError, match=r"dora@example\.com"):
         actions.accept_invitation(cast.charlie, token)
 
 
@@ -86,7 +88,9 @@ def test_inviting_an_existing_member_is_a_form_error(cast: Cast) -> None:
 def test_revoked_invitation_cannot_be_accepted(cast: Cast) -> None:
     token = _invite(cast)
     invitation = Invitation.objects.get()
-    response = client_for(cast.adam).post(reverse("invitation_revoke", args=[cast.acme.pk, invitation.pk]))
+    response = client_for(cast.adam).post(
+        reverse("invitation_revoke", args=[cast.acme.pk, invitation.pk])
+    )
     assert response.status_code == 302
     dora = User.objects.create_user("dora@example.com", "x-sturdy-passphrase-1")
     with pytest.raises(actions.TeamRuleError, match="not valid"):

@@ -33,7 +33,9 @@ def test_member_cannot_change_roles(cast: Cast) -> None:
 
 def test_admin_changes_roles_and_it_is_audited(cast: Cast) -> None:
     bob = cast.membership(cast.bob)
-    client_for(cast.adam).post(reverse("member_role", args=[cast.acme.pk, bob.pk]), {"role": "viewer"})
+    client_for(cast.adam).post(
+        reverse("member_role", args=[cast.acme.pk, bob.pk]), {"role": "viewer"}
+    )
     bob.refresh_from_db()
     assert bob.role == Role.VIEWER
     event = cast.acme.audit_events.get(action="member.role_changed")
@@ -110,7 +112,9 @@ def test_user_creates_a_team_and_switches_to_it(cast: Cast) -> None:
     assert response["Location"] == reverse("team_overview", args=[team.pk])
     switched = client.post(reverse("team_switch"), {"team_id": str(cast.acme.pk)})
     assert switched["Location"] == reverse("team_overview", args=[cast.acme.pk])
-    assert client.get(reverse("dashboard"))["Location"] == reverse("team_overview", args=[cast.acme.pk])
+    assert client.get(reverse("dashboard"))["Location"] == reverse(
+        "team_overview", args=[cast.acme.pk]
+    )
 
 
 def test_switching_to_a_foreign_team_is_404(cast: Cast) -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -9,7 +11,7 @@ from accounts.models import Membership, Role, User
 pytestmark = pytest.mark.django_db
 
 
-def _signup(client: Client, email: str, password: str = "a sturdy passphrase 42") -> object:
+def _signup(client: Client, email: str, password: str = "a sturdy passphrase 42") -> Any:
     return client.post(
         reverse("account_signup"), {"email": email, "password1": password, "password2": password}
     )
@@ -56,7 +58,8 @@ def test_login_and_logout() -> None:
     User.objects.create_user("gina@example.com", "a sturdy passphrase 42")
     client = Client()
     response = client.post(
-        reverse("account_login"), {"login": "gina@example.com", "password": "a sturdy passphrase 42"}
+        reverse("account_login"),
+        {"login": "gina@example.com", "password": "a sturdy passphrase 42"},
     )
     assert response.status_code == 302
     assert client.get(reverse("dashboard")).status_code == 302

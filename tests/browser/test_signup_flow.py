@@ -52,7 +52,10 @@ def test_sign_up_create_team_and_invite(page_factory: Any, mailoutbox: list[Any]
     teammate.goto(link)
     teammate.click("[data-test=invitation-accept]")
     teammate.wait_for_url(re.compile(r"/t/[0-9a-f-]+/$"))
-    assert Membership.objects.get(user__email="teammate@example.com", team=invitation.team).role == "admin"
+    assert (
+        Membership.objects.get(user__email="teammate@example.com", team=invitation.team).role
+        == "admin"
+    )
 
 
 def test_pages_speak_simplified_chinese(page_factory: Any) -> None:

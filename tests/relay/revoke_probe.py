@@ -15,7 +15,7 @@ import time
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("BATON_TESTING", "1")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -33,7 +33,9 @@ async def main(presented: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         key = await cache.key(presented)
-        state = "ok" if key is not None and key.refusal("127.0.0.1", time.time()) is None else "refused"
+        state = (
+            "ok" if key is not None and key.refusal("127.0.0.1", time.time()) is None else "refused"
+        )
         if state != last:
             print(f"{state} {time.time():.3f}", flush=True)
             last = state

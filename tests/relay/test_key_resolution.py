@@ -69,7 +69,10 @@ def test_revoke_is_seen_by_another_process_within_a_second(team: Any, redis_clie
     }
     probe = subprocess.Popen(
         [sys.executable, "-m", "tests.relay.revoke_probe", presented],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert probe.stdout is not None

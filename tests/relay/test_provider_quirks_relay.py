@@ -14,7 +14,8 @@ import pytest
 from tests.relay.conftest import Relay, make_credential, make_route
 from tests.relay.test_relay_sdk import usage_events
 
-MESSAGES = [{"role": "user", "content": "quirky providers everywhere"}]
+# Typed loosely: the SDK's TypedDicts add nothing to these tests.
+MESSAGES: Any = [{"role": "user", "content": "quirky providers everywhere"}]
 
 
 @pytest.mark.parametrize(
@@ -28,12 +29,17 @@ MESSAGES = [{"role": "user", "content": "quirky providers everywhere"}]
         ("minimax", "/minimax/v1"),  # refuses stream_options
     ],
 )
-def test_streamed_usage_is_exact(relay: Relay, fake: Any, redis_client: Any, provider: str, path: str) -> None:
+def test_streamed_usage_is_exact(
+    relay: Relay, fake: Any, redis_client: Any, provider: str, path: str
+) -> None:
     credential = make_credential(relay.team, provider, fake.base_url + path, provider=provider)
     make_route(relay.team, f"{provider}-chat", (credential, "some-model", 0))
     chunks = list(
         relay.client().chat.completions.create(
-            model=f"{provider}-chat", messages=MESSAGES, max_tokens=6, stream=True,
+            model=f"{provider}-chat",
+            messages=MESSAGES,
+            max_tokens=6,
+            stream=True,
             stream_options={"include_usage": True},
         )
     )
@@ -45,7 +51,9 @@ def test_streamed_usage_is_exact(relay: Relay, fake: Any, redis_client: Any, pro
 
 
 def test_minimax_error_in_a_200_body_is_a_real_error(relay: Relay, fake: Any) -> None:
-    credential = make_credential(relay.team, "minimax-broke", f"{fake.base_url}/_f/status=402/minimax/v1", provider="minimax")
+    credential = make_credential(
+        relay.team, "minimax-broke", f"{fake.base_url}/_f/status=402/minimax/v1", provider="minimax"
+    )
     make_route(relay.team, "mm", (credential, "MiniMax-M2", 0))
     with pytest.raises(openai.RateLimitError) as error:
         relay.client().chat.completions.create(model="mm", messages=MESSAGES)
@@ -64,7 +72,9 @@ def test_gemini_error_array_becomes_an_openai_error(relay: Relay, fake: Any) -> 
 
 
 def test_gemini_rejected_fields_are_dropped(relay: Relay, fake: Any) -> None:
-    credential = make_credential(relay.team, "gem2", fake.base_url + "/gemini/v1beta/openai", provider="gemini")
+    credential = make_credential(
+        relay.team, "gem2", fake.base_url + "/gemini/v1beta/openai", provider="gemini"
+    )
     make_route(relay.team, "gem2", (credential, "gemini-2.5-flash", 0))
     completion = relay.client().chat.completions.create(
         model="gem2", messages=MESSAGES, extra_body={"web_search_options": {}}

@@ -13,7 +13,8 @@ import pytest
 from relay.metering import STREAM_KEY, UsageEvent
 from tests.relay.conftest import Relay, make_credential, make_key, make_route
 
-MESSAGES = [{"role": "user", "content": "Say hello to the relay"}]
+# Typed loosely: the SDK's TypedDicts add nothing to these tests.
+MESSAGES: Any = [{"role": "user", "content": "Say hello to the relay"}]
 
 
 def usage_events(redis_client: Any, expected: int, timeout: float = 3.0) -> list[UsageEvent]:
@@ -26,7 +27,9 @@ def usage_events(redis_client: Any, expected: int, timeout: float = 3.0) -> list
 
 
 def test_chat_completion_non_streaming(relay: Relay, redis_client: Any) -> None:
-    raw = relay.client().chat.completions.with_raw_response.create(model="gpt-4o", messages=MESSAGES, max_tokens=5)
+    raw = relay.client().chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=MESSAGES, max_tokens=5
+    )
     completion = raw.parse()
     assert completion.choices[0].message.content
     assert completion.usage is not None and completion.usage.completion_tokens == 5
@@ -43,7 +46,11 @@ def test_chat_completion_non_streaming(relay: Relay, redis_client: Any) -> None:
 
 def test_streaming_with_usage(relay: Relay, redis_client: Any) -> None:
     stream = relay.client().chat.completions.create(
-        model="gpt-4o", messages=MESSAGES, max_tokens=7, stream=True, stream_options={"include_usage": True}
+        model="gpt-4o",
+        messages=MESSAGES,
+        max_tokens=7,
+        stream=True,
+        stream_options={"include_usage": True},
     )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -54,8 +61,14 @@ def test_streaming_with_usage(relay: Relay, redis_client: Any) -> None:
     assert event.ttfb_ms is not None
 
 
-def test_streaming_without_usage_hides_it_but_still_meters(relay: Relay, redis_client: Any, fake: Any) -> None:
-    chunks = list(relay.client().chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=4, stream=True))
+def test_streaming_without_usage_hides_it_but_still_meters(
+    relay: Relay, redis_client: Any, fake: Any
+) -> None:
+    chunks = list(
+        relay.client().chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, max_tokens=4, stream=True
+        )
+    )
     assert all(c.usage is None for c in chunks)
     # Baton asked the upstream for usage anyway.
     assert fake.requests()[-1]["body"]["stream_options"] == {"include_usage": True}
@@ -64,13 +77,27 @@ def test_streaming_without_usage_hides_it_but_still_meters(relay: Relay, redis_c
 
 
 def test_tool_calls_stream(relay: Relay) -> None:
-    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}]
-    chunks = list(relay.client().chat.completions.create(model="gpt-4o", messages=MESSAGES, tools=tools, stream=True))
+    tools: Any = [
+        {
+            "type": "function",
+            "function": {
+                "name": "lookup",
+                "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+            },
+        }
+    ]
+    chunks = list(
+        relay.client().chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, tools=tools, stream=True
+        )
+    )
     calls = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
-    assert calls[0].function.name == "lookup"
-    arguments = "".join(tc.function.arguments or "" for tc in calls)
+    assert calls[0].function is not None and calls[0].function.name == "lookup"
+    arguments = "".join(tc.function.arguments or "" for tc in calls if tc.function)
     assert orjson.loads(arguments) == {"q": "Say"}
-    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
+    assert [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ] == ["tool_calls"]
 
 
 def test_embeddings_and_models(relay: Relay) -> None:
@@ -88,23 +115,34 @@ def test_embeddings_and_models(relay: Relay) -> None:
 
 def test_key_may_arrive_in_other_headers(relay: Relay) -> None:
     for header in ("api-key", "x-api-key"):
-        response = httpx.post(relay.base_url + "/v1/chat/completions", headers={header: relay.key},
-                              json={"model": "gpt-4o", "messages": MESSAGES})
+        response = httpx.post(
+            relay.base_url + "/v1/chat/completions",
+            headers={header: relay.key},
+            json={"model": "gpt-4o", "messages": MESSAGES},
+        )
         assert response.status_code == 200, response.text
 
 
 def test_error_shapes(relay: Relay, settings: Any) -> None:
     with pytest.raises(openai.AuthenticationError) as bad_key:
-        relay.client(key="sk-baton-" + "x" * 32).chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        relay.client(key="sk-baton-" + "x" * 32).chat.completions.create(
+            model="gpt-4o", messages=MESSAGES
+        )
     assert bad_key.value.code == "invalid_api_key"
     with pytest.raises(openai.NotFoundError) as unknown:
         relay.client().chat.completions.create(model="no-such-model", messages=MESSAGES)
     assert unknown.value.code == "model_not_found"
-    invalid = httpx.post(relay.base_url + "/v1/chat/completions", content=b"{nope",
-                         headers={"authorization": f"Bearer {relay.key}"})
+    invalid = httpx.post(
+        relay.base_url + "/v1/chat/completions",
+        content=b"{nope",
+        headers={"authorization": f"Bearer {relay.key}"},
+    )
     assert invalid.status_code == 400 and invalid.json()["error"]["code"] == "invalid_json"
-    huge = httpx.post(relay.base_url + "/v1/chat/completions", content=b"x" * (settings.BATON_MAX_BODY_BYTES + 1),
-                      headers={"authorization": f"Bearer {relay.key}"})
+    huge = httpx.post(
+        relay.base_url + "/v1/chat/completions",
+        content=b"x" * (settings.BATON_MAX_BODY_BYTES + 1),
+        headers={"authorization": f"Bearer {relay.key}"},
+    )
     assert huge.status_code == 413 and huge.json()["error"]["code"] == "request_too_large"
 
 
@@ -118,7 +156,9 @@ def test_key_limited_to_models(relay: Relay) -> None:
 
 
 def test_rejected_provider_credential_is_an_upstream_failure(relay: Relay, fake: Any) -> None:
-    bad = make_credential(relay.team, "revoked upstream", fake.base_url + "/v1", secret="bad-upstream-key-9999")
+    bad = make_credential(
+        relay.team, "revoked upstream", fake.base_url + "/v1", secret="bad-upstream-key-9999"
+    )
     make_route(relay.team, "only-bad", (bad, "demo-chat", 0))
     with pytest.raises(openai.APIStatusError) as failure:
         relay.client().chat.completions.create(model="only-bad", messages=MESSAGES)
@@ -128,11 +168,15 @@ def test_rejected_provider_credential_is_an_upstream_failure(relay: Relay, fake:
 
 
 @pytest.mark.parametrize("directive", ["status=500", "status=429,retry_after=1", "latency_ms=5000"])
-def test_falls_over_to_the_next_target(relay: Relay, fake: Any, redis_client: Any, directive: str) -> None:
+def test_falls_over_to_the_next_target(
+    relay: Relay, fake: Any, redis_client: Any, directive: str
+) -> None:
     broken = make_credential(relay.team, "broken", f"{fake.base_url}/_f/{directive}/v1")
     healthy = make_credential(relay.team, "healthy", fake.base_url + "/v1")
     make_route(relay.team, "resilient", (broken, "demo-chat", 0), (healthy, "demo-fast", 1))
-    raw = relay.client().chat.completions.with_raw_response.create(model="resilient", messages=MESSAGES)
+    raw = relay.client().chat.completions.with_raw_response.create(
+        model="resilient", messages=MESSAGES
+    )
     assert raw.http_response.status_code == 200
     assert raw.headers["x-baton-model"] == "demo-fast"
     [event] = usage_events(redis_client, 1)
@@ -148,12 +192,17 @@ def test_no_retry_on_a_request_error(relay: Relay, fake: Any) -> None:
     assert [r["path"] for r in fake.requests()].count("/v1/chat/completions") == 0
 
 
-def test_client_disconnect_cancels_upstream_and_meters_estimate(relay: Relay, fake: Any, redis_client: Any) -> None:
+def test_client_disconnect_cancels_upstream_and_meters_estimate(
+    relay: Relay, fake: Any, redis_client: Any
+) -> None:
     slow = make_credential(relay.team, "slow", f"{fake.base_url}/_f/chunk_ms=200,chunks=50/v1")
     make_route(relay.team, "slow", (slow, "demo-chat", 0))
-    with httpx.stream("POST", relay.base_url + "/v1/chat/completions",
-                      headers={"authorization": f"Bearer {relay.key}"},
-                      json={"model": "slow", "messages": MESSAGES, "stream": True}) as response:
+    with httpx.stream(
+        "POST",
+        relay.base_url + "/v1/chat/completions",
+        headers={"authorization": f"Bearer {relay.key}"},
+        json={"model": "slow", "messages": MESSAGES, "stream": True},
+    ) as response:
         received = 0
         for line in response.iter_lines():
             if line.startswith("data: "):

@@ -13,7 +13,8 @@ from django.db.backends import utils
 
 from tests.relay.conftest import Relay
 
-MESSAGES = [{"role": "user", "content": "warm"}]
+# Typed loosely: the SDK's TypedDicts add nothing to these tests.
+MESSAGES: Any = [{"role": "user", "content": "warm"}]
 
 
 class QueryCounter:
@@ -36,7 +37,9 @@ class QueryCounter:
 def queries(monkeypatch: pytest.MonkeyPatch) -> Iterator[QueryCounter]:
     counter = QueryCounter()
     monkeypatch.setattr(utils.CursorWrapper, "execute", counter.wrap(utils.CursorWrapper.execute))
-    monkeypatch.setattr(utils.CursorWrapper, "executemany", counter.wrap(utils.CursorWrapper.executemany))
+    monkeypatch.setattr(
+        utils.CursorWrapper, "executemany", counter.wrap(utils.CursorWrapper.executemany)
+    )
     yield counter
 
 

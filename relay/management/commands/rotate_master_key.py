@@ -26,7 +26,9 @@ class Command(BaseCommand):
         ring = keyring()
         primary = ring.primary_id
         rewrapped = skipped = 0
-        for team_id in Team.objects.exclude(wrapped_data_key="").values_list("pk", flat=True).iterator():
+        for team_id in (
+            Team.objects.exclude(wrapped_data_key="").values_list("pk", flat=True).iterator()
+        ):
             with transaction.atomic():
                 team = Team.objects.select_for_update().get(pk=team_id)
                 old_id = envelope.wrapped_key_master_id(team.wrapped_data_key)

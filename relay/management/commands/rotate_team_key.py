@@ -40,10 +40,15 @@ class Command(BaseCommand):
             new_dek = envelope.generate_data_key()
             for credential in credentials:
                 credential.secret_ciphertext = envelope.encrypt_secret(
-                    new_dek, plaintexts[credential.pk], team_id=str(team.pk), credential_id=str(credential.pk)
+                    new_dek,
+                    plaintexts[credential.pk],
+                    team_id=str(team.pk),
+                    credential_id=str(credential.pk),
                 )
                 credential.save(update_fields=["secret_ciphertext", "updated_at"])
             team.wrapped_data_key = envelope.wrap_data_key(keyring(), new_dek, team_id=str(team.pk))
             team.save(update_fields=["wrapped_data_key"])
             audit.record(team, None, "team.data_key_rotated", team, credentials=len(credentials))
-        self.stdout.write(f"Re-encrypted {len(credentials)} secret(s) of team {team.pk} under a new data key.")
+        self.stdout.write(
+            f"Re-encrypted {len(credentials)} secret(s) of team {team.pk} under a new data key."
+        )

@@ -1,0 +1,158 @@
+"""The management API: personal access tokens, teams, members, invitations, audit."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from accounts import tokens
+from accounts.api.auth import PAT_PREFIX
+from accounts.models import Invitation, Membership, PersonalAccessToken, Role, User
+from tests.conftest import Cast, client_for
+
+
+def token_for(user: User) -> str:
+    issued = tokens.issue(PAT_PREFIX)
+    PersonalAccessToken.objects.create(
+        user=user, name="script", lookup=issued.lookup, digest=issued.digest, last4=issued.last4
+    )
+    return issued.token
+
+
+def api(user: User) -> Client:
+    return Client(headers={"authorization": f"Bearer {token_for(user)}"})
+
+
+def test_token_lists_only_my_teams(cast: Cast) -> None:
+    response = api(cast.bob).get("/api/teams/")
+    assert response.status_code == 200
+    names = {team["name"]: team["role"] for team in response.json()["results"]}
+    assert names == {"Acme": "member", "bob": "owner"}
+
+
+def test_bad_or_revoked_token_is_401_json(cast: Cast) -> None:
+    response = Client(headers={"authorization": "Bearer baton_pat_nope"}).get("/api/teams/")
+    assert response.status_code == 401
+    assert response.json()["error"]["type"] == "authentication_failed"
+    token = token_for(cast.bob)
+    PersonalAccessToken.objects.update(revoked_at="2020-01-01T00:00:00Z")
+    assert (
+        Client(headers={"authorization": f"Bearer {token}"}).get("/api/teams/").status_code == 401
+    )
+
+
+def test_tokens_are_stored_as_digests(cast: Cast) -> None:
+    token = token_for(cast.bob)
+    stored = PersonalAccessToken.objects.get()
+    assert token not in (stored.digest, stored.lookup) and stored.last4 == token[-4:]
+
+
+def test_create_team_and_rename(cast: Cast) -> None:
+    client = api(cast.bob)
+    created = client.post("/api/teams/", {"name": "Bob Labs"}, content_type="application/json")
+    assert created.status_code == 201 and created.json()["name"] == "Bob Labs"
+    team_id = created.json()["id"]
+    renamed = client.patch(
+        f"/api/teams/{team_id}/", {"name": "Bob Labs 2"}, content_type="application/json"
+    )
+    assert renamed.status_code == 200 and renamed.json()["name"] == "Bob Labs 2"
+
+
+def test_overlong_name_is_a_field_error(cast: Cast) -> None:
+    response = api(cast.bob).post(
+        "/api/teams/", {"name": "x" * 81}, content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert "name" in response.json()["error"]["fields"]
+
+
+def test_invite_through_the_api_returns_the_link_once(cast: Cast) -> None:
+    url = f"/api/teams/{cast.acme.pk}/invitations/"
+    response = api(cast.adam).post(
+        url, {"email": "new@example.com", "role": "viewer"}, content_type="application/json"
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert body["status"] == "pending" and "/invitations/" in body["url"]
+    listed = api(cast.adam).get(url).json()["results"]
+    assert "url" not in listed[0]
+
+
+def test_viewer_cannot_invite_via_api(cast: Cast) -> None:
+    response = api(cast.vera).post(
+        f"/api/teams/{cast.acme.pk}/invitations/",
+        {"email": "x@example.com"},
+        content_type="application/json",
+    )
+    assert response.status_code == 403
+    assert response.json()["error"]["type"] == "permission_denied"
+    assert not Invitation.objects.exists()
+
+
+def test_rule_violations_are_400_with_a_message(cast: Cast) -> None:
+    alice = Membership.objects.get(team=cast.acme, user=cast.alice)
+    response = api(cast.alice).patch(
+        f"/api/teams/{cast.acme.pk}/members/{alice.pk}/",
+        {"role": "admin"},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "rule_violation"
+    assert "owner" in response.json()["error"]["message"]
+
+
+def test_accept_invitation_via_api(cast: Cast) -> None:
+    from accounts import actions
+
+    issued = actions.invite(cast.membership(cast.alice), email="api@example.com", role=Role.MEMBER)
+    token = issued.url.rstrip("/").rsplit("/", 1)[1]
+    newcomer = User.objects.create_user("api@example.com", "x-sturdy-passphrase-1")
+    response = api(newcomer).post(
+        "/api/invitations/accept/", {"token": token}, content_type="application/json"
+    )
+    assert response.status_code == 201 and response.json()["role"] == "member"
+    again = api(newcomer).post(
+        "/api/invitations/accept/", {"token": token}, content_type="application/json"
+    )
+    assert again.status_code == 400
+
+
+def test_invalid_json_is_a_json_400(cast: Cast) -> None:
+    response = api(cast.bob).post("/api/teams/", "{nope", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request"
+
+
+def test_session_api_requires_csrf(cast: Cast) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(cast.bob)
+    response = client.post("/api/teams/", {"name": "no csrf"}, content_type="application/json")
+    assert response.status_code == 403
+    assert response.json()["error"]["type"] == "permission_denied"
+
+
+def test_audit_log_via_api_is_for_admins(cast: Cast) -> None:
+    url = f"/api/teams/{cast.acme.pk}/audit-events/"
+    assert api(cast.bob).get(url).status_code == 403
+    events = api(cast.alice).get(url).json()["results"]
+    assert events[0]["action"] == "team.created"
+
+
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/"])
+def test_schema_and_docs(cast: Cast, path: str) -> None:
+    assert client_for(cast.bob).get(path).status_code == 200
+
+
+def test_access_token_page_shows_the_token_once(cast: Cast) -> None:
+    client = client_for(cast.bob)
+    response = client.post(reverse("access_tokens"), {"name": "ci"})
+    stored = PersonalAccessToken.objects.get(user=cast.bob)
+    body = response.content.decode()
+    assert PAT_PREFIX in body and stored.last4 in body
+    again = client.get(reverse("access_tokens")).content.decode()
+    shown = re.findall(PAT_PREFIX + r"[A-Za-z0-9]{32}", body)
+    assert shown and shown[0].endswith(stored.last4)
+    assert shown[0] not in again
