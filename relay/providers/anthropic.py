@@ -24,14 +24,13 @@ refused at build time with a 400 ``unsupported_endpoint``.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from relay.tokens import text_token_units, units_to_tokens
+from relay.tokens import text_token_units
 
 from .anthropic_convert import (
     finish_reason,
@@ -45,9 +44,9 @@ from .errors import (
     error_from_response,
     load_json_object,
     malformed_chunk_error,
-    oversized_event_error,
 )
-from .sse import DONE_EVENT, EventSplitter, event_fields
+from .sse import DONE_EVENT, event_fields
+from .translator import TranslatorBase
 from .usage import usage_from_anthropic
 
 DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
@@ -114,33 +113,20 @@ class AnthropicAdapter:
         return AnthropicStreamTranslator(client_wants_usage=client_wants_usage, created=int(_now()))
 
 
-class AnthropicStreamTranslator:
+class AnthropicStreamTranslator(TranslatorBase):
     __slots__ = (
         "_cache_read",
         "_cache_write",
-        "_closed",
         "_created",
         "_final_usage_seen",
         "_head",
         "_input",
         "_output",
-        "_splitter",
         "_tool_index",
-        "_units",
-        "_wants_usage",
-        "completion_chars",
-        "error",
-        "saw_done",
-        "usage",
     )
 
     def __init__(self, *, client_wants_usage: bool, created: int) -> None:
-        self.usage: Usage | None = None
-        self.completion_chars = 0
-        self.error: UpstreamError | None = None
-        self.saw_done = False
-        self._splitter = EventSplitter()
-        self._wants_usage = client_wants_usage
+        super().__init__(client_wants_usage=client_wants_usage)
         self._created = created
         self._head = self._chunk_head("", "")
         self._tool_index: dict[Any, int] = {}  # content block index -> tool_calls index
@@ -149,45 +135,15 @@ class AnthropicStreamTranslator:
         self._cache_write = 0
         self._output = 0
         self._final_usage_seen = False
-        self._closed = False
-        self._units = 0
 
-    @property
-    def estimated_completion_tokens(self) -> int:
-        return units_to_tokens(self._units)
+    def _completion_reported(self) -> bool:
+        return self._final_usage_seen
 
-    def feed(self, data: bytes) -> bytes:
-        if self._closed:
-            return b""
-        out = [self._handle(raw) for raw in self._splitter.feed(data)]
-        if self._splitter.overflow and not self._closed:
-            out.append(self._fail(oversized_event_error()))
-        return b"".join(out)
-
-    def finish(self) -> bytes:
-        if self._closed:
-            return b""
-        tail = self._splitter.take_tail()
-        out = self._handle(tail) if tail.strip() else b""
-        if self._closed:
-            return out
-        return out + self._end()
-
-    def settle_usage(self, prompt_tokens_estimate: int) -> Usage:
-        estimate = self.estimated_completion_tokens
-        if self.usage is None:
-            return Usage(
-                prompt_tokens=prompt_tokens_estimate, completion_tokens=estimate, estimated=True
-            )
-        if not self._final_usage_seen:
-            # Cut before message_delta: message_start's output_tokens (usually
-            # 1) says nothing about what was generated since.
-            return dataclasses.replace(
-                self.usage,
-                completion_tokens=max(self.usage.completion_tokens, estimate),
-                estimated=True,
-            )
-        return dataclasses.replace(self.usage)
+    def _partial_completion(self, estimate: int) -> int:
+        # Cut before message_delta: message_start's output_tokens (usually 1)
+        # says nothing about what was generated since.
+        assert self.usage is not None
+        return max(self.usage.completion_tokens, estimate)
 
     def _handle(self, raw: bytes) -> bytes:
         if self._closed:

@@ -36,7 +36,6 @@ idle timeouts in proxies and client SDKs from killing a long-queued request.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -51,10 +50,10 @@ from .errors import (
     error_from_response,
     load_json_object,
     malformed_chunk_error,
-    oversized_event_error,
 )
 from .quirks import Quirks, apply_quirks, quirks_for, upstream_model
-from .sse import DONE_EVENT, EventSplitter, event_fields
+from .sse import DONE_EVENT, event_fields
+from .translator import TranslatorBase
 from .usage import usage_from_openai
 
 PATHS: dict[str, str] = {
@@ -143,79 +142,35 @@ class OpenAICompatAdapter:
         )
 
 
-class OpenAIStreamTranslator:
+class OpenAIStreamTranslator(TranslatorBase):
     """Pass-through translation of an OpenAI-style SSE stream (see the module docstring)."""
 
     __slots__ = (
-        "_closed",
         "_completion_known",
         "_created",
         "_id",
         "_model",
         "_object",
-        "_splitter",
-        "_units",
         "_usage_chunk_sent",
-        "_wants_usage",
-        "completion_chars",
-        "error",
-        "saw_done",
-        "usage",
     )
 
     def __init__(
         self, *, client_wants_usage: bool, chunk_object: str = "chat.completion.chunk"
     ) -> None:
-        self.usage: Usage | None = None
-        self.completion_chars = 0
-        self.error: UpstreamError | None = None
-        self.saw_done = False
-        self._splitter = EventSplitter()
-        self._wants_usage = client_wants_usage
+        super().__init__(client_wants_usage=client_wants_usage)
         self._object = chunk_object
-        self._closed = False
         self._usage_chunk_sent = False
         self._completion_known = True
-        self._units = 0  # estimated completion tokens x 4
         self._id = ""
         self._created = 0
         self._model = ""
 
-    @property
-    def estimated_completion_tokens(self) -> int:
-        return units_to_tokens(self._units)
+    def _completion_reported(self) -> bool:
+        return self._completion_known
 
-    def feed(self, data: bytes) -> bytes:
-        if self._closed:
-            return b""
-        out = [self._handle(raw) for raw in self._splitter.feed(data)]
-        if self._splitter.overflow and not self._closed:
-            out.append(self._fail(oversized_event_error()))
-        return b"".join(out)
-
-    def finish(self) -> bytes:
-        if self._closed:
-            return b""
-        tail = self._splitter.take_tail()
-        # Tolerate a last event without its blank line ("data: [DONE]" at EOF).
-        out = self._handle(tail) if tail.strip() else b""
-        if self._closed:
-            return out
-        return out + self._end()
-
-    def settle_usage(self, prompt_tokens_estimate: int) -> Usage:
-        estimate = self.estimated_completion_tokens
-        if self.usage is None:
-            return Usage(
-                prompt_tokens=prompt_tokens_estimate, completion_tokens=estimate, estimated=True
-            )
-        if not self._completion_known:
-            return dataclasses.replace(
-                self.usage,
-                completion_tokens=max(estimate, self.usage.reasoning_tokens),
-                estimated=True,
-            )
-        return dataclasses.replace(self.usage)
+    def _partial_completion(self, estimate: int) -> int:
+        assert self.usage is not None
+        return max(estimate, self.usage.reasoning_tokens)
 
     def _handle(self, raw: bytes) -> bytes:
         if self._closed:
