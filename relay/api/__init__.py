@@ -1,0 +1,1 @@
+"""Management API for provider credentials, team API keys and the provider catalog."""

@@ -1,0 +1,285 @@
+"""Serializers for credentials, API keys and the catalog.
+
+Input rules are the pages' (``relay.forms``, ``accounts.apikey_forms``), so a
+bad value gets the same message in both places. Secrets are write-only: a
+response carries ``secret_last4``, and an API key's ``key`` appears only in
+the response that created it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from accounts import apikey_forms
+from accounts.models import ApiKey, Team
+from relay import forms as rules
+from relay.models import Provider, ProviderCredential
+from relay.secrets import MAX_SECRET_LENGTH
+
+
+def _field_errors(exc: DjangoValidationError, default_field: str) -> serializers.ValidationError:
+    if hasattr(exc, "error_dict"):
+        return serializers.ValidationError(
+            {
+                field: [str(m) for e in errors for m in e.messages]
+                for field, errors in exc.error_dict.items()
+            }
+        )
+    return serializers.ValidationError({default_field: exc.messages})
+
+
+class ProviderSerializer(serializers.ModelSerializer[Provider]):
+    class Meta:
+        model = Provider
+        fields = (
+            "slug",
+            "name",
+            "family",
+            "regions",
+            "default_region",
+            "known_models",
+            "embedding_models",
+            "has_models_endpoint",
+            "requires_base_url",
+            "key_optional",
+            "is_demo",
+            "docs_url",
+        )
+        read_only_fields = fields
+
+
+class CredentialSerializer(serializers.ModelSerializer[ProviderCredential]):
+    provider = serializers.SlugRelatedField(
+        slug_field="slug",
+        queryset=rules.provider_choices(),
+        error_messages={"does_not_exist": "Unknown provider {value!r}: see /api/providers/."},
+    )
+    provider_name = serializers.CharField(source="provider.name", read_only=True)
+    name = serializers.CharField(max_length=200)
+    region = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+    base_url = serializers.CharField(max_length=4096, required=False, allow_blank=True, default="")
+    secret = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        default="",
+        help_text=f"The provider's API key (at most {MAX_SECRET_LENGTH} characters). Write-only.",
+    )
+    extras = serializers.DictField(required=False, default=dict)
+    effective_base_url = serializers.SerializerMethodField()
+    created_by = serializers.EmailField(source="created_by.email", read_only=True, allow_null=True)
+
+    class Meta:
+        model = ProviderCredential
+        fields: tuple[str, ...] = (
+            "id",
+            "name",
+            "provider",
+            "provider_name",
+            "region",
+            "base_url",
+            "effective_base_url",
+            "secret",
+            "secret_last4",
+            "extras",
+            "enabled",
+            "status",
+            "status_reason",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "last_tested_at",
+            "last_test_ok",
+            "last_test_message",
+        )
+        read_only_fields = (
+            "id",
+            "secret_last4",
+            "status",
+            "status_reason",
+            "created_at",
+            "updated_at",
+            "last_tested_at",
+            "last_test_ok",
+            "last_test_message",
+        )
+
+    def get_effective_base_url(self, credential: ProviderCredential) -> str:
+        return credential.effective_base_url()
+
+    @property
+    def team(self) -> Team:
+        team: Team = self.context["team"]
+        return team
+
+    def validate_name(self, name: str) -> str:
+        exclude = self.instance if isinstance(self.instance, ProviderCredential) else None
+        return rules.clean_name(self.team, name, exclude=exclude)
+
+    def validate_base_url(self, url: str) -> str:
+        return rules.clean_base_url(url) if url.strip() else ""
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        provider: Provider = attrs["provider"]
+        try:
+            attrs["region"], attrs["base_url"] = rules.clean_location(
+                provider, attrs.get("region", ""), attrs.get("base_url", "")
+            )
+        except DjangoValidationError as exc:
+            raise _field_errors(exc, "base_url") from None
+        try:
+            attrs["secret"] = rules.clean_secret(provider, attrs.get("secret", ""))
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError({"secret": exc.messages}) from None
+        try:
+            attrs["extras"] = rules.clean_extras(provider, attrs.get("extras") or {})
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(
+                {"extras": _field_errors(exc, "extras").detail}
+            ) from None
+        return attrs
+
+
+class CredentialUpdateSerializer(CredentialSerializer):
+    """PATCH: everything but the provider and the secret (see ``.../secret/``)."""
+
+    provider = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    secret = None  # type: ignore[assignment]
+
+    class Meta(CredentialSerializer.Meta):
+        fields = tuple(f for f in CredentialSerializer.Meta.fields if f != "secret")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "secret" in self.initial_data:
+            raise serializers.ValidationError(
+                {"secret": ["Replace a secret with POST .../credentials/<id>/secret/."]}
+            )
+        credential: ProviderCredential = self.instance  # type: ignore[assignment]
+        provider = credential.provider
+        if "region" in attrs or "base_url" in attrs:
+            try:
+                attrs["region"], attrs["base_url"] = rules.clean_location(
+                    provider,
+                    attrs.get("region", credential.region),
+                    attrs.get("base_url", credential.base_url),
+                )
+            except DjangoValidationError as exc:
+                raise _field_errors(exc, "base_url") from None
+        if "extras" in attrs:
+            try:
+                attrs["extras"] = rules.clean_extras(provider, attrs["extras"] or {})
+            except DjangoValidationError as exc:
+                raise serializers.ValidationError(
+                    {"extras": _field_errors(exc, "extras").detail}
+                ) from None
+        return attrs
+
+
+class SecretSerializer(serializers.Serializer[Any]):
+    secret = serializers.CharField(write_only=True, allow_blank=True, trim_whitespace=False)
+
+    def validate_secret(self, secret: str) -> str:
+        provider: Provider = self.context["provider"]
+        return rules.clean_secret(provider, secret)
+
+
+class CredentialTestSerializer(serializers.Serializer[Any]):
+    ok = serializers.BooleanField()
+    message = serializers.CharField()
+    latency_ms = serializers.IntegerField(allow_null=True)
+    tested_at = serializers.DateTimeField()
+
+
+class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
+    name = serializers.CharField(max_length=200)
+    masked_key = serializers.CharField(source="masked", read_only=True)
+    allowed_models = serializers.ListField(
+        child=serializers.CharField(max_length=200, trim_whitespace=True),
+        required=False,
+        help_text="Model names or aliases this key may use; empty means all.",
+    )
+    ip_allowlist = serializers.ListField(
+        child=serializers.CharField(max_length=100),
+        required=False,
+        help_text="CIDR blocks the key may be used from; empty means any address.",
+    )
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    rpm_limit = serializers.IntegerField(required=False, allow_null=True)
+    tpm_limit = serializers.IntegerField(required=False, allow_null=True)
+    budget_limit = serializers.DecimalField(
+        max_digits=14, decimal_places=4, required=False, allow_null=True
+    )
+    status = serializers.SerializerMethodField()
+    created_by = serializers.EmailField(source="created_by.email", read_only=True, allow_null=True)
+    revoked_by = serializers.EmailField(source="revoked_by.email", read_only=True, allow_null=True)
+
+    class Meta:
+        model = ApiKey
+        fields: tuple[str, ...] = (
+            "id",
+            "name",
+            "masked_key",
+            "last4",
+            "status",
+            "allowed_models",
+            "expires_at",
+            "ip_allowlist",
+            "rpm_limit",
+            "tpm_limit",
+            "budget_limit",
+            "budget_period",
+            "created_by",
+            "created_at",
+            "last_used_at",
+            "revoked_at",
+            "revoked_by",
+        )
+        read_only_fields = ("id", "last4", "created_at", "last_used_at", "revoked_at")
+
+    def get_status(self, api_key: ApiKey) -> str:
+        if api_key.revoked_at is not None:
+            return "revoked"
+        return "active" if api_key.is_active else "expired"
+
+    def _existing(self) -> ApiKey | None:
+        return self.instance if isinstance(self.instance, ApiKey) else None
+
+    def validate_name(self, name: str) -> str:
+        return apikey_forms.clean_name(self.context["team"], name, exclude=self._existing())
+
+    def validate_allowed_models(self, models: list[str]) -> list[str]:
+        return apikey_forms.clean_allowed_models(models)
+
+    def validate_ip_allowlist(self, entries: list[str]) -> list[str]:
+        return apikey_forms.clean_ip_allowlist(entries)
+
+    def validate_expires_at(self, expires_at: datetime | None) -> datetime | None:
+        existing = self._existing()
+        return apikey_forms.clean_expiry(
+            expires_at, unchanged=existing.expires_at if existing else None
+        )
+
+    def validate_rpm_limit(self, value: int | None) -> int | Decimal | None:
+        return apikey_forms.clean_limit(value)
+
+    def validate_tpm_limit(self, value: int | None) -> int | Decimal | None:
+        return apikey_forms.clean_limit(value)
+
+    def validate_budget_limit(self, value: Decimal | None) -> int | Decimal | None:
+        return apikey_forms.clean_limit(value)
+
+
+class CreatedApiKeySerializer(ApiKeySerializer):
+    key = serializers.CharField(
+        read_only=True,
+        help_text="The API key itself. Returned only in this response; store it now.",
+    )
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = (*ApiKeySerializer.Meta.fields, "key")

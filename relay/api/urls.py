@@ -1,0 +1,11 @@
+"""Routes that are not team-scoped. The team-scoped ones (credentials,
+api-keys) are registered on ``accounts.api.urls.team_scoped``."""
+
+from rest_framework.routers import SimpleRouter
+
+from relay.api import views
+
+router = SimpleRouter()
+router.register("providers", views.ProviderViewSet, basename="provider")
+
+urlpatterns = router.urls

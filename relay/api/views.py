@@ -1,0 +1,181 @@
+"""Endpoints for provider credentials, team API keys and the provider catalog.
+
+Team-scoped viewsets build on ``TeamScopedViewSet`` (404 for outsiders, a role
+per method) and leave every change to the actions in ``relay.actions`` and
+``accounts.apikeys``, which audit it and refresh the relay's caches.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_variables
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+
+from accounts import apikeys
+from accounts.api.base import TeamScopedViewSet
+from accounts.models import ApiKey, Role
+from relay import actions
+from relay.api.serializers import (
+    ApiKeySerializer,
+    CreatedApiKeySerializer,
+    CredentialSerializer,
+    CredentialTestSerializer,
+    CredentialUpdateSerializer,
+    ProviderSerializer,
+    SecretSerializer,
+)
+from relay.forms import provider_choices
+from relay.models import ProviderCredential
+
+
+class ProviderViewSet(viewsets.ReadOnlyModelViewSet):
+    """The provider catalog: what a credential can point at."""
+
+    serializer_class = ProviderSerializer
+    queryset = provider_choices()
+    lookup_field = "slug"
+    pagination_class = None
+
+
+class CredentialViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    TeamScopedViewSet,
+):
+    """A team's provider credentials. Everyone in the team can list them
+    (secrets masked); owners and admins change them. The secret is
+    write-only: responses carry ``secret_last4``."""
+
+    team_queryset = ProviderCredential.objects.select_related("provider", "created_by")
+    serializer_class = CredentialSerializer
+    read_role = Role.VIEWER
+    write_role = Role.ADMIN
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_serializer_class(self) -> type[BaseSerializer[Any]]:
+        if self.action in ("update", "partial_update"):
+            return CredentialUpdateSerializer
+        return CredentialSerializer
+
+    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
+        data = serializer.validated_data
+        serializer.instance = actions.create_credential(
+            self.membership,
+            name=data["name"],
+            provider=data["provider"],
+            secret=data["secret"],
+            region=data["region"],
+            base_url=data["base_url"],
+            extras=data["extras"],
+            enabled=data.get("enabled", True),
+            request=self.request,
+        )
+
+    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
+        credential = cast(ProviderCredential, serializer.instance)
+        data = serializer.validated_data
+        actions.update_credential(
+            self.membership,
+            credential,
+            name=data.get("name", credential.name),
+            region=data.get("region", credential.region),
+            base_url=data.get("base_url", credential.base_url),
+            extras=data.get("extras", credential.extras),
+            enabled=data.get("enabled", credential.enabled),
+            request=self.request,
+        )
+
+    def perform_destroy(self, instance: ProviderCredential) -> None:
+        actions.delete_credential(self.membership, instance, request=self.request)
+
+    @extend_schema(request=SecretSerializer, responses=CredentialSerializer)
+    @action(detail=True, methods=["post"], url_path="secret")
+    @method_decorator(sensitive_variables("serializer"))
+    def secret(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Replace the secret. The old one is gone; the response shows the new last four."""
+        credential = self.get_object()
+        serializer = SecretSerializer(data=request.data, context={"provider": credential.provider})
+        serializer.is_valid(raise_exception=True)
+        actions.replace_secret(
+            self.membership, credential, serializer.validated_data["secret"], request=request
+        )
+        return Response(
+            CredentialSerializer(credential, context=self.get_serializer_context()).data
+        )
+
+    @extend_schema(request=None, responses=CredentialTestSerializer)
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Send a minimal request to the provider with this credential and record the result."""
+        credential = self.get_object()
+        result = actions.run_credential_test(self.membership, credential, request=request)
+        return Response(
+            CredentialTestSerializer(
+                {
+                    "ok": result.ok,
+                    "message": credential.last_test_message,
+                    "latency_ms": result.latency_ms,
+                    "tested_at": credential.last_tested_at,
+                }
+            ).data
+        )
+
+
+class ApiKeyViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    TeamScopedViewSet,
+):
+    """A team's API keys for /v1. Members create keys and change or revoke
+    their own; owners and admins manage every key; viewers only list."""
+
+    team_queryset = ApiKey.objects.select_related("created_by", "revoked_by")
+    serializer_class = ApiKeySerializer
+    read_role = Role.VIEWER
+    write_role = Role.MEMBER
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    @extend_schema(request=ApiKeySerializer, responses={201: CreatedApiKeySerializer})
+    @method_decorator(sensitive_variables("issued", "data", "response"))
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Issue a key. The response is the only place the key itself appears."""
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        issued = apikeys.create_api_key(
+            self.membership, **serializer.validated_data, request=request
+        )
+        data = dict(
+            CreatedApiKeySerializer(issued.api_key, context=self.get_serializer_context()).data
+        )
+        data["key"] = issued.key
+        response = Response(data, status=status.HTTP_201_CREATED)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
+        apikeys.update_api_key(
+            self.membership,
+            cast(ApiKey, serializer.instance),
+            request=self.request,
+            **serializer.validated_data,
+        )
+
+    @extend_schema(request=None, responses=ApiKeySerializer)
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Revoke the key everywhere within a second. Revoking cannot be undone."""
+        api_key = self.get_object()
+        apikeys.revoke_api_key(self.membership, api_key, request=request)
+        return Response(ApiKeySerializer(api_key, context=self.get_serializer_context()).data)
