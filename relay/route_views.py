@@ -1,0 +1,309 @@
+"""Pages for a team's models: aliases and their targets, and the relocation helper.
+
+Every member sees the aliases and the models the team's provider keys offer;
+owners and admins create, edit and delete aliases and use the relocation
+helper. Routes are reached only through ``get_for_team``: another team's
+route id is a 404, and target credentials come from the team's own list.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.db.models import Prefetch
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_variables
+
+from accounts.actions import TeamRuleError
+from accounts.models import ApiKey, Membership, Role, Team
+from accounts.tenancy import get_for_team, team_view
+from relay import relocation, routes
+from relay.models import CredentialStatus, ModelRoute, ProviderCredential, RouteTarget
+from relay.route_forms import RouteForm, target_formset
+
+
+def optional_url(name: str, team_id: Any) -> str | None:
+    """The URL of a page another part of Baton may or may not provide yet."""
+    try:
+        return reverse(name, kwargs={"team_id": team_id})
+    except NoReverseMatch:
+        return None
+
+
+def relay_base_url(request: HttpRequest) -> str:
+    return request.build_absolute_uri("/v1").rstrip("/")
+
+
+def _routes(team: Team) -> list[ModelRoute]:
+    targets = RouteTarget.objects.select_related("credential__provider").order_by(
+        "priority", "-weight", "id"
+    )
+    return list(
+        ModelRoute.objects.filter(team=team).prefetch_related(Prefetch("targets", queryset=targets))
+    )
+
+
+def _route(membership: Membership, route_id: int) -> ModelRoute:
+    return get_for_team(
+        ModelRoute.objects.prefetch_related("targets__credential__provider"),
+        membership.team_id,
+        pk=route_id,
+    )
+
+
+def _credentials(team: Team) -> list[ProviderCredential]:
+    return list(
+        ProviderCredential.objects.filter(team=team)
+        .select_related("provider")
+        .order_by("created_at", "name")
+    )
+
+
+def target_skipped(target: RouteTarget) -> str:
+    """Why the relay skips this target right now, or ""."""
+    credential = target.credential
+    if not credential.enabled:
+        return _("Provider key disabled")
+    if credential.status == CredentialStatus.BROKEN:
+        return _("Provider key broken")
+    return ""
+
+
+def _model_hints(credentials: list[ProviderCredential]) -> list[dict[str, Any]]:
+    """Per credential, the models its provider offers (for the target rows' suggestions)."""
+    return [
+        {
+            "id": str(c.pk),
+            "models": [
+                *[str(m) for m in c.provider.known_models or []],
+                *[str(m) for m in c.provider.embedding_models or []],
+            ],
+        }
+        for c in credentials
+    ]
+
+
+def _base_context(membership: Membership) -> dict[str, Any]:
+    return {
+        "team": membership.team,
+        "membership": membership,
+        "can_manage": routes.can_manage_routes(membership),
+        "credentials_url": optional_url("credential_list", membership.team_id),
+        "credential_create_url": optional_url("credential_create", membership.team_id),
+    }
+
+
+@team_view()
+def route_list(request: HttpRequest, membership: Membership) -> HttpResponse:
+    team = membership.team
+    route_rows = []
+    for route in _routes(team):
+        targets = list(route.targets.all())
+        route_rows.append(
+            {
+                "route": route,
+                "targets": [
+                    {
+                        "target": t,
+                        "skipped": target_skipped(t),
+                        "role": "primary" if t.priority == targets[0].priority else "fallback",
+                    }
+                    for t in targets
+                ],
+            }
+        )
+    credentials = _credentials(team)
+    offered = [
+        {
+            "credential": c,
+            "chat": list(c.provider.known_models or []),
+            "embeddings": list(c.provider.embedding_models or []),
+        }
+        for c in credentials
+    ]
+    return render(
+        request,
+        "relay/routes.html",
+        {
+            **_base_context(membership),
+            "route_rows": route_rows,
+            "offered": offered,
+            "has_credentials": bool(credentials),
+        },
+    )
+
+
+def _form_page(
+    request: HttpRequest,
+    membership: Membership,
+    *,
+    form: RouteForm,
+    formset: Any,
+    route: ModelRoute | None,
+    status: int = 200,
+) -> HttpResponse:
+    credentials = _credentials(membership.team)
+    return render(
+        request,
+        "relay/routes_form.html",
+        {
+            **_base_context(membership),
+            "form": form,
+            "formset": formset,
+            "route": route,
+            "has_credentials": bool(credentials),
+            "model_hints": _model_hints(credentials),
+            "all_models": sorted({m for h in _model_hints(credentials) for m in h["models"]}),
+        },
+        status=status,
+    )
+
+
+@team_view(min_role=Role.ADMIN)
+def route_create(request: HttpRequest, membership: Membership) -> HttpResponse:
+    team = membership.team
+    data = request.POST if request.method == "POST" else None
+    form = RouteForm(data, team=team, initial={"alias": request.GET.get("alias", "")[:128]})
+    formset = target_formset(team, data, extra=3)
+    if data is not None:
+        form_ok, formset_ok = form.is_valid(), formset.is_valid()
+        if form_ok and formset_ok:
+            try:
+                route = routes.create_route(
+                    membership,
+                    alias=form.cleaned_data["alias"],
+                    description=form.cleaned_data["description"],
+                    targets=formset.specs(),
+                    request=request,
+                )
+            except TeamRuleError as exc:
+                form.add_error("alias", str(exc))
+            else:
+                messages.success(
+                    request,
+                    _("Model alias “%(alias)s” saved. Requests for it now go to its targets.")
+                    % {"alias": route.alias},
+                )
+                return redirect("route_list", team_id=team.pk)
+        return _form_page(request, membership, form=form, formset=formset, route=None, status=400)
+    return _form_page(request, membership, form=form, formset=formset, route=None)
+
+
+@team_view(min_role=Role.ADMIN)
+def route_edit(request: HttpRequest, membership: Membership, route_id: int) -> HttpResponse:
+    team = membership.team
+    route = _route(membership, route_id)
+    data = request.POST if request.method == "POST" else None
+    form = RouteForm(data, team=team, route=route)
+    formset = target_formset(team, data, route=route)
+    if data is not None:
+        form_ok, formset_ok = form.is_valid(), formset.is_valid()
+        if form_ok and formset_ok:
+            try:
+                routes.update_route(
+                    membership,
+                    route,
+                    alias=form.cleaned_data["alias"],
+                    description=form.cleaned_data["description"],
+                    targets=formset.specs(),
+                    request=request,
+                )
+            except TeamRuleError as exc:
+                form.add_error("alias", str(exc))
+            else:
+                messages.success(
+                    request, _("Model alias “%(alias)s” updated.") % {"alias": route.alias}
+                )
+                return redirect("route_list", team_id=team.pk)
+        return _form_page(request, membership, form=form, formset=formset, route=route, status=400)
+    return _form_page(request, membership, form=form, formset=formset, route=route)
+
+
+@team_view(min_role=Role.ADMIN)
+def route_delete(request: HttpRequest, membership: Membership, route_id: int) -> HttpResponse:
+    route = _route(membership, route_id)
+    if request.method == "POST":
+        alias = route.alias
+        routes.delete_route(membership, route, request=request)
+        messages.success(
+            request,
+            _("Model alias “%(alias)s” deleted. Requests for it are no longer routed.")
+            % {"alias": alias},
+        )
+        return redirect("route_list", team_id=membership.team_id)
+    return render(
+        request,
+        "relay/routes_delete.html",
+        {**_base_context(membership), "route": route, "targets": list(route.targets.all())},
+    )
+
+
+def _example(result: relocation.Result) -> tuple[str, str]:
+    """(model, kind) for the snippet: a chat alias of the result if there is one."""
+    kinds = [(o.alias, relocation.kind_of(o.alias)) for o in result.outcomes]
+    chat = [k for k in kinds if k[1] == relocation.CHAT]
+    return (chat or kinds or [("gpt-4o", relocation.CHAT)])[0]
+
+
+@sensitive_variables("result", "response")
+@team_view(write_role=Role.ADMIN)
+def route_relocate(request: HttpRequest, membership: Membership) -> HttpResponse:
+    """One screen: the OpenAI model names the application uses -> the team's providers."""
+    team = membership.team
+    credentials = relocation.usable_credentials(team)
+    context = {
+        **_base_context(membership),
+        "has_credentials": bool(credentials),
+        "base_url": relay_base_url(request),
+        "api_keys_url": optional_url("api_key_list", team.pk),
+        "has_api_keys": ApiKey.objects.active().filter(team=team).exists(),
+    }
+    if not credentials:
+        return render(request, "relay/relocate.html", {**context, "form": None})
+    data = request.POST if request.method == "POST" else None
+    form = relocation.RelocationForm(
+        data,
+        team=team,
+        credentials=credentials,
+        initial={"issue_key": not context["has_api_keys"]},
+    )
+    if data is not None and form.is_valid():
+        try:
+            result = relocation.apply(
+                membership,
+                form.plan,
+                issue_key_name=form.cleaned_data["key_name"]
+                if form.cleaned_data.get("issue_key")
+                else "",
+                request=request,
+            )
+        except TeamRuleError as exc:
+            form.add_error(None, str(exc))
+        else:
+            response = render(
+                request,
+                "relay/relocate_done.html",
+                {
+                    **context,
+                    "result": result,
+                    "issued": result.issued_key,
+                    "example": _example(result),
+                    # A plain str, so the placeholder's angle brackets are escaped.
+                    "api_key_value": result.issued_key.key
+                    if result.issued_key
+                    else str(_("<your Baton API key>")),
+                },
+            )
+            # The page may hold the only copy of a new API key.
+            response["Cache-Control"] = "no-store"
+            return response
+    return render(
+        request,
+        "relay/relocate.html",
+        {**context, "form": form},
+        status=400 if data is not None else 200,
+    )
