@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from accounts import tokens
 from accounts.models import ApiKey
+from billing.snapshots import NO_LIMITS, NO_QUOTA, Limits, TeamQuota, key_limits, team_quota
 from relay.models import ModelRoute, ProviderCredential
 from relay.providers import Upstream
 from relay.secrets import CredentialBroken, reveal_secret
@@ -34,6 +35,8 @@ class KeyContext:
     revoked: bool
     rpm_limit: int | None = None
     tpm_limit: int | None = None
+    # Every limit of the key, budgets included, for the admit step.
+    limits: Limits = NO_LIMITS
 
     def refusal(self, client_ip: str | None, now: float) -> str | None:
         """Why this key may not be used right now, or None."""
@@ -79,6 +82,8 @@ class TeamContext:
     # "provider-or-credential-name" -> credential targets (model filled per request).
     by_prefix: dict[str, tuple[Target, ...]]
     loaded_at: float = field(default_factory=time.monotonic)
+    # The team's limits, currency, credit and model prices, for the admit step.
+    quota: TeamQuota = NO_QUOTA
 
     def model_names(self) -> list[str]:
         return sorted(set(self.routes) | set(self.offered))
@@ -107,6 +112,7 @@ def load_key(presented: str) -> KeyContext | None:
         revoked=key.revoked_at is not None,
         rpm_limit=key.rpm_limit,
         tpm_limit=key.tpm_limit,
+        limits=key_limits(key),
     )
 
 
@@ -174,4 +180,5 @@ def load_team(team_id: str) -> TeamContext:
         routes=routes,
         offered={k: tuple(v) for k, v in offered.items()},
         by_prefix={k: tuple(v) for k, v in by_prefix.items()},
+        quota=team_quota(team_id, {c.provider_id for c in credentials}),
     )

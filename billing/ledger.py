@@ -1,0 +1,246 @@
+"""The usage ledger: usage events in, priced; old rows out.
+
+``ingest`` turns usage events into ``UsageRecord`` rows priced at ingestion
+and inserts them with ON CONFLICT DO NOTHING on the request id, so a replayed
+event (a consumer that died before acknowledging, a retried flush) is never
+counted twice. The embedded default's ``DatabaseSink`` and the Redis stream
+consumer (``billing.consumer``) both write through it.
+
+Pricing (``Pricer``) takes the price version in force when the request ran,
+the operator's exchange rate in force then from the price's currency to the
+team's, and the team's markup (or discount), and keeps all three on the row
+with the cost, so a later price change never rewrites history. A model with
+no price (or no exchange rate) is served at zero cost when
+``BATON_UNPRICED_MODELS=zero``: such rows are flagged ``unpriced``, logged,
+and listed for operators in the admin.
+
+``prune`` deletes rows older than ``BATON_LEDGER_RETENTION_DAYS`` once they
+are rolled up and charged; rollups and billing records keep the totals.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Team
+from billing import conf, fillstate
+from billing.models import Currency, ExchangeRate, Price, UsageRecord
+from billing.money import from_nanos
+from billing.periods import floor_hour
+from billing.pricing import to_rate, with_markup
+
+if TYPE_CHECKING:
+    from relay.metering import UsageEvent
+
+log = logging.getLogger("baton.billing")
+
+RATE_PLACES = Decimal("0.000000000001")  # exchange rates are kept (and used) to 12 places
+PRUNE_BATCH = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class TeamPricing:
+    currency: str
+    markup: Decimal
+
+
+class Pricer:
+    """Prices ledger rows in their team's currency. One per batch: the
+    catalog, the exchange rates and the teams are read once."""
+
+    def __init__(self) -> None:
+        self.teams: dict[str, TeamPricing] = {}
+        self.versions: dict[tuple[str, str], list[Price]] = defaultdict(list)
+        self.providers: set[str] = set()
+        self.rates: dict[tuple[str, str], list[ExchangeRate]] | None = None
+        self.unpriced: set[tuple[str, str]] = set()
+
+    def load_teams(self, team_ids: Iterable[Any]) -> set[str]:
+        """Read the teams' currency and markup; returns the ids that exist."""
+        wanted = {str(team_id) for team_id in team_ids} - set(self.teams)
+        if wanted:
+            rows = Team.objects.filter(pk__in=wanted).values_list(
+                "pk", "limits__currency", "limits__markup"
+            )
+            for pk, currency, markup in rows:
+                self.teams[str(pk)] = TeamPricing(currency or Currency.USD, markup or Decimal(0))
+        return set(self.teams)
+
+    def load_prices(self, providers: Iterable[str]) -> None:
+        wanted = set(providers) - self.providers
+        if not wanted:
+            return
+        self.providers |= wanted
+        for version in Price.objects.filter(provider_id__in=wanted).order_by(
+            "provider_id", "model", "-effective_from"
+        ):
+            self.versions[(version.provider_id, version.model)].append(version)
+
+    def exchange(self, base: str, quote: str, at: datetime) -> Decimal | None:
+        """``billing.pricing.exchange_rate`` over rates read once, to 12 places."""
+        if base == quote:
+            return Decimal(1)
+        if self.rates is None:
+            self.rates = defaultdict(list)
+            for row in ExchangeRate.objects.order_by("-effective_from"):
+                self.rates[(row.base, row.quote)].append(row)
+        direct = next((r for r in self.rates[(base, quote)] if r.effective_from <= at), None)
+        inverse = next((r for r in self.rates[(quote, base)] if r.effective_from <= at), None)
+        if direct is not None and (
+            inverse is None or direct.effective_from >= inverse.effective_from
+        ):
+            return direct.rate.quantize(RATE_PLACES)
+        if inverse is not None:
+            return (Decimal(1) / inverse.rate).quantize(RATE_PLACES)
+        return None
+
+    def price(self, record: UsageRecord) -> None:
+        """Fill in the cost of one row, and how it was reached."""
+        team = self.teams.get(str(record.team_id)) or TeamPricing(Currency.USD, Decimal(0))
+        record.currency = team.currency
+        record.markup = team.markup
+        record.cost = Decimal(0)
+        record.unpriced = False
+        if not (record.prompt_tokens or record.completion_tokens):
+            return
+        version = next(
+            (
+                p
+                for p in self.versions.get((record.provider, record.upstream_model), ())
+                if p.effective_from <= record.created_at
+            ),
+            None,
+        )
+        factor = (
+            self.exchange(version.currency, team.currency, record.created_at)
+            if version is not None
+            else None
+        )
+        rate = (
+            to_rate(version, team.currency, factor=with_markup(factor, team.markup))
+            if version is not None and factor is not None
+            else None
+        )
+        if rate is None:
+            record.unpriced = True
+            self.unpriced.add((record.provider, record.upstream_model))
+            return
+        record.price = version
+        record.exchange_rate = factor
+        record.cost = from_nanos(
+            rate.cost(
+                record.prompt_tokens,
+                record.completion_tokens,
+                record.cached_tokens,
+                record.cache_write_tokens,
+            )
+        )
+
+    def price_all(self, records: Sequence[UsageRecord]) -> None:
+        self.load_teams({r.team_id for r in records})
+        self.load_prices({r.provider for r in records})
+        for record in records:
+            self.price(record)
+        for provider, model in sorted(self.unpriced):
+            log.warning(
+                "usage of %s/%s recorded at zero cost: it has no price in the catalog "
+                "(or no exchange rate to the team's currency)",
+                provider or "?",
+                model or "?",
+            )
+        self.unpriced.clear()
+
+
+def _valid_uuid(value: Any) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def record_from_event(event: UsageEvent, not_before: datetime | None = None) -> UsageRecord:
+    created = datetime.fromtimestamp(event.created_at, tz=UTC)
+    if not_before is not None and created < not_before:
+        # Older than the pruned ledger: booked in the oldest hour that can still be rolled up.
+        created = not_before
+    return UsageRecord(
+        request_id=event.request_id,
+        team_id=event.team_id,
+        api_key_id=event.api_key_id or None,
+        endpoint=event.endpoint[:16],
+        alias=event.alias[:128],
+        credential_id=event.credential_id or None,
+        provider=event.provider[:32],
+        upstream_model=event.upstream_model[:128],
+        prompt_tokens=max(0, event.prompt_tokens),
+        cached_tokens=max(0, event.cached_tokens),
+        cache_write_tokens=max(0, event.cache_write_tokens),
+        completion_tokens=max(0, event.completion_tokens),
+        reasoning_tokens=max(0, event.reasoning_tokens),
+        estimated=event.estimated,
+        status=event.status,
+        error_class=event.error_class[:64],
+        streamed=event.streamed,
+        attempts=event.attempts,
+        latency_ms=event.latency_ms,
+        ttfb_ms=event.ttfb_ms,
+        overhead_ms=event.overhead_ms,
+        created_at=created,
+    )
+
+
+def ingest(events: Sequence[UsageEvent]) -> int:
+    """Price and insert usage events; request ids already in the ledger are
+    skipped. Events of teams that no longer exist are dropped (their ledger
+    went with them). Returns the number of events written or skipped as replays."""
+    if not events:
+        return 0
+    pricer = Pricer()
+    known = pricer.load_teams({e.team_id for e in events if _valid_uuid(e.team_id)})
+    kept = [e for e in events if str(e.team_id) in known]
+    if len(kept) < len(events):
+        log.warning("dropped %d usage events of deleted teams", len(events) - len(kept))
+    pruned = fillstate.end_time(fillstate.PRUNED)
+    rows = [record_from_event(event, pruned) for event in kept]
+    pricer.price_all(rows)
+    now = timezone.now()
+    for row in rows:
+        row.ingested_at = now
+    UsageRecord.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+    return len(rows)
+
+
+def prune(now: datetime | None = None) -> int:
+    """Delete ledger rows past retention that are rolled up and charged; returns how many."""
+    now = now or timezone.now()
+    cutoff = floor_hour(now - timedelta(days=conf.ledger_retention_days()))
+    rolled = fillstate.end_time(fillstate.HOURLY)
+    if rolled is None:
+        return 0
+    cutoff = min(cutoff, rolled)
+    with transaction.atomic():
+        state = fillstate.get_or_start(fillstate.PRUNED, lambda: cutoff)
+        if state.end_time < cutoff:
+            fillstate.mark(state, cutoff, done=True)
+    removable = UsageRecord.objects.filter(created_at__lt=cutoff).filter(
+        # Never a row whose money is not yet in the credit ledger.
+        Q(cost=0) | Q(credit_entry__isnull=False)
+    )
+    deleted = 0
+    while True:
+        ids = list(removable.values_list("pk", flat=True)[:PRUNE_BATCH])
+        if not ids:
+            return deleted
+        deleted += UsageRecord.objects.filter(pk__in=ids).delete()[0]

@@ -1,0 +1,107 @@
+"""A priced team in front of the fake upstream, and ways to serve it.
+
+``quota`` gives a prepaid team (the sign-up grant) whose alias ``gpt-4o``
+goes to the fake upstream's ``demo-chat``, priced at 1000 USD per 1M output
+tokens and nothing for input: a request with ``max_tokens=10`` costs exactly
+0.01 USD, and its estimate is exactly that too. ``quota.serve()`` starts a
+fresh Baton (its own RelayApp) in a thread; subprocess helpers live in
+``tests/quotas/processes.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import openai
+import pytest
+from django.core.asgi import get_asgi_application
+
+from accounts import actions
+from accounts.models import ApiKey, Membership, Role, Team, User
+from billing.local_limiter import LOCAL
+from billing.models import Price, TeamLimits
+from config.routing import build_application
+from relay.catalog_seed import seed
+from relay.models import Provider, ProviderCredential
+from tests.fake_upstream.conftest import Fake, ServerThread
+from tests.relay import conftest as relay_fixtures
+from tests.relay.conftest import make_credential, make_key, make_route
+
+# The relay tests' fixtures: the fake upstream server and a flushed test Redis.
+fake_upstream = relay_fixtures.fake_upstream
+fake = relay_fixtures.fake
+redis_client = relay_fixtures.redis_client
+
+OUTPUT_PRICE = Decimal("1000")  # USD per 1M output tokens: 0.001 per token
+MESSAGES: Any = [{"role": "user", "content": "Count the cost"}]
+
+
+def chat(max_tokens: int | None = 10, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": "gpt-4o", "messages": MESSAGES, **extra}
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
+    return body
+
+
+@dataclass
+class Quota:
+    team: Team
+    owner: User
+    credential: ProviderCredential
+    key: str
+    fake: Fake
+    servers: list[ServerThread] = field(default_factory=list)
+
+    @property
+    def api_key(self) -> ApiKey:
+        return ApiKey.objects.get(team=self.team, name="test key")
+
+    def limits(self, **values: Any) -> TeamLimits:
+        row, _ = TeamLimits.objects.get_or_create(team=self.team)
+        for name, value in values.items():
+            setattr(row, name, value)
+        row.save()
+        return row
+
+    def membership(self) -> Membership:
+        return Membership.objects.get(team=self.team, user=self.owner)
+
+    @contextlib.contextmanager
+    def serve(self) -> Iterator[str]:
+        with ServerThread(build_application(get_asgi_application())) as server:
+            yield server.base_url
+
+    def client(self, base_url: str, key: str | None = None, **kwargs: Any) -> openai.OpenAI:
+        kwargs.setdefault("max_retries", 0)
+        return openai.OpenAI(base_url=base_url + "/v1", api_key=key or self.key, **kwargs)
+
+
+@pytest.fixture
+def quota(transactional_db: None, settings: Any, fake: Fake, redis_client: Any) -> Quota:
+    settings.BATON_ALLOW_LOOPBACK_UPSTREAMS = True
+    settings.BATON_FIRST_BYTE_TIMEOUT = 5.0
+    settings.BATON_IDLE_TIMEOUT = 5.0
+    LOCAL.reset()
+    seed(Provider)
+    Price.objects.create(provider_id="openai", model="demo-chat", input=0, output=OUTPUT_PRICE)
+    owner = User.objects.create_user("quota-owner@example.com", "x-sturdy-passphrase-1")
+    team = actions.create_team(owner, name="Quota team")
+    credential = make_credential(team, "primary", fake.base_url + "/v1")
+    make_route(team, "gpt-4o", (credential, "demo-chat", 0))
+    key = make_key(team)
+    return Quota(team=team, owner=owner, credential=credential, key=key, fake=fake)
+
+
+@pytest.fixture
+def member(quota: Quota) -> Iterator[dict[str, User]]:
+    """An admin, a member and a viewer of the quota team."""
+    people = {}
+    for role in (Role.ADMIN, Role.MEMBER, Role.VIEWER):
+        user = User.objects.create_user(f"quota-{role}@example.com", "x-sturdy-passphrase-1")
+        Membership.objects.create(team=quota.team, user=user, role=role)
+        people[str(role)] = user
+    yield people
