@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint fmt install messages check-test-binaries
+.PHONY: run test lint fmt install messages check-test-binaries bench bench-compare check-bench-binaries
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,3 +42,26 @@ fmt: $(STAMP)
 messages: $(STAMP)
 	DEBUG=1 $(PY) manage.py makemessages -l zh_Hans --ignore='.venv/*' --ignore='staticfiles/*'
 	DEBUG=1 $(PY) manage.py compilemessages --ignore='.venv/*'
+
+# The benchmark: Baton in its production configuration (PostgreSQL, Redis, uvicorn with one
+# worker per core) against the fake upstream, with wrk and bench/loadgen.py. About 6 minutes.
+# Results in bench/results/ (git-ignored), copied into BENCHMARKS.md by bench/update_docs.py.
+check-bench-binaries:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { echo "PostgreSQL server binaries are missing: apt-get install postgresql"; exit 1; }
+	@command -v redis-server >/dev/null || { echo "redis-server is missing: apt-get install redis-server"; exit 1; }
+	@command -v wrk >/dev/null || { echo "wrk is missing (the saturated load generator): apt-get install wrk"; exit 1; }
+
+bench: $(STAMP) check-bench-binaries
+	$(PY) scripts/services.py -- $(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) bench/update_docs.py
+
+# The same saturated and streaming load through the LiteLLM proxy (its own venv), with Baton
+# measured in the same run; reports Baton's figures as ratios to LiteLLM's.
+LITELLM_VENV := bench/.litellm-venv
+$(LITELLM_VENV)/bin/litellm:
+	$(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/pip install --quiet 'litellm[proxy]==1.108.7'
+
+bench-compare: $(STAMP) check-bench-binaries $(LITELLM_VENV)/bin/litellm
+	$(PY) scripts/services.py -- $(PY) bench/run.py --compare $(BENCH_ARGS)
+	$(PY) bench/update_docs.py

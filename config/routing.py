@@ -9,12 +9,16 @@ ASGIApp = Any
 
 def build_application(django_app: ASGIApp) -> ASGIApp:
     from relay.asgi import RelayApp
+    from relay.observability import Ops
 
     relay_app = RelayApp()
+    ops = Ops(relay_app)  # /metrics, /healthz, /readyz
 
     async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/v1/"):
             await relay_app(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"] in ops.paths:
+            await ops(scope, receive, send)
         elif scope["type"] == "lifespan":
             await relay_app.lifespan(scope, receive, send)
         else:

@@ -11,4 +11,9 @@ BEAT_SCHEDULE = {
         "schedule": crontab(minute=17, hour=3),
         "options": {"expires": 3600},
     },
+    "charge-usage": {
+        "task": "billing.charge_usage",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
 }

@@ -9,8 +9,8 @@ the built-in fake upstream) so a fresh clone runs with ``make run``. Setting
 from __future__ import annotations
 
 import base64
+import ipaddress
 import logging
-import os
 import secrets
 import sys
 from pathlib import Path
@@ -28,6 +28,7 @@ from config.env import (
     envlist,
     envstr,
 )
+from config.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(envstr("BATON_DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -366,11 +367,37 @@ X_FRAME_OPTIONS = "DENY"
 INVITATION_TTL_DAYS = envint("BATON_INVITATION_TTL_DAYS", 7, minimum=1)
 BATON_OPEN_SIGNUP = envbool("BATON_OPEN_SIGNUP", True)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
-}
+# --- Logging and operations ------------------------------------------------------
+# LOG_FORMAT=json: one JSON object per line with the relay request id (config/logging.py).
+LOG_FORMAT = envstr("LOG_FORMAT", "plain").strip().lower()
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfiguredEnv(f"LOG_FORMAT must be 'plain' or 'json', got {LOG_FORMAT!r}")
+LOG_LEVEL = envstr("LOG_LEVEL", "INFO").strip().upper()
+LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL)
+# One log line per relay request: "off", "errors" (5xx and upstream failures) or "all".
+BATON_REQUEST_LOG = envstr("BATON_REQUEST_LOG", "errors").strip().lower()
+if BATON_REQUEST_LOG not in {"off", "errors", "all"}:
+    raise ImproperlyConfiguredEnv(
+        f"BATON_REQUEST_LOG must be off, errors or all, got {BATON_REQUEST_LOG!r}"
+    )
+
+# /metrics (Prometheus) is served only to a bearer token and/or from allowed
+# networks; with neither set, only loopback may scrape. With several worker
+# processes set PROMETHEUS_MULTIPROC_DIR to an empty directory (see README).
+BATON_METRICS_TOKEN = envstr("BATON_METRICS_TOKEN")
+BATON_METRICS_ALLOW = envlist("BATON_METRICS_ALLOW")
+for _network in BATON_METRICS_ALLOW:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfiguredEnv(
+            f"BATON_METRICS_ALLOW: {_network!r} is not an address or network"
+        ) from _exc
+PROMETHEUS_MULTIPROC_DIR = envstr("PROMETHEUS_MULTIPROC_DIR")
+# /readyz: how long one dependency check may take, and how old the oldest
+# unsent usage event may get before the process reports itself not ready.
+BATON_READY_TIMEOUT = envfloat("BATON_READY_TIMEOUT", 2.0, minimum=0.05)
+BATON_READY_MAX_SINK_AGE = envfloat("BATON_READY_MAX_SINK_AGE", 30.0, minimum=0.1)
+# Graceful shutdown: after SIGTERM open streams may run this long, then they
+# are ended cleanly (a final SSE error event) and their usage is recorded.
+BATON_SHUTDOWN_GRACE_SECONDS = envfloat("BATON_SHUTDOWN_GRACE_SECONDS", 25.0, minimum=0.0)

@@ -6,5 +6,10 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/", include("accounts.api.urls")),
+    path("api/", include("relay.api.urls")),
+    path("api/", include("billing.api.urls")),
     path("", include("accounts.urls")),
+    path("", include("relay.urls")),
+    path("", include("relay.route_urls")),
+    path("", include("billing.urls")),
 ]

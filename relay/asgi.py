@@ -1,8 +1,9 @@
 """The data plane: ``/v1`` as a lean ASGI app.
 
 One request, top to bottom in ``RelayApp.relay``:
-authenticate -> validate -> route -> send (with fallback) -> relay -> settle.
-Quotas add an *admit* step between validate and route.
+authenticate -> validate -> admit -> route -> send (with fallback) -> relay -> settle.
+The admit step (relay/admission.py) checks every limit and holds the
+estimated cost in one Redis round trip; settle turns the hold into the real cost.
 
 Everything a warm request needs comes from memory (relay/cache.py); the
 upstream is reached through one pooled aiohttp session whose connector
@@ -22,7 +23,9 @@ import aiohttp
 import orjson
 from django.conf import settings
 
-from relay import routing
+from config.logging import REQUEST_ID
+from relay import observability, routing
+from relay.admission import Admission, Hold
 from relay.cache import RelayCache
 from relay.contexts import KeyContext, Target
 from relay.cooldown import Cooldowns
@@ -69,18 +72,21 @@ class Call:
     upstream_seconds: float = 0.0
     ttfb: float | None = None
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    hold: Hold | None = None
 
 
 class RelayApp:
     def __init__(self) -> None:
         self.cache = RelayCache()
         self.cooldowns = Cooldowns()
+        self.admission = Admission(self.cooldowns)
         self.session: aiohttp.ClientSession | None = None
         self.redis: Any = None
         self.sink: Sink | None = None
         self.tasks: list[asyncio.Task[Any]] = []
         self.open_streams = 0
         self._start_lock: asyncio.Lock | None = None
+        self.lifecycle = observability.Lifecycle()
 
     # --- lifecycle --------------------------------------------------------------
     async def startup(self) -> None:
@@ -109,6 +115,7 @@ class RelayApp:
         else:
             self.sink = DatabaseSink()
         await self.sink.start()
+        observability.start(self)
 
     async def _watch(self) -> None:
         """Cache versions and shared cooldowns, a few times a second."""
@@ -128,8 +135,10 @@ class RelayApp:
     async def shutdown(self) -> None:
         for task in self.tasks:
             task.cancel()
+        await self.admission.close()
         if self.sink is not None:
             await self.sink.stop()
+            await observability.stop(self)
         if self.session is not None:
             await self.session.close()
         if self.redis is not None:
@@ -159,6 +168,7 @@ class RelayApp:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         await self.ensure_started()
         call = Call(request_id="req_" + uuid.uuid4().hex, started=time.perf_counter())
+        REQUEST_ID.set(call.request_id)
         try:
             path, method = scope["path"], scope["method"]
             endpoint = ENDPOINTS.get(path)
@@ -176,6 +186,7 @@ class RelayApp:
                 raise RelayError(404, f"Unknown endpoint {method} {path}.", code="unknown_url")
         except RelayError as exc:
             call.status = exc.status
+            call.error_class = call.error_class or exc.code or exc.type
             await self.send_error(send, call, exc)
         except ClientGone:
             pass
@@ -188,6 +199,8 @@ class RelayApp:
                     500, "Baton hit an internal error.", type="server_error", code="internal_error"
                 ),
             )
+        finally:
+            observability.record(call)
 
     # --- the hot path -------------------------------------------------------------
     async def relay(
@@ -211,8 +224,12 @@ class RelayApp:
             stream = body.get("stream") is True
             if stream and endpoint == "embeddings":
                 raise RelayError(400, "Embeddings cannot be streamed.", param="stream")
-            # 3. Route.
+            # 3. Admit.
             team = await self.cache.team(key.team_id)
+            call.hold = await self.admission.admit(
+                call.request_id, key, team, model, body, endpoint
+            )
+            # 4. Route.
             targets = routing.candidates(team, model)
             if targets is None:
                 raise model_not_found(model)
@@ -224,7 +241,7 @@ class RelayApp:
                     code="no_upstream",
                 )
             ordered = routing.order(targets, self.cooldowns)[: settings.BATON_MAX_ATTEMPTS]
-            # 4-5. Send (with fallback) and relay.
+            # 5-6. Send (with fallback) and relay.
             await self.send_with_fallback(
                 scope, receive, send, call, endpoint, body, ordered, stream
             )
@@ -233,7 +250,7 @@ class RelayApp:
             call.error_class = exc.code or exc.type
             raise
         finally:
-            # 6. Settle.
+            # 7. Settle.
             self.settle(call, locals().get("body"))
 
     async def authenticate(self, scope: dict[str, Any]) -> KeyContext:
@@ -305,6 +322,7 @@ class RelayApp:
                 )
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 last_error = self.connection_error(target, exc)
+                observability.upstream_error(target.upstream.provider, last_error.code)
                 call.upstream_seconds += time.perf_counter() - sent_at
                 continue
             try:
@@ -355,6 +373,7 @@ class RelayApp:
         )
 
     def upstream_failed(self, target: Target, error: UpstreamError) -> UpstreamError:
+        observability.upstream_error(target.upstream.provider, error.code or error.kind)
         if error.retryable:
             self.cooldowns.record(
                 target.key, ok=False, retry_after=error.retry_after if error.status == 429 else None
@@ -455,9 +474,12 @@ class RelayApp:
         call.status = 200
         headers = self.response_headers(call, target, *SSE_HEADERS)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
+        # The first event goes out now, not a loop turn later from the pump task (TTFB).
+        await send({"type": "http.response.body", "body": first, "more_body": True})
         self.open_streams += 1
-        pump = asyncio.ensure_future(self.pump(send, translator, chunks, first))
+        pump = asyncio.ensure_future(self.pump(send, translator, chunks, b""))
         watcher = asyncio.ensure_future(wait_for_disconnect(receive))
+        self.lifecycle.track(watcher)
         try:
             await asyncio.wait({pump, watcher}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -469,6 +491,8 @@ class RelayApp:
                 response.close()
                 call.status = 499
                 call.error_class = "client_disconnected"
+                if await self.lifecycle.end_stream(send, pump):  # shutdown grace is over
+                    call.status, call.error_class = 200, "server_shutdown"
             call.upstream_seconds += time.perf_counter() - sent_at
         if pump.done() and not pump.cancelled() and pump.exception() is not None:
             call.error_class = "stream_error"
@@ -482,7 +506,8 @@ class RelayApp:
 
     @staticmethod
     async def pump(send: Any, translator: Any, chunks: Any, first: bytes) -> None:
-        await send({"type": "http.response.body", "body": first, "more_body": True})
+        if first:
+            await send({"type": "http.response.body", "body": first, "more_body": True})
         try:
             async for data in chunks:
                 out = translator.feed(data)
@@ -517,6 +542,7 @@ class RelayApp:
             (b"x-baton-provider", target.upstream.provider.encode()),
             (b"x-baton-model", target.upstream.model.encode()),
             (b"x-baton-overhead-ms", f"{overhead:.3f}".encode()),
+            *(call.hold.headers if call.hold is not None else ()),  # x-ratelimit-*
         ]
 
     def settle(self, call: Call, body: dict[str, Any] | None) -> None:
@@ -526,6 +552,8 @@ class RelayApp:
         if call.status == 200 and usage.prompt_tokens == 0 and body is not None:
             usage.prompt_tokens = estimate_prompt_tokens(body)
             usage.estimated = True
+        if call.hold is not None:
+            self.admission.settle(call.hold, call.target, usage)
         total = time.perf_counter() - call.started
         target = call.target
         self.sink.emit(

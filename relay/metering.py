@@ -15,7 +15,6 @@ import contextlib
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -128,13 +127,7 @@ class DatabaseSink(Sink):
 
 
 def write_ledger(batch: list[UsageEvent]) -> int:
-    """Insert events into the ledger; replays of a request id are ignored."""
-    from billing.models import UsageRecord
+    """Insert events into the ledger, priced; replays of a request id are ignored."""
+    from billing.ledger import ingest
 
-    rows = []
-    for event in batch:
-        data = asdict(event)
-        data["created_at"] = datetime.fromtimestamp(event.created_at, tz=UTC)
-        rows.append(UsageRecord(**data))
-    created = UsageRecord.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
-    return len(created)
+    return ingest(batch)

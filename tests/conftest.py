@@ -35,7 +35,17 @@ class Cast:
 
 
 @pytest.fixture
-def cast(db: None) -> Cast:
+def catalog(db: None) -> None:
+    """The provider catalog. A data migration seeds it, but transactional tests
+    flush every table, so tests that need it ask for it."""
+    from relay.catalog_seed import seed
+    from relay.models import Provider
+
+    seed(Provider)
+
+
+@pytest.fixture
+def cast(catalog: None) -> Cast:
     users = {
         name: User.objects.create_user(f"{name}@example.com", PASSWORD)
         for name in ("alice", "adam", "bob", "vera", "charlie")

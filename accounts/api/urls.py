@@ -3,6 +3,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from accounts.api import views
+from billing.api import views as billing_views
+from relay.api import routes as relay_routes
+from relay.api import views as relay_views
 
 teams = SimpleRouter()
 teams.register("teams", views.TeamViewSet, basename="team")
@@ -11,6 +14,14 @@ team_scoped = SimpleRouter()
 team_scoped.register("members", views.MemberViewSet, basename="member")
 team_scoped.register("invitations", views.InvitationViewSet, basename="invitation")
 team_scoped.register("audit-events", views.AuditEventViewSet, basename="audit-event")
+team_scoped.register("credentials", relay_views.CredentialViewSet, basename="credential")
+team_scoped.register("api-keys", relay_views.ApiKeyViewSet, basename="api-key")
+team_scoped.register("routes", relay_routes.RouteViewSet, basename="route")
+team_scoped.register("key-limits", billing_views.KeyLimitsViewSet, basename="key-limits")
+team_scoped.register(
+    "credential-limits", billing_views.CredentialLimitsViewSet, basename="credential-limits"
+)
+team_scoped.register("credit-entries", billing_views.CreditEntryViewSet, basename="credit-entry")
 
 # Later apps append their team-scoped routes to `team_scoped` before this module
 # is imported by config.urls (see relay/api/urls.py).

@@ -1,0 +1,318 @@
+"""The library and design choices of the hot path, each settled by a measurement.
+
+Called by bench/run.py inside a running stack (``run_choices``); rendered by bench/report.py.
+
+- JSON library: orjson vs the standard library on a typical request body and response.
+- Upstream HTTP client: aiohttp vs httpx, client CPU per request against the fake upstream.
+- Framework on the hot path: a Django async view behind Django's middleware vs a raw ASGI
+  callable returning the same bytes, both under uvicorn (bench/probe_asgi.py).
+- ASGI server: Baton under granian vs under uvicorn (uvloop + httptools), same worker count.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+TOOLS = BENCH / ".tools"
+GRANIAN = "granian==2.8.7"
+
+REQUEST = {
+    "model": "gpt-4o",
+    "messages": [
+        {"role": "system", "content": "You are a helpful assistant. " * 20},
+        {"role": "user", "content": "Summarise the following text please. " * 40},
+    ],
+    "temperature": 0.2,
+    "max_tokens": 256,
+    "stream": False,
+}
+RESPONSE = {
+    "id": "chatcmpl-abc",
+    "object": "chat.completion",
+    "created": 1700000000,
+    "model": "gpt-4o",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "word " * 200},
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {"prompt_tokens": 400, "completion_tokens": 200, "total_tokens": 600},
+}
+
+
+def per_call_us(function: Callable[[], Any], iterations: int = 20_000) -> float:
+    started = time.perf_counter()
+    for _ in range(iterations):
+        function()
+    return (time.perf_counter() - started) / iterations * 1e6
+
+
+def json_libraries() -> dict[str, float]:
+    raw_request = json.dumps(REQUEST).encode()
+    return {
+        "orjson_parse_request_us": per_call_us(lambda: orjson.loads(raw_request)),
+        "json_parse_request_us": per_call_us(lambda: json.loads(raw_request)),
+        "orjson_dump_response_us": per_call_us(lambda: orjson.dumps(RESPONSE)),
+        "json_dump_response_us": per_call_us(lambda: json.dumps(RESPONSE).encode()),
+    }
+
+
+CLIENT_SCRIPT = r"""
+import asyncio, sys, time, orjson
+which, url, n, conc = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+body = orjson.dumps({"model": "demo-chat", "messages": [{"role": "user", "content": "hi"}],
+                     "max_tokens": 20, "stream": len(sys.argv) > 5})
+headers = {"authorization": "Bearer sk-bench-upstream-0000", "content-type": "application/json"}
+
+async def main():
+    if which == "aiohttp":
+        import aiohttp
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        async def one():
+            async with session.post(url, data=body, headers=headers) as r:
+                async for _ in r.content.iter_any():
+                    pass
+    else:
+        import httpx
+        session = httpx.AsyncClient(limits=httpx.Limits(max_connections=None, max_keepalive_connections=conc))
+        async def one():
+            async with session.stream("POST", url, content=body, headers=headers) as r:
+                async for _ in r.aiter_raw():
+                    pass
+    async def worker(k):
+        for _ in range(k):
+            await one()
+    for _ in range(50):
+        await one()
+    cpu, wall = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(worker(n // conc) for _ in range(conc)))
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    await (session.close() if which == "aiohttp" else session.aclose())
+    print(orjson.dumps({"cpu_us_per_request": cpu / n * 1e6, "rps": n / wall}).decode())
+
+import uvloop
+uvloop.run(main())
+"""
+
+
+def http_clients(url: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for which in ("aiohttp", "httpx"):
+        for stream in (False, True):
+            args = [sys.executable, "-c", CLIENT_SCRIPT, which, url, "3000", "32"]
+            if stream:
+                args.append("stream")
+            result = subprocess.run(args, capture_output=True, text=True, check=False, timeout=180)
+            key = f"{which}_{'stream' if stream else 'json'}"
+            out[key] = (
+                orjson.loads(result.stdout.strip().splitlines()[-1])
+                if result.returncode == 0
+                else {"error": result.stderr[-300:]}
+            )
+    return out
+
+
+def ensure_granian() -> bool:
+    if not (TOOLS / "granian").exists():
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(TOOLS), GRANIAN],
+            check=False,
+            capture_output=True,
+        )
+    return (TOOLS / "granian").exists()
+
+
+def run_choices(
+    stack: Any, args: Any, wrk: Callable[..., dict[str, Any]], log: Any
+) -> dict[str, Any]:
+    import run as bench_run  # bench/run.py (the caller)
+
+    out: dict[str, Any] = {}
+    log("choices: JSON libraries")
+    out["json"] = json_libraries()
+    log("choices: upstream HTTP client (aiohttp vs httpx)")
+    out["http_client"] = http_clients(stack.target("direct")["url"])
+    seconds = max(3.0, args.seconds / 2)
+
+    log("choices: Django view vs raw ASGI")
+    port = bench_run.free_port()
+    probe = stack.add(
+        bench_run.Server(
+            "probe",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "probe_asgi:application",
+                "--app-dir",
+                str(BENCH),
+                "--port",
+                str(port),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--workers",
+                "1",
+                "--lifespan",
+                "off",
+            ],
+            stack.env,
+            port,
+        )
+    )
+    probe.wait_http("/raw")
+    out["framework"] = {}
+    for path in ("/raw", "/django"):
+        run = wrk_get(f"http://127.0.0.1:{port}{path}", 64, seconds, probe.pids())
+        out["framework"][path.strip("/")] = run
+    probe.stop()
+
+    log("choices: ASGI server (granian vs uvicorn)")
+    out["server"] = {}
+    for name in ("uvicorn", "granian"):
+        if name == "granian" and not ensure_granian():
+            out["server"]["granian"] = {"error": f"could not install {GRANIAN}"}
+            continue
+        port = bench_run.free_port()
+        if name == "uvicorn":
+            command = bench_run.uvicorn_command(port, args.workers)
+            env = stack.env
+        else:
+            command = [
+                sys.executable,
+                "-m",
+                "granian",
+                "--interface",
+                "asgi",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+                "--loop",
+                "uvloop",
+                "--no-ws",
+                "config.asgi:application",
+            ]
+            env = {**stack.env, "PYTHONPATH": str(TOOLS)}
+        server = stack.add(bench_run.Server(name, command, env, port))
+        try:
+            server.wait_http("/readyz")
+        except SystemExit as exc:
+            out["server"][name] = {"error": str(exc)[:300]}
+            server.stop()
+            continue
+        time.sleep(1)
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        out["server"][name] = {
+            kind: wrk(
+                url,
+                stack.key,
+                "bench",
+                kind == "stream",
+                64,
+                seconds,
+                server.pids(),
+                stack.fast.pids(),
+            )
+            for kind in ("json", "stream")
+        }
+        server.stop()
+    return out
+
+
+def wrk_get(url: str, connections: int, seconds: float, pids: list[int]) -> dict[str, Any]:
+    import run as bench_run
+
+    before = bench_run.cpu_seconds(pids)
+    output = subprocess.run(
+        ["wrk", "-t", "2", "-c", str(connections), "-d", f"{round(seconds)}s", url],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    cpu = bench_run.cpu_seconds(pids) - before
+    rps = 0.0
+    requests = 0
+    for line in output.stdout.splitlines():
+        if line.startswith("Requests/sec:"):
+            rps = float(line.split()[1])
+        if "requests in" in line:
+            requests = int(line.split()[0])
+    return {"rps": rps, "cpu_us_per_request": cpu / max(1, requests) * 1e6}
+
+
+def render_choices(c: dict[str, Any]) -> list[str]:
+    def num(value: Any, digits: int = 1) -> str:
+        return f"{value:,.{digits}f}" if isinstance(value, int | float) else "n/a"
+
+    js = c["json"]
+    lines = [
+        "### Choices, by measurement",
+        "",
+        f"- **JSON**: parsing a typical chat request takes {num(js['orjson_parse_request_us'])} us "
+        f"with orjson vs {num(js['json_parse_request_us'])} us with `json`; writing a response "
+        f"{num(js['orjson_dump_response_us'])} us vs {num(js['json_dump_response_us'])} us.",
+    ]
+    hc = c["http_client"]
+
+    def client(key: str) -> str:
+        x = hc.get(key, {})
+        return (
+            f"{num(x.get('cpu_us_per_request'), 0)} us CPU/request ({num(x.get('rps'), 0)} req/s)"
+        )
+
+    lines.append(
+        f"- **Upstream HTTP client** (client process only, 32 concurrent, fake upstream): aiohttp "
+        f"{client('aiohttp_json')} vs httpx {client('httpx_json')} non-streaming; streams: "
+        f"aiohttp {client('aiohttp_stream')} vs httpx {client('httpx_stream')}."
+    )
+    fw = c.get("framework", {})
+    if fw:
+        raw, dj = fw.get("raw", {}), fw.get("django", {})
+        lines.append(
+            f"- **Framework on the hot path** (one uvicorn worker, trivial JSON answer, wrk 64 "
+            f"connections): raw ASGI {num(raw.get('rps'), 0)} req/s at "
+            f"{num(raw.get('cpu_us_per_request'), 0)} us CPU/request vs a Django async view "
+            f"behind Baton's middleware {num(dj.get('rps'), 0)} req/s at "
+            f"{num(dj.get('cpu_us_per_request'), 0)} us. /v1 is raw ASGI: no Django middleware, "
+            "no DRF."
+        )
+    sv = c.get("server", {})
+    if sv:
+        parts = []
+        for name in ("uvicorn", "granian"):
+            x = sv.get(name, {})
+            if "error" in x:
+                parts.append(f"{name}: not measured ({x['error'][:80]})")
+            elif x:
+                parts.append(
+                    f"{name} {num(x['json']['rps'], 0)} req/s non-streaming "
+                    f"({num(x['json']['server_cpu_ms_per_request'], 3)} CPU ms/req), "
+                    f"{num(x['stream']['rps'], 0)} req/s streams "
+                    f"({num(x['stream']['server_cpu_ms_per_request'], 3)} CPU ms/req)"
+                )
+        lines.append(
+            "- **ASGI server** (Baton, same workers, 64 connections): " + "; ".join(parts) + "."
+        )
+    lines.append(
+        "- **Stream chunks** are passed through as bytes: each SSE event is scanned for usage "
+        "and rewritten only when it must be (relay/providers), never parsed and re-serialised "
+        "as a whole."
+    )
+    return lines

@@ -1,0 +1,297 @@
+"""Render a benchmark JSON file (bench/run.py) as Markdown. Every number comes from the JSON.
+
+python bench/report.py bench/results/bench-latest.json
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+TARGETS = {
+    "unloaded_p50": 1.0,
+    "unloaded_p99": 3.0,
+    "ttfb_p50": 1.5,
+    "realistic_p99": 5.0,
+    "json_ratio": 5.0,
+    "stream_ratio": 8.0,
+    "flat_growth": 0.02,  # RSS growth over the all-open window, as a share of RSS
+}
+
+
+def ok(condition: bool) -> str:
+    return "met" if condition else "**missed**"
+
+
+def f(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def machine(report: dict[str, Any]) -> list[str]:
+    m = report["machine"]
+    packages = ", ".join(f"{k} {v}" for k, v in sorted(m["packages"].items()))
+    lines = [
+        f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}",
+        f"- Python {m['python']}; {packages}",
+        f"- {m['redis_server'].split(' sha=')[0]}; {m['wrk']}",
+        f"- Baton: uvicorn, {report['workers']} worker processes (uvloop, httptools, no access "
+        "log), DEBUG off, PostgreSQL + Redis, usage events to the Redis stream, Prometheus "
+        "multiprocess metrics on",
+        f"- Quota limits: {report.get('limits', 'n/a')}",
+        f"- Finished {report.get('finished_at', '?')}, run took {report['elapsed_s']:.0f} s",
+    ]
+    if "litellm" in m:
+        lines.insert(2, f"- LiteLLM {m['litellm'].get('litellm', '?')} (its own venv)")
+    return lines
+
+
+def saturated_table(runs: dict[str, list[dict[str, Any]]], title: str) -> list[str]:
+    lines = [
+        f"| {title} | conc. | req/s | p50 ms | p99 ms | errors | server CPU ms/req | "
+        "Redis CPU ms/req | server cores | fake cores | wrk cores | machine busy |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for kind, label in (("json", "non-streaming"), ("stream", "20-chunk streams")):
+        for run in runs[kind]:
+            lat = run["latency_ms"]
+            lines.append(
+                f"| {label} | {run['connections']} | {f(run['rps'], 0)} | {f(lat['p50'])} | "
+                f"{f(lat['p99'])} | {run['errors']} | {f(run['server_cpu_ms_per_request'], 3)} | "
+                f"{f(run.get('redis_cpu_ms_per_request'), 3)} | "
+                f"{f(run['server_cpu_cores'])} | {f(run['fake_cpu_cores'])} | "
+                f"{f(run['wrk_cpu_cores'])} | {f(run.get('machine_busy_cores'))} |"
+            )
+    return lines
+
+
+def redis_breakdown(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Redis's own time per relayed request, by command (INFO commandstats), at 64 connections."""
+    out = []
+    for kind, label in (("json", "non-streaming"), ("stream", "streams")):
+        run = next((x for x in runs[kind] if x["connections"] == 64), None)
+        commands = (run or {}).get("redis_commands_per_request")
+        if not commands:
+            continue
+        script = commands.get("evalsha", {"calls": 0, "us": 0})
+        sink = commands.get("xadd", {"calls": 0, "us": 0})
+        out.append(
+            f"Redis time per {label} request (64 connections, INFO commandstats): `evalsha` "
+            f"{script['calls']:.2f} calls, {script['us']:.1f} us (including the commands the "
+            f"script runs); `xadd` {sink['calls']:.2f} calls, {sink['us']:.1f} us."
+        )
+    if out:
+        out.append(
+            "`evalsha` is the quota script (admit, then settle: two calls per request), `xadd` "
+            "the metering sink (batched). Redis is one thread shared by every web process, so "
+            "its time per request bounds the whole deployment's rate."
+        )
+    return out
+
+
+def render_bench(r: dict[str, Any]) -> str:
+    un = r["unloaded"]
+    jo, so = un["json"]["overhead_ms"], un["stream"]["overhead_ms"]
+    real = r["realistic"]
+    ro = real["overhead_ms"]
+    st = r["streams"]
+    late = st.get("rss_late_window_s")
+    growth = (
+        st["rss_late_slope_bytes_per_s"] * (late[1] - late[0]) / (st["rss_end_mib"] * 2**20)
+        if late and st.get("rss_end_mib")
+        else 0.0
+    )
+    lines = ["### Machine", "", *machine(r), "", "### Against the targets", ""]
+    lines += [
+        "| target | measured | |",
+        "|---|---:|---|",
+        f"| unloaded overhead p50 <= 1 ms (non-streaming) | {f(jo['total']['p50'], 3)} ms | "
+        f"{ok(jo['total']['p50'] <= TARGETS['unloaded_p50'])} |",
+        f"| unloaded overhead p99 <= 3 ms (non-streaming) | {f(jo['total']['p99'], 3)} ms | "
+        f"{ok(jo['total']['p99'] <= TARGETS['unloaded_p99'])} |",
+        f"| streaming time-to-first-byte overhead p50 <= 1.5 ms | {f(so['ttfb']['p50'], 3)} ms | "
+        f"{ok(so['ttfb']['p50'] <= TARGETS['ttfb_p50'])} |",
+        f"| realistic load overhead p99 <= 5 ms (streams, total time) | "
+        f"{f(ro['total_ms']['p99'], 3)} ms | {ok(ro['total_ms']['p99'] <= TARGETS['realistic_p99'])} |",
+        f"| {st['streams']} concurrent streams without errors | {st['error_count']} errors | "
+        f"{ok(st['error_count'] == 0 and st['completed'] == st['streams'])} |",
+        f"| flat RSS as streams age (growth over the second half of their life < 2 %) | "
+        f"{f(st.get('rss_late_slope_bytes_per_s'), 0)} B/s ({f(growth * 100, 2)} %) | "
+        f"{ok(abs(growth) < TARGETS['flat_growth'])} |",
+        f"| saturated errors (all runs) | "
+        f"{sum(x['errors'] for k in ('json', 'stream') for x in r['saturated'][k])} | "
+        f"{ok(all(x['errors'] == 0 for k in ('json', 'stream') for x in r['saturated'][k]))} |",
+        "",
+        "Throughput against LiteLLM is in the comparison run (`make bench-compare`) below.",
+        "",
+        "### Unloaded (one request at a time)",
+        "",
+        "| | direct p50 | Baton p50 | overhead p50 | direct p99 | Baton p99 | overhead p99 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for kind, label in (("json", "non-streaming, total"), ("stream", "streaming, total")):
+        d, b, o = (
+            un[kind]["direct"]["total"],
+            un[kind]["baton"]["total"],
+            un[kind]["overhead_ms"]["total"],
+        )
+        lines.append(
+            f"| {label} | {f(d['p50'], 3)} | {f(b['p50'], 3)} | {f(o['p50'], 3)} | "
+            f"{f(d['p99'], 3)} | {f(b['p99'], 3)} | {f(o['p99'], 3)} |"
+        )
+    d, b, o = un["stream"]["direct"]["ttfb"], un["stream"]["baton"]["ttfb"], so["ttfb"]
+    lines.append(
+        f"| streaming, first byte | {f(d['p50'], 3)} | {f(b['p50'], 3)} | {f(o['p50'], 3)} | "
+        f"{f(d['p99'], 3)} | {f(b['p99'], 3)} | {f(o['p99'], 3)} |"
+    )
+    header = un["json"]["baton"].get("header")
+    if header:
+        lines += [
+            "",
+            f"All in milliseconds, {un['json']['baton']['total']['n']} requests each way; the "
+            f"machine was busy {f(un.get('machine_busy_cores'))} cores on average meanwhile. "
+            f"Baton's own `x-baton-overhead-ms` header (time inside the app, non-streaming): "
+            f"p50 {f(header['p50'], 3)}, p99 {f(header['p99'], 3)}.",
+        ]
+    hop, ping = un.get("healthz_ms"), un.get("redis_ping_ms")
+    if hop and ping:
+        lines += [
+            "",
+            f"What any extra hop costs here: Baton's `/healthz` (uvicorn + a bare ASGI answer, no "
+            f"work) takes p50 {f(hop['p50'], 3)} / p99 {f(hop['p99'], 3)} one at a time, and one "
+            f"Redis round trip from asyncio p50 {f(ping['p50'], 3)} / p99 {f(ping['p99'], 3)}. "
+            f"The non-streaming overhead p50 of {f(jo['total']['p50'], 3)} therefore splits into "
+            f"about {f(hop['p50'], 3)} for the client-to-Baton hop, and "
+            f"{f(jo['total']['p50'] - hop['p50'], 3)} for Baton's work including the admission "
+            "round trip to Redis.",
+        ]
+    fa = r["fake_alone"]
+    lines += [
+        "",
+        "### Saturated (closed loop, instant upstream, wrk)",
+        "",
+        *saturated_table(r["saturated"], "Baton"),
+        "",
+        *redis_breakdown(r["saturated"]),
+        "",
+    ]
+    lines += [
+        f"The fake upstream alone (wrk straight at it, 64 connections): "
+        f"{f(fa['json']['rps'], 0)} req/s non-streaming, {f(fa['stream']['rps'], 0)} req/s "
+        f"streaming, using {f(fa['json']['server_cpu_cores'])} / "
+        f"{f(fa['stream']['server_cpu_cores'])} cores. Every process shares the same "
+        f"{r['machine']['cores']} cores, so the fake upstream and wrk take CPU that Baton "
+        "would otherwise have; the CPU milliseconds per request are Baton's own (its worker "
+        "processes, from /proc). *Machine busy* counts every process on the machine (cores): "
+        "anything above server + fake + wrk + Redis/PostgreSQL is other load, which makes that "
+        "run's req/s and latency pessimistic.",
+        "",
+        "### Realistic (open loop, upstream ~100 ms with jitter, 20-chunk streams)",
+        "",
+        f"Offered {f(real['rate'], 0)} req/s through Baton (half the best saturated streaming "
+        f"rate) for {f(real['seconds'], 0)} s, Poisson arrivals, with one direct request "
+        "interleaved for every three through Baton so that both see the same conditions; "
+        "latency is measured from each request's scheduled start.",
+        "",
+        "| | sent | errors | achieved req/s | total p50 | total p99 | first byte p50 | "
+        "first byte p99 | generator CPU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for where in ("direct", "baton"):
+        x = real[where]
+        lines.append(
+            f"| {where} | {x['sent']} | {sum(x['errors'].values())} | {f(x['achieved_rate'], 0)} | "
+            f"{f(x['total_ms']['p50'])} | {f(x['total_ms']['p99'])} | {f(x['ttfb_ms']['p50'])} | "
+            f"{f(x['ttfb_ms']['p99'])} | {f(real['generator']['cpu_share'])} cores |"
+        )
+    lines += [
+        f"| **overhead** | | | | {f(ro['total_ms']['p50'], 3)} | {f(ro['total_ms']['p99'], 3)} | "
+        f"{f(ro['ttfb_ms']['p50'], 3)} | {f(ro['ttfb_ms']['p99'], 3)} | |",
+        "",
+        f"Baton's workers used {f(real['server_cpu_cores'])} cores; the machine was busy "
+        f"{f(real.get('machine_busy_cores'))} cores; the generator's schedule lateness p99 was "
+        f"{f(real['schedule_lateness_ms']['p99'])} ms.",
+        "",
+        "### Many concurrent streams",
+        "",
+        f"{st['streams']} streams opened over 5 s, one chunk every 100 ms, "
+        f"{f(st['duration_s'], 1)} s each: {st['completed']} completed, {st['error_count']} "
+        f"errors {st['errors'] or ''}. Baton RSS (all workers): {f(st['idle_rss_mib'], 1)} MiB "
+        f"before, {f(st['rss_all_open_mib'], 1)} MiB with all streams open "
+        f"({f(st['rss_per_open_stream_kib'], 1)} KiB per open stream), "
+        f"{f(st.get('rss_end_mib'), 1)} MiB when the first streams ended. Slope while they "
+        f"aged: {f(st['rss_slope_bytes_per_s'], 0)} bytes/s over the whole window "
+        f"({f(st['rss_slope_bytes_per_s_per_stream'], 2)} per stream), "
+        f"{f(st.get('rss_late_slope_bytes_per_s'), 0)} bytes/s over its second half (allocator "
+        f"arenas fill early, then RSS levels off). CPU: Baton {f(st['server_cpu_cores'])} "
+        f"cores, fake upstream {f(st['fake_cpu_cores'])}, generators "
+        f"{f(st['generator_cpu_cores'])}, whole machine {f(st.get('machine_busy_cores'))}. "
+        "Streams last longer than 25 s when the machine cannot keep up with 20,000 chunks a "
+        "second across fake upstream, Baton and generators.",
+    ]
+    mc = r.get("metrics_cost", {})
+    if "multiprocess_us" in mc:
+        lines += [
+            "",
+            "### Cost of the per-request metrics",
+            "",
+            f"`relay.observability.record` per request: {f(mc['multiprocess_us'], 2)} us in "
+            f"multiprocess mode (production), {f(mc['single_process_us'], 2)} us single-process.",
+        ]
+    if "choices" in r:
+        from choices import render_choices
+
+        lines += ["", *render_choices(r["choices"])]
+    if "profile" in r:
+        lines += ["", "### Profile (saturated, non-streaming)", "", *r["profile"]]
+    return "\n".join(lines) + "\n"
+
+
+def render_compare(r: dict[str, Any]) -> str:
+    ratios = r["ratios"]
+    lines = ["### Machine", "", *machine(r), ""]
+    lines += [
+        "LiteLLM runs as `litellm --config config.yaml --num_workers N` with "
+        "`LITELLM_LOCAL_MODEL_COST_MAP=True`, its master key and no database: it does no key "
+        "lookup and no spend tracking, which favours it. Baton runs as in `make bench` (keys "
+        "from its cache, admission and metering to Redis on every request). Same fake upstream, "
+        "same worker count, same wrk load, measured in the same run.",
+        "",
+        "| target | measured | |",
+        "|---|---:|---|",
+        f"| saturated throughput >= 5x LiteLLM, non-streaming (best vs best) | "
+        f"{f(ratios['json_best'], 2)}x | {ok((ratios['json_best'] or 0) >= TARGETS['json_ratio'])} |",
+        f"| saturated throughput >= 8x LiteLLM, 20-chunk streams (best vs best) | "
+        f"{f(ratios['stream_best'], 2)}x | "
+        f"{ok((ratios['stream_best'] or 0) >= TARGETS['stream_ratio'])} |",
+        f"| zero errors (Baton) | "
+        f"{sum(x['errors'] for k in ('json', 'stream') for x in r['baton'][k])} | "
+        f"{ok(all(x['errors'] == 0 for k in ('json', 'stream') for x in r['baton'][k]))} |",
+        "",
+        "| kind | conc. | Baton req/s | LiteLLM req/s | ratio | CPU per request, LiteLLM / Baton |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for kind in ("json", "stream"):
+        for b, lt, ratio in zip(r["baton"][kind], r["litellm"][kind], ratios[kind], strict=True):
+            lines.append(
+                f"| {kind} | {b['connections']} | {f(b['rps'], 0)} | {f(lt['rps'], 0)} | "
+                f"{f(ratio['rps_ratio'], 2)}x | {f(ratio['cpu_per_request_ratio'], 2)}x |"
+            )
+    lines += [
+        "",
+        *saturated_table(r["litellm"], "LiteLLM"),
+        "",
+        *saturated_table(r["baton"], "Baton"),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render(report: dict[str, Any]) -> str:
+    return render_compare(report) if report["kind"] == "compare" else render_bench(report)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
+    sys.stdout.write(render(orjson.loads(Path(sys.argv[1]).read_bytes())))

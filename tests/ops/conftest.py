@@ -1,0 +1,113 @@
+"""Fixtures for the operations tests: the relay fixtures, plus Baton as a real subprocess.
+
+``BatonProcess`` runs ``uvicorn config.asgi:application`` against the test database and Redis
+(like production: its own process, signals, lifespan), so shutdown and multi-worker metrics are
+tested the way they run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from django.db import connection
+
+from tests.relay.conftest import fake, fake_upstream, redis_client, relay
+from tests.relay.test_warm_path import queries
+
+__all__ = ["BatonProcess", "fake", "fake_upstream", "queries", "redis_client", "relay"]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def subprocess_database_url() -> str:
+    database = connection.settings_dict
+    return f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+
+
+class BatonProcess:
+    """``uvicorn config.asgi:application`` in a subprocess; stderr (the logs) kept in a file."""
+
+    def __init__(self, env: dict[str, str] | None = None, workers: int = 1) -> None:
+        self.port = free_port()
+        self.log = tempfile.NamedTemporaryFile(prefix="baton-ops-", suffix=".log", delete=False)  # noqa: SIM115
+        self.env = {
+            **os.environ,
+            "BATON_TESTING": "1",
+            "DATABASE_URL": subprocess_database_url(),
+            "BATON_ALLOW_LOOPBACK_UPSTREAMS": "true",
+            "BATON_CACHE_CHECK_SECONDS": "0.1",
+            **(env or {}),
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "config.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--lifespan",
+            "on",
+            "--no-access-log",
+            "--timeout-graceful-shutdown",
+            "30",
+        ]
+        if workers > 1:
+            command += ["--workers", str(workers)]
+        self.proc = subprocess.Popen(
+            command, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        self.base_url = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, path: str = "/healthz", timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"baton exited at start:\n{self.logs()}")
+            try:
+                if httpx.get(self.base_url + path, timeout=1).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"baton did not start:\n{self.logs()}")
+
+    def logs(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def terminate(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        Path(self.log.name).unlink(missing_ok=True)
+
+    def __enter__(self) -> BatonProcess:
+        self.wait_ready()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

@@ -1,0 +1,88 @@
+"""JSON logs: every relay log line carries its request id; no secret and no prompt, ever."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from config.logging import JsonFormatter, RequestIdFilter, redact
+from tests.relay.conftest import Relay, make_credential, make_route
+
+PROMPT = "CANARY-PROMPT-do-not-log-7731"
+UPSTREAM_SECRET = "bad-upstream-secret-5a9e01"  # the fake rejects keys starting with "bad"
+MESSAGES: Any = [{"role": "user", "content": PROMPT}]
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestIdFilter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    previous = root.level
+    root.setLevel(logging.DEBUG)
+    try:
+        yield buffer
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+
+
+def test_json_logs_carry_the_request_id_and_no_secret(
+    relay: Relay, fake: Any, settings: Any, captured: io.StringIO
+) -> None:
+    settings.BATON_REQUEST_LOG = "all"
+    rejected = make_credential(
+        relay.team, "rejected", fake.base_url + "/v1", secret=UPSTREAM_SECRET
+    )
+    make_route(relay.team, "rejected", (rejected, "demo-chat", 0))
+    down = make_credential(relay.team, "down", f"{fake.base_url}/_f/status=500/v1")
+    make_route(relay.team, "down", (down, "demo-chat", 0))
+    wrong_key = "sk-baton-" + "Q" * 32
+    request_ids = []
+    with httpx.Client(base_url=relay.base_url, timeout=10) as client:
+        for model, key, stream in [
+            ("gpt-4o", relay.key, False),
+            ("gpt-4o", relay.key, True),
+            ("rejected", relay.key, False),
+            ("down", relay.key, True),
+            ("gpt-4o", wrong_key, False),
+        ]:
+            response = client.post(
+                "/v1/chat/completions",
+                json={"model": model, "messages": MESSAGES, "stream": stream},
+                headers={"authorization": f"Bearer {key}", "api-key": key},
+            )
+            request_ids.append(response.headers["x-request-id"])
+    assert len(set(request_ids)) == 5
+    text = captured.getvalue()
+    records = [orjson.loads(line) for line in text.splitlines()]
+    relay_records = [r for r in records if r["logger"] == "baton.requests"]
+    assert {r["request_id"] for r in relay_records} == set(request_ids)
+    for record in relay_records:
+        assert {"ts", "level", "msg", "status", "latency_ms", "overhead_ms"} <= record.keys()
+    for secret in (relay.key, wrong_key, UPSTREAM_SECRET, "sk-upstream-secret-1234", PROMPT):
+        assert secret not in text
+    # Errors logged while serving a request carry its id too.
+    failures = [r for r in records if r["level"] in ("WARNING", "ERROR")]
+    assert failures and all(r.get("request_id") in request_ids for r in failures)
+
+
+def test_secrets_are_masked_even_if_something_logs_them() -> None:
+    line = (
+        "calling https://api.example.com/v1?key=AIzaSyD-abcdefghijklmnopqrstuvwxyz "
+        "with Authorization: Bearer sk-proj-abcdefghijklmnop and sk-baton-ABCDEFGHIJKLMNOP "
+        "via postgres://baton:hunter2-password@db:5432/baton"
+    )
+    masked = redact(line)
+    for secret in ("AIzaSyD-abc", "abcdefghijklmnop", "ABCDEFGHIJKLMNOP", "hunter2"):
+        assert secret not in masked
+    assert "postgres://baton:***@db:5432/baton" in masked
