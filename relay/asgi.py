@@ -221,7 +221,11 @@ class RelayApp:
             call.alias = model
             if not key.allows_model(model):
                 raise model_not_found(model)
-            stream = body.get("stream") is True
+            stream = body.get("stream", False)
+            if not isinstance(stream, bool):
+                raise RelayError(400, "'stream' must be true or false.", param="stream")
+            if not isinstance(body.get("stream_options", {}), dict | None):
+                raise RelayError(400, "'stream_options' must be an object.", param="stream_options")
             if stream and endpoint == "embeddings":
                 raise RelayError(400, "Embeddings cannot be streamed.", param="stream")
             # 3. Admit.

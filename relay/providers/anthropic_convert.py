@@ -114,7 +114,9 @@ def to_anthropic_request(
         out["thinking"] = body["thinking"]
 
     tools = body.get("tools")
-    if isinstance(tools, list) and tools:
+    if tools is not None and not isinstance(tools, list):
+        raise bad_request("tools must be a list of function tools", "tools")
+    if tools:
         out["tools"] = [_tool(tool, i) for i, tool in enumerate(tools)]
         choice = _tool_choice(body.get("tool_choice"))
         if body.get("parallel_tool_calls") is False:
@@ -396,8 +398,11 @@ def _max_tokens(body: Mapping[str, Any], extras: Mapping[str, Any]) -> int:
     """Anthropic requires max_tokens; the client's value, else the target's default."""
     for name in ("max_completion_tokens", "max_tokens"):
         value = body.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise bad_request(f"{name} must be a positive integer", name)
+        return value
     default = extras.get("default_max_tokens")
     return default if isinstance(default, int) and default > 0 else DEFAULT_MAX_TOKENS
 
