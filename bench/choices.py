@@ -219,6 +219,11 @@ def run_choices(
             continue
         time.sleep(1)
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        problem = first_answer(url, stack.key)
+        if problem:
+            out["server"][name] = {"error": problem}
+            server.stop()
+            continue
         out["server"][name] = {
             kind: wrk(
                 url,
@@ -234,6 +239,26 @@ def run_choices(
         }
         server.stop()
     return out
+
+
+def first_answer(url: str, key: str) -> str | None:
+    """None when one request through ``url`` succeeds, else what went wrong."""
+    import urllib.error
+    import urllib.request
+
+    body = b'{"model":"bench","messages":[{"role":"user","content":"hi"}],"max_tokens":5}'
+    request = urllib.request.Request(  # noqa: S310
+        url,
+        data=body,
+        headers={"authorization": f"Bearer {key}", "content-type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return None if response.status == 200 else f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code}: {exc.read()[:200]!r}"
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"
 
 
 def wrk_get(url: str, connections: int, seconds: float, pids: list[int]) -> dict[str, Any]:

@@ -46,6 +46,7 @@ def start(pid: int, seconds: int) -> tuple[subprocess.Popen[bytes], str] | None:
             "--format",
             "raw",
             "--nonblocking",
+            "--full-filenames",
             "--output",
             out,
         ],

@@ -91,6 +91,20 @@ def redis_breakdown(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
     return out
 
 
+def quarter_line(q: dict[str, Any] | None) -> list[str]:
+    if not q:
+        return []
+    o = q["overhead_ms"]
+    return [
+        f"At a quarter of the saturated rate ({f(q['rate'], 0)} req/s through Baton, same "
+        f"method): overhead p50 {f(o['total_ms']['p50'], 3)} ms, p99 {f(o['total_ms']['p99'], 3)} "
+        f"ms; Baton used {f(q['server_cpu_cores'])} cores, the machine "
+        f"{f(q.get('machine_busy_cores'))}; errors: "
+        f"{sum(q['baton']['errors'].values()) + sum(q['direct']['errors'].values())}.",
+        "",
+    ]
+
+
 def render_bench(r: dict[str, Any]) -> str:
     un = r["unloaded"]
     jo, so = un["json"]["overhead_ms"], un["stream"]["overhead_ms"]
@@ -214,6 +228,7 @@ def render_bench(r: dict[str, Any]) -> str:
         f"{f(real.get('machine_busy_cores'))} cores; the generator's schedule lateness p99 was "
         f"{f(real['schedule_lateness_ms']['p99'])} ms.",
         "",
+        *quarter_line(r.get("realistic_quarter")),
         "### Many concurrent streams",
         "",
         f"{st['streams']} streams opened over 5 s, one chunk every 100 ms, "

@@ -474,7 +474,11 @@ class RelayApp:
                 return translator.error or UpstreamError(
                     502, "Upstream closed the stream early.", kind="server"
                 )
-        call.ttfb = time.perf_counter() - call.started
+        # Waiting for the first chunk is upstream time, so the overhead header
+        # reports only what Baton itself added before the first byte.
+        first_chunk_at = time.perf_counter()
+        call.upstream_seconds += first_chunk_at - sent_at
+        call.ttfb = first_chunk_at - call.started
         call.status = 200
         headers = self.response_headers(call, target, *SSE_HEADERS)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -497,7 +501,7 @@ class RelayApp:
                 call.error_class = "client_disconnected"
                 if await self.lifecycle.end_stream(send, pump):  # shutdown grace is over
                     call.status, call.error_class = 200, "server_shutdown"
-            call.upstream_seconds += time.perf_counter() - sent_at
+            call.upstream_seconds += time.perf_counter() - first_chunk_at
         if pump.done() and not pump.cancelled() and pump.exception() is not None:
             call.error_class = "stream_error"
         # Reported usage, completed by Baton's own estimate (and flagged) when

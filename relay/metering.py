@@ -52,7 +52,8 @@ class UsageEvent:
     created_at: float  # epoch seconds
 
     def to_json(self) -> bytes:
-        return orjson.dumps(asdict(self))
+        # orjson serialises dataclasses natively, ten times faster than asdict().
+        return orjson.dumps(self)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> UsageEvent:

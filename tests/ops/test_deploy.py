@@ -10,7 +10,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-BATON_SERVICES = ("migrate", "web", "worker", "beat")
+BATON_SERVICES = ("migrate", "web", "worker", "beat", "usage-consumer")
 
 
 def compose() -> dict[str, Any]:
@@ -31,7 +31,7 @@ def test_compose_has_the_production_shape() -> None:
     assert "--appendonly yes" in redis_command
     assert services["migrate"]["restart"] == "no"
     assert services["migrate"]["command"][-2:] == ["migrate", "--no-input"]
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker", "beat", "usage-consumer"):
         depends = services[name]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
     web = services["web"]

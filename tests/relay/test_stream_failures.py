@@ -37,7 +37,9 @@ def stream_raw(relay: Relay, model: str) -> list[Any]:
     ("directive", "code"),
     [
         ("error_after=3", None),
-        ("drop_after=3", "upstream_stream_broken"),
+        # chunk_ms: the first events must reach Baton before the connection drops,
+        # or the drop happens before the first byte and Baton falls over instead.
+        ("drop_after=3,chunk_ms=50", "upstream_stream_broken"),
         ("malformed_at=3", "upstream_malformed_chunk"),
     ],
 )
