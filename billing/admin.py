@@ -27,6 +27,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts import audit
 from billing import credits
 from billing.limits import jsonable
+from billing.metering_admin import has_rolled_up_usage
 from billing.models import (
     CredentialLimits,
     CreditEntry,
@@ -87,6 +88,7 @@ class TeamLimitsForm(forms.ModelForm):
             "team",
             "billing_mode",
             "currency",
+            "markup",
             "on_redis_failure",
             "rpm_limit",
             "tpm_limit",
@@ -95,6 +97,14 @@ class TeamLimitsForm(forms.ModelForm):
             "monthly_budget",
         )
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["markup"].required = False  # left out of a submission: unchanged
+
+    def clean_markup(self) -> Decimal:
+        value: Decimal | None = self.cleaned_data.get("markup")
+        return self.instance.markup if value is None else value
+
     def clean_currency(self) -> str:
         currency: str = self.cleaned_data["currency"]
         changed = self.instance.pk and currency != self.instance.currency
@@ -102,6 +112,8 @@ class TeamLimitsForm(forms.ModelForm):
             changed
             and UsageRecord.objects.filter(team_id=self.instance.pk).exclude(cost=0).exists()
         ):
+            raise ValidationError(_("The currency can only change before the team has any usage."))
+        if changed and has_rolled_up_usage(self.instance.pk):
             raise ValidationError(_("The currency can only change before the team has any usage."))
         return currency
 
@@ -113,6 +125,7 @@ class TeamLimitsAdmin(admin.ModelAdmin):
         "team",
         "billing_mode",
         "currency",
+        "markup",
         "on_redis_failure",
         "rpm_limit",
         "daily_budget",

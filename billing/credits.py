@@ -34,6 +34,7 @@ from billing.models import (
     BillingMode,
     CreditEntry,
     Currency,
+    HourlyUsage,
     RedemptionCode,
     TeamLimits,
     UsageRecord,
@@ -302,6 +303,8 @@ def change_currency(
         if old == currency:
             return limits
         if UsageRecord.objects.filter(team=team).exclude(cost=0).exists():
+            raise CreditError(_("The currency can only change before the team has any usage."))
+        if HourlyUsage.objects.filter(team=team).exclude(cost=0).exists():
             raise CreditError(_("The currency can only change before the team has any usage."))
         rate = exchange_rate(old, currency)
         if rate is None:

@@ -536,7 +536,7 @@ class BillingRecord(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.team} {self.period_start:%Y-%m-%d}–{self.period_end:%Y-%m-%d}"
+        return f"{self.team} {self.period_start:%Y-%m-%d} to {self.period_end:%Y-%m-%d}"
 
     @property
     def is_open(self) -> bool:

@@ -1,10 +1,31 @@
-"""Billing housekeeping."""
+"""Billing housekeeping: thin Celery wrappers, each with an explicit name;
+the schedule is in ``config/schedule.py``."""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+import redis
 from celery import shared_task
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from billing.usage import CHARGE_BATCH, charge_usage
+
+log = logging.getLogger("baton.billing")
+
+# Seconds one run of the stream consumer drains for; the lock outlives it.
+CONSUME_SECONDS = 10.0
+CONSUME_LOCK_TTL = 60.0
+
+# Only these are worth retrying: the database or Redis was briefly away.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    redis.ConnectionError,
+    redis.TimeoutError,
+)
 
 
 @shared_task(name="billing.charge_usage")
@@ -16,3 +37,56 @@ def charge_usage_task() -> int:
         total += seen
         if seen < CHARGE_BATCH:
             return total
+
+
+@shared_task(name="billing.consume_usage")
+def consume_usage_task() -> dict[str, Any] | None:
+    """Move usage events from the Redis stream into the ledger (none without Redis).
+    Runs every few seconds; a run that finds another one going returns at once.
+    No retries: the next run picks up whatever this one left pending."""
+    if not settings.REDIS_URL:
+        return None
+    from billing.consumer import client, consume
+
+    result = consume(client(settings.REDIS_URL), CONSUME_SECONDS, CONSUME_LOCK_TTL)
+    if result is None:
+        return None
+    if result.dead:
+        log.error("%d usage stream entries were not usage events", result.dead)
+    return {"read": result.read, "claimed": result.claimed, "written": result.written}
+
+
+@shared_task(
+    name="billing.rollup_usage",
+    autoretry_for=TRANSIENT,
+    retry_backoff=5,
+    max_retries=3,
+)
+def rollup_usage_task() -> dict[str, int]:
+    """Roll the ledger up into hourly rollups (late rows included)."""
+    from billing.rollups import rollup
+
+    run = rollup()
+    return {"hours": run.hours, "late_hours": len(run.late_hours), "rows": run.rows}
+
+
+@shared_task(
+    name="billing.update_billing_records",
+    autoretry_for=TRANSIENT,
+    retry_backoff=5,
+    max_retries=3,
+)
+def update_billing_records_task() -> dict[str, int]:
+    """Close ended billing periods into records and keep open records current."""
+    from billing.records import bill
+
+    run = bill()
+    return {"closed": run.closed, "refreshed": run.refreshed, "adjusted": run.adjusted}
+
+
+@shared_task(name="billing.prune_ledger", autoretry_for=TRANSIENT, retry_backoff=60, max_retries=3)
+def prune_ledger_task() -> int:
+    """Delete raw usage records past ``BATON_LEDGER_RETENTION_DAYS``."""
+    from billing.ledger import prune
+
+    return prune()

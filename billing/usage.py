@@ -32,9 +32,8 @@ from django.db import transaction
 from django.db.models import Q, QuerySet, Sum
 
 from billing import conf
-from billing.models import CreditEntry, Currency, Price, TeamLimits, UsageRecord
+from billing.models import CreditEntry, Currency, TeamLimits, UsageRecord
 from billing.money import from_nanos, to_nanos
-from billing.pricing import exchange_rate, to_rate
 from billing.snapshots import Limits
 
 log = logging.getLogger("baton.billing")

@@ -16,4 +16,26 @@ BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    # Metering: the Redis usage stream into the ledger, the ledger into hourly
+    # rollups, rollups into billing records, and the ledger's retention.
+    "consume-usage": {
+        "task": "billing.consume_usage",
+        "schedule": 5.0,
+        "options": {"expires": 5},
+    },
+    "rollup-usage": {
+        "task": "billing.rollup_usage",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "update-billing-records": {
+        "task": "billing.update_billing_records",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "prune-ledger": {
+        "task": "billing.prune_ledger",
+        "schedule": crontab(minute=41, hour=4),
+        "options": {"expires": 3600},
+    },
 }

@@ -8,8 +8,10 @@ urlpatterns = [
     path("api/", include("accounts.api.urls")),
     path("api/", include("relay.api.urls")),
     path("api/", include("billing.api.urls")),
+    path("api/", include("billing.api.usage_urls")),
     path("", include("accounts.urls")),
     path("", include("relay.urls")),
     path("", include("relay.route_urls")),
     path("", include("billing.urls")),
+    path("", include("billing.usage_urls")),
 ]

@@ -72,7 +72,9 @@ class ProviderCredential(models.Model):
     secret_last4 = models.CharField(max_length=4, blank=True, editable=False)
     extras = models.JSONField(default=dict, blank=True)
     enabled = models.BooleanField(default=True)
-    status = models.CharField(max_length=8, choices=CredentialStatus.choices, default=CredentialStatus.OK)
+    status = models.CharField(
+        max_length=8, choices=CredentialStatus.choices, default=CredentialStatus.OK
+    )
     status_reason = models.CharField(max_length=255, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -85,7 +87,9 @@ class ProviderCredential(models.Model):
 
     class Meta:
         ordering = ("name",)
-        constraints = [models.UniqueConstraint(fields=["team", "name"], name="credential_unique_name")]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "name"], name="credential_unique_name")
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -120,7 +124,9 @@ class RouteTarget(models.Model):
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
     route = models.ForeignKey(ModelRoute, on_delete=models.CASCADE, related_name="targets")
-    credential = models.ForeignKey(ProviderCredential, on_delete=models.CASCADE, related_name="targets")
+    credential = models.ForeignKey(
+        ProviderCredential, on_delete=models.CASCADE, related_name="targets"
+    )
     upstream_model = models.CharField(max_length=128)
     priority = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
     weight = models.PositiveSmallIntegerField(

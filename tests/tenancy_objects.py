@@ -6,8 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.utils import timezone
+
 from accounts import apikeys
 from accounts.models import ApiKey, Invitation
+from billing.models import BillingRecord
 from relay import actions as relay_actions
 from relay import routes as relay_routes
 from relay.models import ModelRoute, Provider, ProviderCredential
@@ -31,6 +34,12 @@ def populate(cast: Cast) -> None:
         alias="gpt-4o",
         targets=[TargetSpec(ProviderCredential.objects.get(team=cast.acme), "gpt-4o-mini")],
     )
+    from billing.periods import period_of
+
+    period = period_of(timezone.now())
+    BillingRecord.objects.create(
+        team=cast.acme, period_start=period.start, period_end=period.end, currency="USD"
+    )
 
 
 OBJECT_FOR_PARAMETER: dict[str, Callable[[Cast], Any]] = {
@@ -39,4 +48,5 @@ OBJECT_FOR_PARAMETER: dict[str, Callable[[Cast], Any]] = {
     "credential_id": lambda cast: ProviderCredential.objects.filter(team=cast.acme).first().pk,  # type: ignore[union-attr]
     "key_id": lambda cast: ApiKey.objects.filter(team=cast.acme).first().pk,  # type: ignore[union-attr]
     "route_id": lambda cast: ModelRoute.objects.filter(team=cast.acme).first().pk,  # type: ignore[union-attr]
+    "record_id": lambda cast: BillingRecord.objects.filter(team=cast.acme).first().pk,  # type: ignore[union-attr]
 }

@@ -3,6 +3,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from accounts.api import views
+from billing.api import usage as usage_api
 from billing.api import views as billing_views
 from relay.api import routes as relay_routes
 from relay.api import views as relay_views
@@ -22,6 +23,7 @@ team_scoped.register(
     "credential-limits", billing_views.CredentialLimitsViewSet, basename="credential-limits"
 )
 team_scoped.register("credit-entries", billing_views.CreditEntryViewSet, basename="credit-entry")
+team_scoped.register("billing-records", usage_api.BillingRecordViewSet, basename="billing-record")
 
 # Later apps append their team-scoped routes to `team_scoped` before this module
 # is imported by config.urls (see relay/api/urls.py).

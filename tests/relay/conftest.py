@@ -58,11 +58,22 @@ class Relay:
     server: ServerThread
 
     def client(self, key: str | None = None, **kwargs: Any) -> openai.OpenAI:
-        return openai.OpenAI(base_url=self.base_url + "/v1", api_key=key or self.key, max_retries=0, **kwargs)
+        return openai.OpenAI(
+            base_url=self.base_url + "/v1", api_key=key or self.key, max_retries=0, **kwargs
+        )
 
 
-def make_credential(team: Team, name: str, base_url: str, provider: str = "openai", secret: str = "sk-upstream-secret-1234", **extra: Any) -> ProviderCredential:
-    credential = ProviderCredential(team=team, name=name, provider_id=provider, base_url=base_url, **extra)
+def make_credential(
+    team: Team,
+    name: str,
+    base_url: str,
+    provider: str = "openai",
+    secret: str = "sk-upstream-secret-1234",
+    **extra: Any,
+) -> ProviderCredential:
+    credential = ProviderCredential(
+        team=team, name=name, provider_id=provider, base_url=base_url, **extra
+    )
     store_secret(credential, secret)
     credential.save()
     return credential
@@ -70,15 +81,23 @@ def make_credential(team: Team, name: str, base_url: str, provider: str = "opena
 
 def make_key(team: Team, **fields: Any) -> str:
     issued = tokens.issue(ApiKey.PREFIX)
-    ApiKey.objects.create(team=team, name=fields.pop("name", "test key"), lookup=issued.lookup,
-                          digest=issued.digest, last4=issued.last4, **fields)
+    ApiKey.objects.create(
+        team=team,
+        name=fields.pop("name", "test key"),
+        lookup=issued.lookup,
+        digest=issued.digest,
+        last4=issued.last4,
+        **fields,
+    )
     return issued.token
 
 
 def make_route(team: Team, alias: str, *targets: tuple[ProviderCredential, str, int]) -> ModelRoute:
     route = ModelRoute.objects.create(team=team, alias=alias)
     for credential, model, priority in targets:
-        RouteTarget.objects.create(team=team, route=route, credential=credential, upstream_model=model, priority=priority)
+        RouteTarget.objects.create(
+            team=team, route=route, credential=credential, upstream_model=model, priority=priority
+        )
     return route
 
 
