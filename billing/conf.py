@@ -1,7 +1,7 @@
 """Operator settings for quotas, prices and credits.
 
-Each reads the Django setting of the same name when there is one (tests
-override those) and the environment otherwise, like ``config/settings.py``.
+Each reads the Django setting of the same name, which ``config/settings.py``
+takes from the environment (tests override the settings).
 ``check()`` runs at start (``BillingConfig.ready``) so a bad value stops the
 process instead of surfacing on the first request.
 
@@ -30,13 +30,13 @@ from typing import Any
 
 from django.conf import settings
 
-from config.env import ImproperlyConfiguredEnv, envstr
+from config.env import ImproperlyConfiguredEnv
 
 
 def _raw(name: str, default: str) -> str:
     value: Any = getattr(settings, name, None)
-    if value is None:
-        return envstr(name, default)
+    if value is None or value == "":
+        return default
     return str(value)
 
 
@@ -87,9 +87,7 @@ def on_redis_failure() -> str:
 
 def limits_redis_url() -> str:
     value: Any = getattr(settings, "BATON_LIMITS_REDIS_URL", None)
-    if value is None:
-        value = envstr("BATON_LIMITS_REDIS_URL", settings.REDIS_URL or "")
-    return str(value)
+    return str(settings.REDIS_URL or "" if value is None else value)
 
 
 def limits_redis_timeout() -> float:

@@ -240,6 +240,23 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# --- Quotas, credits and billing ------------------------------------------------
+# Read here as given; billing/conf.py validates them at start (BillingConfig.ready)
+# and the README lists what each means. Empty means "the default".
+BATON_SIGNUP_CREDIT = envstr("BATON_SIGNUP_CREDIT", "5.00")
+BATON_NEW_TEAM_BILLING = envstr("BATON_NEW_TEAM_BILLING", "prepaid")
+BATON_UNPRICED_MODELS = envstr("BATON_UNPRICED_MODELS", "zero")
+BATON_LIMITS_ON_REDIS_FAILURE = envstr("BATON_LIMITS_ON_REDIS_FAILURE", "open")
+BATON_LIMITS_REDIS_URL = envstr("BATON_LIMITS_REDIS_URL", REDIS_URL)
+BATON_LIMITS_REDIS_TIMEOUT = envstr("BATON_LIMITS_REDIS_TIMEOUT", "1.0")
+BATON_RATE_LIMIT_WINDOW = envstr("BATON_RATE_LIMIT_WINDOW", "60")
+BATON_HOLD_TTL_SECONDS = envstr("BATON_HOLD_TTL_SECONDS")  # default: total timeout + 60
+BATON_HOLD_DEFAULT_OUTPUT_TOKENS = envstr("BATON_HOLD_DEFAULT_OUTPUT_TOKENS", "4096")
+BATON_LOW_BALANCE = envstr("BATON_LOW_BALANCE", "1.00")
+BATON_BILLING_PERIOD = envstr("BATON_BILLING_PERIOD", "month")
+BATON_LEDGER_RETENTION_DAYS = envstr("BATON_LEDGER_RETENTION_DAYS", "90")
+BATON_USAGE_CLAIM_IDLE_SECONDS = envstr("BATON_USAGE_CLAIM_IDLE_SECONDS", "60")
+
 # --- Celery -------------------------------------------------------------------
 # Without Redis the broker is kombu's filesystem transport: messages are files in
 # the data directory, so the embedded default needs no broker server yet still
