@@ -7,14 +7,24 @@ are created and their secrets replaced by the team, not in the admin.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from django.contrib import admin
+from django.db import models
 from django.http import HttpRequest
 
 from relay.models import Provider, ProviderCredential
 
+# Base URLs typed without a scheme mean https (Django 6's default, chosen now).
+URL_FIELDS: Mapping[type[models.Field[Any, Any]], Mapping[str, Any]] = {
+    models.URLField: {"assume_scheme": "https"}
+}
+
 
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
+    formfield_overrides = URL_FIELDS
     list_display = (
         "name",
         "slug",
@@ -46,6 +56,7 @@ class ProviderAdmin(admin.ModelAdmin):
 
 @admin.register(ProviderCredential)
 class ProviderCredentialAdmin(admin.ModelAdmin):
+    formfield_overrides = URL_FIELDS
     list_display = (
         "name",
         "team",
