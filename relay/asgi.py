@@ -119,18 +119,7 @@ class RelayApp:
 
     async def _watch(self) -> None:
         """Cache versions and shared cooldowns, a few times a second."""
-        interval = settings.BATON_CACHE_CHECK_SECONDS
-        while True:
-            try:
-                await self.cache.check_version(self.redis)
-                await self.cooldowns.sync(self.redis)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("relay cache check failed; flushing the cache", exc_info=True)
-                self.cache.evict_all()
-                self.cache.version = None
-            await asyncio.sleep(interval)
+        await self.cache.watch(self.redis, also=self.cooldowns.sync)
 
     async def shutdown(self) -> None:
         for task in self.tasks:

@@ -99,12 +99,18 @@ class RelayCache:
         self.teams.clear()
         self.unknown.clear()
 
-    async def watch(self, redis: Any) -> None:
-        """Poll the version and evict the teams that changed. Runs forever."""
+    async def watch(self, redis: Any, also: Any = None) -> None:
+        """Poll the version and evict the teams that changed. Runs forever.
+
+        ``also`` is another async callable taking ``redis`` to run on the same
+        tick (the relay syncs its shared cooldowns this way).
+        """
         interval = settings.BATON_CACHE_CHECK_SECONDS
         while True:
             try:
                 await self.check_version(redis)
+                if also is not None:
+                    await also(redis)
             except asyncio.CancelledError:
                 raise
             except Exception:
