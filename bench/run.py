@@ -755,6 +755,21 @@ def phase_profile(stack: Stack, fake: list[int], seconds: float) -> list[str]:
     return spy.summarise(out)
 
 
+def phase_realistic_profile(stack: Stack, args: argparse.Namespace) -> list[str]:
+    """py-spy on one worker during a second realistic run (where the open-loop time goes)."""
+    import pyspy as spy  # bench/pyspy.py
+
+    worker = stack.baton.pids()[0]
+    started = spy.start(worker, max(1, round(args.realistic_seconds)))
+    if started is None:
+        return ["py-spy could not be installed; no profile."]
+    log("profiling one worker with py-spy under the realistic load")
+    proc, out = started
+    phase_realistic(stack, args.rate, args.realistic_seconds)
+    proc.wait(60)
+    return spy.summarise(out)
+
+
 def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return max(runs, key=lambda run: run["rps"])
 
@@ -773,8 +788,15 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             "direct": check_stream(stack, stack.target("direct")),
             "baton": check_stream(stack, stack.target("baton")),
         }
-        report["unloaded"] = phase_unloaded(stack, args.unloaded)
         fake_pids = stack.fast.pids()
+        if args.rate:  # a quick look at one phase while working on it, not a full report
+            report["kind"] = "realistic"
+            report["realistic"] = phase_realistic(stack, args.rate, args.realistic_seconds)
+            if args.profile:
+                report["realistic_profile"] = phase_realistic_profile(stack, args)
+            report["elapsed_s"] = time.monotonic() - started
+            return report
+        report["unloaded"] = phase_unloaded(stack, args.unloaded)
         report["fake_alone"] = {
             kind: wrk(
                 stack.target("direct")["url"],
@@ -917,6 +939,22 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def realistic_summary(report: dict[str, Any]) -> str:
+    real = report["realistic"]
+    lines = [
+        f"realistic at {real['rate']:.0f} req/s for {real['seconds']:.0f} s: overhead "
+        + ", ".join(
+            f"{metric} p50 {real['overhead_ms'][metric]['p50']:.2f} p99 "
+            f"{real['overhead_ms'][metric]['p99']:.2f} ms"
+            for metric in ("total_ms", "ttfb_ms")
+        ),
+        f"Baton {real['server_cpu_cores']:.2f} cores, machine {real['machine_busy_cores']:.2f};"
+        f" errors {real['baton']['errors']} / {real['direct']['errors']}",
+    ]
+    lines += [f"    {line}" for line in report.get("realistic_profile", [])]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--compare", action="store_true", help="Baton vs the LiteLLM proxy")
@@ -928,6 +966,13 @@ def main() -> int:
     parser.add_argument("--streams", type=int, default=2000)
     parser.add_argument("--no-choices", dest="choices", action="store_false")
     parser.add_argument("--no-profile", dest="profile", action="store_false")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="only the realistic phase at this rate (req/s through Baton), for quick iterations;"
+        " writes bench/results/realistic-*.json",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is missing (saturated load): apt-get install wrk", file=sys.stderr)
@@ -947,7 +992,7 @@ def main() -> int:
     kind = report["kind"]
     from report import render  # bench/report.py
 
-    markdown = render(report)
+    markdown = render(report) if kind != "realistic" else realistic_summary(report)
     for name in (f"{kind}-{stamp}", f"{kind}-latest"):
         (RESULTS / f"{name}.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
         (RESULTS / f"{name}.md").write_text(markdown)
