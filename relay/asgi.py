@@ -24,7 +24,7 @@ import orjson
 from django.conf import settings
 
 from config.logging import REQUEST_ID
-from relay import observability, routing
+from relay import heap, observability, routing
 from relay.admission import Admission, Hold
 from relay.cache import RelayCache
 from relay.contexts import KeyContext, Target
@@ -116,6 +116,7 @@ class RelayApp:
             self.sink = DatabaseSink()
         await self.sink.start()
         observability.start(self)
+        heap.freeze_startup_heap()
 
     async def _watch(self) -> None:
         """Cache versions and shared cooldowns, a few times a second."""
