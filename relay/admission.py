@@ -68,18 +68,19 @@ from relay.cooldown import Cooldowns
 from relay.db import in_thread
 from relay.errors import RelayError
 from relay.providers import Endpoint, Usage
+from relay.redis_pipe import PipelinedRedis, Script
 from relay.tokens import estimate_prompt_tokens
 
 log = logging.getLogger("baton.admission")
 
 LUA = Path(__file__).with_name("admission.lua").read_text()
+SCRIPT = Script(LUA)
 DAY_TTL = 3 * 86400
 MONTH_TTL = 70 * 86400
 WARN_EVERY = 10.0  # seconds between warnings about an unreachable limits store
 BREAKER_SECONDS = 1.0  # after a failure, do not wait on the store again this long
 TIMEOUTS_TO_BREAK = 3
 SEED_RETRY = 30.0
-POOL_SIZE = 512  # connections to the limits store per process
 UNAVAILABLE = Counter(
     "baton_limits_unavailable_total",
     "Requests whose limits could not be checked, by what Baton did.",
@@ -172,8 +173,7 @@ class Admission:
     def __init__(self, cooldowns: Cooldowns | None = None) -> None:
         self.cooldowns = cooldowns
         self.configured = False
-        self.redis: Any = None
-        self.script: Any = None
+        self.redis: PipelinedRedis | None = None
         self.local: LocalLimiter | None = None
         self.timeout = 1.0
         self.window_ms = 60_000.0
@@ -195,22 +195,8 @@ class Admission:
         url = conf.limits_redis_url()
         self.timeout = conf.limits_redis_timeout()
         if url:
-            import redis.asyncio as aioredis
-            from redis.asyncio.retry import Retry
-            from redis.backoff import NoBackoff
-
-            # A blocking pool: a burst waits briefly for a connection instead
-            # of failing (and failing open) when the pool is momentarily full.
-            pool = aioredis.BlockingConnectionPool.from_url(
-                url,
-                max_connections=POOL_SIZE,
-                timeout=self.timeout,
-                socket_timeout=self.timeout,
-                socket_connect_timeout=self.timeout,
-                retry=Retry(NoBackoff(), 0),
-            )
-            self.redis = aioredis.Redis.from_pool(pool)
-            self.script = self.redis.register_script(LUA)
+            # One pipelined connection per process (relay/redis_pipe.py says why).
+            self.redis = PipelinedRedis(url, self.timeout)
         else:
             self.local = LOCAL
         self.window_ms = conf.rate_window_seconds() * 1000
@@ -229,7 +215,8 @@ class Admission:
         """One call of the script, on Redis or in process."""
         if self.local is not None:
             return self.local.run(keys, args)
-        reply: list[Any] = await asyncio.wait_for(self.script(keys=keys, args=args), self.timeout)
+        assert self.redis is not None  # configured: one or the other
+        reply: list[Any] = await self.redis.evalsha(SCRIPT, keys, args)
         return reply
 
     # --- admit --------------------------------------------------------------------
@@ -519,7 +506,7 @@ class Admission:
         if self.local is not None:
             self.local.run(keys, args)
             return
-        if self.script is None:
+        if self.redis is None:
             return
         task = asyncio.ensure_future(self._settle(keys, args))
         self.tasks.add(task)

@@ -98,11 +98,12 @@ def baton(**env: str) -> Iterator[Process]:
 
 
 @contextlib.contextmanager
-def redis_server() -> Iterator[Process]:
-    """A throwaway redis-server the test may stop, freeze or kill."""
+def redis_server(*options: str, port: int | None = None) -> Iterator[Process]:
+    """A throwaway redis-server the test may stop, freeze or kill (``options`` are
+    redis-server's own, e.g. ``"--requirepass", "secret"``)."""
     binary = shutil.which("redis-server")
     assert binary, "redis-server is needed"
-    port = free_port()
+    port = port or free_port()
     with tempfile.TemporaryDirectory() as directory:
         proc = subprocess.Popen(
             [
@@ -117,6 +118,7 @@ def redis_server() -> Iterator[Process]:
                 "no",
                 "--dir",
                 directory,
+                *options,
             ],
             stdout=subprocess.DEVNULL,
         )
