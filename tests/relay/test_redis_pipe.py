@@ -9,7 +9,7 @@ import os
 import signal
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -23,7 +23,7 @@ from tests.quotas.processes import redis_server
 ECHO = Script("return {KEYS[1], ARGV[1]}")
 
 
-def run(test: Callable[[], Awaitable[Any]]) -> Any:
+def run(test: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
     return asyncio.run(test())
 
 
@@ -90,12 +90,13 @@ def test_an_error_reply_fails_only_its_caller() -> None:
         async def main() -> None:
             client = PipelinedRedis(f"redis://127.0.0.1:{server.port}/0", timeout=2)
             await client.execute("SET", "text", "x")
-            good, bad, after = await asyncio.gather(
+            outcomes: list[Any] = await asyncio.gather(
                 client.execute("GET", "text"),
                 client.execute("INCR", "text"),
                 client.execute("ECHO", "fine"),
                 return_exceptions=True,
             )
+            good, bad, after = outcomes
             assert good == b"x"
             assert isinstance(bad, ResponseError) and "not an integer" in str(bad)
             assert after == b"fine"
