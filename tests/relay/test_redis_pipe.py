@@ -90,7 +90,7 @@ def test_an_error_reply_fails_only_its_caller() -> None:
         async def main() -> None:
             client = PipelinedRedis(f"redis://127.0.0.1:{server.port}/0", timeout=2)
             await client.execute("SET", "text", "x")
-            outcomes: list[Any] = await asyncio.gather(
+            outcomes: tuple[Any, ...] = await asyncio.gather(
                 client.execute("GET", "text"),
                 client.execute("INCR", "text"),
                 client.execute("ECHO", "fine"),
