@@ -7,6 +7,9 @@ Called by bench/run.py inside a running stack (``run_choices``); rendered by ben
 - Framework on the hot path: a Django async view behind Django's middleware vs a raw ASGI
   callable returning the same bytes, both under uvicorn (bench/probe_asgi.py).
 - ASGI server: Baton under granian vs under uvicorn (uvloop + httptools), same worker count.
+- Limits-store client: redis-py's asyncio client (a blocking connection pool, as a Redis
+  client is usually set up) vs relay/redis_pipe.py, both calling a script with the admit
+  call's shape (14 keys, 26 arguments), one and eight callers at a time.
 """
 
 from __future__ import annotations
@@ -124,6 +127,69 @@ def http_clients(url: str) -> dict[str, Any]:
     return out
 
 
+REDIS_SCRIPT = r"""
+import asyncio, sys, time, orjson
+sys.path.insert(0, sys.argv[3])
+which, url = sys.argv[1], sys.argv[2]
+LUA = "return #KEYS + #ARGV"
+KEYS = [f"bq:{{team}}:k:{i}" for i in range(14)]
+ARGS = ["admit", "req_0123456789abcdef", 660000, 12345678, 532, 60000, 0, 0, 0, 1,
+        *range(1000, 1016)]
+
+async def main():
+    if which == "redis-py":
+        import redis.asyncio as aioredis
+        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=512, timeout=1)
+        client = aioredis.Redis.from_pool(pool)
+        script = client.register_script(LUA)
+        async def one():
+            return await asyncio.wait_for(script(keys=KEYS, args=ARGS), 1)
+    else:
+        from relay.redis_pipe import PipelinedRedis, Script
+        client, script = PipelinedRedis(url, 1), Script(LUA)
+        async def one():
+            return await client.evalsha(script, KEYS, ARGS)
+    out = {}
+    for conc in (1, 8):
+        n, latencies = 8000, []
+        async def worker():
+            for _ in range(n // conc):
+                started = time.perf_counter()
+                assert await one() == 40
+                latencies.append(time.perf_counter() - started)
+        for _ in range(200):
+            await one()
+        cpu = time.process_time()
+        await asyncio.gather(*(worker() for _ in range(conc)))
+        latencies.sort()
+        out[f"c{conc}"] = {"cpu_us_per_call": (time.process_time() - cpu) / n * 1e6,
+                           "p50_ms": latencies[len(latencies) // 2] * 1000}
+    await client.aclose()
+    print(orjson.dumps(out).decode())
+
+import uvloop
+uvloop.run(main())
+"""
+
+
+def redis_clients(url: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for which in ("redis-py", "pipelined"):
+        result = subprocess.run(
+            [sys.executable, "-c", REDIS_SCRIPT, which, url, str(ROOT)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=180,
+        )
+        out[which] = (
+            orjson.loads(result.stdout.strip().splitlines()[-1])
+            if result.returncode == 0
+            else {"error": result.stderr[-300:]}
+        )
+    return out
+
+
 def ensure_granian() -> bool:
     if not (TOOLS / "granian").exists():
         subprocess.run(
@@ -144,6 +210,8 @@ def run_choices(
     out["json"] = json_libraries()
     log("choices: upstream HTTP client (aiohttp vs httpx)")
     out["http_client"] = http_clients(stack.target("direct")["url"])
+    log("choices: limits-store client (redis-py vs pipelined)")
+    out["redis_client"] = redis_clients(stack.env["REDIS_URL"])
     seconds = max(3.0, args.seconds / 2)
 
     log("choices: Django view vs raw ASGI")
@@ -307,6 +375,24 @@ def render_choices(c: dict[str, Any]) -> list[str]:
         f"{client('aiohttp_json')} vs httpx {client('httpx_json')} non-streaming; streams: "
         f"aiohttp {client('aiohttp_stream')} vs httpx {client('httpx_stream')}."
     )
+    rc = c.get("redis_client", {})
+    if rc:
+
+        def calls(name: str) -> str:
+            x = rc.get(name, {})
+            if "error" in x:
+                return f"not measured ({x['error'][:80]})"
+            return ", ".join(
+                f"{num(x[c]['cpu_us_per_call'], 0)} us CPU/call and p50 {num(x[c]['p50_ms'], 3)}"
+                f" ms {label}"
+                for c, label in (("c1", "one at a time"), ("c8", "eight at a time"))
+            )
+
+        lines.append(
+            "- **Limits-store client** (a script call shaped like admit: 14 keys, 26 arguments): "
+            f"redis-py's asyncio client {calls('redis-py')}; Baton's pipelined connection "
+            f"(relay/redis_pipe.py) {calls('pipelined')}. Every request makes two such calls."
+        )
     fw = c.get("framework", {})
     if fw:
         raw, dj = fw.get("raw", {}), fw.get("django", {})

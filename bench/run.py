@@ -354,12 +354,14 @@ def baton_env(multiproc_dir: str) -> dict[str, str]:
     return env
 
 
-def uvicorn_command(port: int, workers: int) -> list[str]:
+def uvicorn_command(port: int, workers: int, app: str = "config.asgi:application") -> list[str]:
     return [
         PY,
         "-m",
         "uvicorn",
-        "config.asgi:application",
+        app,
+        "--app-dir",
+        str(BENCH if app.startswith("floor_proxy") else ROOT),
         "--host",
         "127.0.0.1",
         "--port",
@@ -446,6 +448,7 @@ class Stack:
         self.multiproc = tempfile.mkdtemp(prefix="bench-prom-")
         self.env = baton_env(self.multiproc)
         self.servers: list[Server] = []
+        self.floor: Server | None = None
         self.fast_port, self.real_port, self.port = free_port(), free_port(), free_port()
 
     def start(self) -> None:
@@ -491,6 +494,19 @@ class Stack:
         self.key, self.limits = data["key"], data["limits"]
         log(f"tenant ready; limits: {self.limits}")
         self.baton = self.start_baton(uvicorn_command(self.port, self.workers), "baton")
+
+    def start_floor(self) -> Server:
+        """bench/floor_proxy.py in front of the realistic fake upstream, started once."""
+        if self.floor is None:
+            env = self.env | {
+                "BENCH_FLOOR_UPSTREAM": f"http://127.0.0.1:{self.real_port}/v1/chat/completions"
+            }
+            port = free_port()
+            command = uvicorn_command(port, self.workers, "floor_proxy:application")
+            self.floor = self.add(Server("floor", command, env, port))
+            self.floor.wait_http("/healthz")
+            time.sleep(1.0)
+        return self.floor
 
     def start_baton(self, command: list[str], name: str, port: int | None = None) -> Server:
         server = self.add(Server(name, command, self.env, port or self.port))
@@ -616,13 +632,23 @@ def phase_saturated(
     return out
 
 
-def phase_realistic(stack: Stack, rate: float, seconds: float) -> dict[str, Any]:
+def phase_realistic(
+    stack: Stack, rate: float, seconds: float, via: str = "baton"
+) -> dict[str, Any]:
+    """``via="floor"``: the same load through bench/floor_proxy.py instead of Baton."""
     log(
-        f"realistic: open loop at {rate:.0f} req/s through Baton for {seconds:.0f}s, ~100 ms upstream"
+        f"realistic: open loop at {rate:.0f} req/s through {via} for {seconds:.0f}s,"
+        " ~100 ms upstream"
     )
+    server = stack.baton if via == "baton" else stack.start_floor()
+    relayed = stack.target("baton", "bench-real")
+    if via == "floor":
+        relayed = stack.target("direct", "bench-real") | {
+            "url": f"http://127.0.0.1:{server.port}/v1/chat/completions"
+        }
     spec = {
         "targets": {
-            "baton": stack.target("baton", "bench-real"),
+            "baton": relayed,  # the relaying hop under test, whichever it is
             "direct": stack.target("direct", "bench-real"),
         },
         # Three through Baton for each direct one: Baton runs at the intended rate while the
@@ -634,12 +660,12 @@ def phase_realistic(stack: Stack, rate: float, seconds: float) -> dict[str, Any]
         "max_tokens": MAX_TOKENS,
         "seed": 7,
     }
-    before, busy = cpu_seconds(stack.baton.pids()), machine_busy()
+    before, busy = cpu_seconds(server.pids()), machine_busy()
     [out] = loadgen("open", spec)
     wall = out.pop("generator")
     out["generator"] = wall
-    out["rate"], out["seconds"] = rate, seconds
-    out["server_cpu_cores"] = (cpu_seconds(stack.baton.pids()) - before) / wall["wall_s"]
+    out["rate"], out["seconds"], out["via"] = rate, seconds, via
+    out["server_cpu_cores"] = (cpu_seconds(server.pids()) - before) / wall["wall_s"]
     out["machine_busy_cores"] = (machine_busy() - busy) / wall["wall_s"]
     out["overhead_ms"] = {
         metric: {
@@ -792,6 +818,9 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         if args.rate:  # a quick look at one phase while working on it, not a full report
             report["kind"] = "realistic"
             report["realistic"] = phase_realistic(stack, args.rate, args.realistic_seconds)
+            report["realistic_floor"] = phase_realistic(
+                stack, args.rate, args.realistic_seconds, via="floor"
+            )
             if args.profile:
                 report["realistic_profile"] = phase_realistic_profile(stack, args)
             report["elapsed_s"] = time.monotonic() - started
@@ -940,19 +969,25 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def realistic_summary(report: dict[str, Any]) -> str:
-    real = report["realistic"]
-    lines = [
-        f"realistic at {real['rate']:.0f} req/s for {real['seconds']:.0f} s: overhead "
+    lines = []
+    for name in ("realistic", "realistic_floor"):
+        lines += realistic_lines(report[name])
+    lines += [f"    {line}" for line in report.get("realistic_profile", [])]
+    return "\n".join(lines) + "\n"
+
+
+def realistic_lines(real: dict[str, Any]) -> list[str]:
+    return [
+        f"{real['via']}: realistic at {real['rate']:.0f} req/s for {real['seconds']:.0f} s: overhead "
         + ", ".join(
             f"{metric} p50 {real['overhead_ms'][metric]['p50']:.2f} p99 "
             f"{real['overhead_ms'][metric]['p99']:.2f} ms"
             for metric in ("total_ms", "ttfb_ms")
         ),
-        f"Baton {real['server_cpu_cores']:.2f} cores, machine {real['machine_busy_cores']:.2f};"
-        f" errors {real['baton']['errors']} / {real['direct']['errors']}",
+        f"{real['via']} {real['server_cpu_cores']:.2f} cores, machine"
+        f" {real['machine_busy_cores']:.2f}; errors {real['baton']['errors']} /"
+        f" {real['direct']['errors']}",
     ]
-    lines += [f"    {line}" for line in report.get("realistic_profile", [])]
-    return "\n".join(lines) + "\n"
 
 
 def main() -> int:

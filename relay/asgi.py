@@ -308,12 +308,11 @@ class RelayApp:
                 break
             sent_at = time.perf_counter()
             try:
-                response = await asyncio.wait_for(
-                    self.session.request(
+                # asyncio.timeout, not wait_for: no extra task and loop turn per request.
+                async with asyncio.timeout(settings.BATON_FIRST_BYTE_TIMEOUT):
+                    response = await self.session.request(
                         request.method, request.url, headers=request.headers, data=request.body
-                    ),
-                    settings.BATON_FIRST_BYTE_TIMEOUT,
-                )
+                    )
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 last_error = self.connection_error(target, exc)
                 observability.upstream_error(target.upstream.provider, last_error.code)

@@ -1,13 +1,13 @@
 """A pipelined Redis connection for the two quota calls every request makes.
 
 Every /v1 request runs the admission script twice (admit, then settle). Through redis-py's
-asyncio client each call costs 130-160 us of CPU in the web process, several event-loop
-turns (a pool checkout that probes the socket, a task for the timeout, the reply) and a
-write system call of its own; under load that was the largest share of Baton's own time
-and of its tail latency. Here all calls of a process share one connection: commands made
-in the same loop turn go out in one write (automatic pipelining), replies are parsed by
-hiredis (the parser redis-py itself uses) straight from the protocol callback and resolve
-the waiting futures in order. ~25-40 us of CPU per call (bench/choices.py measures both).
+asyncio client each call took several times the CPU of the whole rest of the admit step, and
+several event-loop turns (a pool checkout that probes the socket, a task for the timeout, the
+reply) plus a write system call of its own; under load that was the largest share of Baton's
+own time and of its tail latency. Here all calls of a process share one connection: commands
+made in the same loop turn go out in one write (automatic pipelining), replies are parsed by
+hiredis (the parser redis-py itself uses) straight from the protocol callback and resolve the
+waiting futures in order. bench/choices.py measures both clients (BENCHMARKS.md, "Choices").
 
 Redis answers the commands of one connection in the order it received them, so replies
 are matched to callers by position. A caller that gives up (timeout, cancellation) leaves
@@ -43,17 +43,9 @@ MAX_PENDING = 20_000  # calls waiting on one connection before new ones are refu
 
 
 def encode(args: Sequence[Arg]) -> bytes:
-    """One command in the Redis protocol (RESP2)."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        if isinstance(arg, bytes):
-            value = arg
-        elif isinstance(arg, str):
-            value = arg.encode()
-        else:
-            value = repr(arg).encode()  # ints and floats, as redis-py writes them
-        parts.append(b"$%d\r\n%b\r\n" % (len(value), value))
-    return b"".join(parts)
+    """One command in the Redis protocol (RESP2), by hiredis (C: a third of the pure-Python
+    cost for the admission script's ~40 arguments)."""
+    return hiredis.pack_command(cast(Any, tuple(args)))  # its stub wants a 1-tuple
 
 
 class _Protocol(asyncio.Protocol):
