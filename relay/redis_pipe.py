@@ -1,7 +1,7 @@
 """A pipelined Redis connection for the two quota calls every request makes.
 
 Every /v1 request runs the admission script twice (admit, then settle). Through redis-py's
-asyncio client each call took several times the CPU of the whole rest of the admit step, and
+asyncio client each call cost several times the CPU it costs here (bench/choices.py), and
 several event-loop turns (a pool checkout that probes the socket, a task for the timeout, the
 reply) plus a write system call of its own; under load that was the largest share of Baton's
 own time and of its tail latency. Here all calls of a process share one connection: commands
