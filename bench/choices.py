@@ -10,6 +10,8 @@ Called by bench/run.py inside a running stack (``run_choices``); rendered by ben
 - Limits-store client: redis-py's asyncio client (a blocking connection pool, as a Redis
   client is usually set up) vs relay/redis_pipe.py, both calling a script with the admit
   call's shape (14 keys, 26 arguments), one and eight callers at a time.
+- Frozen start-up heap: a full garbage-collector pass in a web process before and after
+  ``relay.heap.freeze_startup_heap`` (bench/gc_cost.py).
 """
 
 from __future__ import annotations
@@ -212,6 +214,21 @@ def run_choices(
     out["http_client"] = http_clients(stack.target("direct")["url"])
     log("choices: limits-store client (redis-py vs pipelined)")
     out["redis_client"] = redis_clients(stack.env["REDIS_URL"])
+    log("choices: a full GC pass, with and without the frozen start-up heap")
+    gc_run = subprocess.run(
+        [sys.executable, str(BENCH / "gc_cost.py")],
+        cwd=ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    out["gc"] = (
+        orjson.loads(gc_run.stdout.strip().splitlines()[-1])
+        if gc_run.returncode == 0
+        else {"error": gc_run.stderr[-300:]}
+    )
     seconds = max(3.0, args.seconds / 2)
 
     log("choices: Django view vs raw ASGI")
@@ -392,6 +409,15 @@ def render_choices(c: dict[str, Any]) -> list[str]:
             "- **Limits-store client** (a script call shaped like admit: 14 keys, 26 arguments): "
             f"redis-py's asyncio client {calls('redis-py')}; Baton's pipelined connection "
             f"(relay/redis_pipe.py) {calls('pipelined')}. Every request makes two such calls."
+        )
+    gcc = c.get("gc", {})
+    if "full_pass_ms" in gcc:
+        lines.append(
+            f"- **Frozen start-up heap**: a web process tracks {gcc['tracked_objects']:,} objects "
+            f"once the application is built; a full garbage-collector pass (which CPython runs "
+            f"now and then as requests allocate, with the event loop stopped) takes "
+            f"{num(gcc['full_pass_ms'], 2)} ms over them, and {num(gcc['full_pass_frozen_ms'], 2)}"
+            " ms once `relay.heap.freeze_startup_heap` has moved them out of the collector's way."
         )
     fw = c.get("framework", {})
     if fw:

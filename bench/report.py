@@ -105,6 +105,22 @@ def quarter_line(q: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def floor_lines(fl: dict[str, Any] | None) -> list[str]:
+    """The same open loop through bench/floor_proxy.py: what any extra hop costs here."""
+    if not fl:
+        return []
+    o = fl["overhead_ms"]
+    return [
+        "The floor: the same load, the same way, through a bare pass-through proxy "
+        "(bench/floor_proxy.py: the same server, workers and upstream client, no Baton logic) "
+        f"instead of Baton: overhead p50 {f(o['total_ms']['p50'], 3)} ms, p99 "
+        f"{f(o['total_ms']['p99'], 3)} ms; the proxy used {f(fl['server_cpu_cores'])} cores, "
+        f"the machine {f(fl.get('machine_busy_cores'))}; errors: "
+        f"{sum(fl['baton']['errors'].values()) + sum(fl['direct']['errors'].values())}.",
+        "",
+    ]
+
+
 def render_bench(r: dict[str, Any]) -> str:
     un = r["unloaded"]
     jo, so = un["json"]["overhead_ms"], un["stream"]["overhead_ms"]
@@ -226,8 +242,13 @@ def render_bench(r: dict[str, Any]) -> str:
         "",
         f"Baton's workers used {f(real['server_cpu_cores'])} cores; the machine was busy "
         f"{f(real.get('machine_busy_cores'))} cores; the generator's schedule lateness p99 was "
-        f"{f(real['schedule_lateness_ms']['p99'])} ms.",
+        f"{f(real['schedule_lateness_ms']['p99'])} ms. Baton's own account of its time before "
+        "the first byte (`x-baton-overhead-ms`: from the request reaching the app to the first "
+        "byte going out, less the wait for the upstream) was p50 "
+        f"{f(real['baton']['overhead_header_ms']['p50'], 3)} ms, p99 "
+        f"{f(real['baton']['overhead_header_ms']['p99'], 3)} ms.",
         "",
+        *floor_lines(r.get("realistic_floor")),
         *quarter_line(r.get("realistic_quarter")),
         "### Many concurrent streams",
         "",
@@ -261,6 +282,15 @@ def render_bench(r: dict[str, Any]) -> str:
         lines += ["", *render_choices(r["choices"])]
     if "profile" in r:
         lines += ["", "### Profile (saturated, non-streaming)", "", *r["profile"]]
+    if "realistic_profile" in r:
+        lines += [
+            "",
+            "### Profile (realistic load, streams)",
+            "",
+            "py-spy on one worker during a second realistic run at the same rate:",
+            "",
+            *r["realistic_profile"],
+        ]
     return "\n".join(lines) + "\n"
 
 

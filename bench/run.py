@@ -781,17 +781,17 @@ def phase_profile(stack: Stack, fake: list[int], seconds: float) -> list[str]:
     return spy.summarise(out)
 
 
-def phase_realistic_profile(stack: Stack, args: argparse.Namespace) -> list[str]:
+def phase_realistic_profile(stack: Stack, rate: float, seconds: float) -> list[str]:
     """py-spy on one worker during a second realistic run (where the open-loop time goes)."""
     import pyspy as spy  # bench/pyspy.py
 
     worker = stack.baton.pids()[0]
-    started = spy.start(worker, max(1, round(args.realistic_seconds)))
+    started = spy.start(worker, max(1, round(seconds)))
     if started is None:
         return ["py-spy could not be installed; no profile."]
     log("profiling one worker with py-spy under the realistic load")
     proc, out = started
-    phase_realistic(stack, args.rate, args.realistic_seconds)
+    phase_realistic(stack, rate, seconds)
     proc.wait(60)
     return spy.summarise(out)
 
@@ -822,7 +822,9 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                 stack, args.rate, args.realistic_seconds, via="floor"
             )
             if args.profile:
-                report["realistic_profile"] = phase_realistic_profile(stack, args)
+                report["realistic_profile"] = phase_realistic_profile(
+                    stack, args.rate, args.realistic_seconds
+                )
             report["elapsed_s"] = time.monotonic() - started
             return report
         report["unloaded"] = phase_unloaded(stack, args.unloaded)
@@ -853,6 +855,14 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             report["profile"] = phase_profile(stack, fake_pids, args.seconds)
         rate = best(report["saturated"]["stream"])["rps"] / 2
         report["realistic"] = phase_realistic(stack, rate, args.realistic_seconds)
+        # The same load through a bare pass-through proxy: the floor of any extra hop here.
+        report["realistic_floor"] = phase_realistic(
+            stack, rate, args.realistic_seconds, via="floor"
+        )
+        if args.profile:
+            report["realistic_profile"] = phase_realistic_profile(
+                stack, rate, args.realistic_seconds
+            )
         # The same at a quarter of saturation: how the overhead depends on how busy the
         # (shared) cores are. An extra row, never a replacement for the one above.
         report["realistic_quarter"] = phase_realistic(stack, rate / 2, args.realistic_seconds)
