@@ -2,9 +2,11 @@
 
 Same server, flags and workers as Baton, same upstream HTTP client (one pooled aiohttp
 session), but no authentication, admission, routing, translation, metering or metrics: it
-forwards the body to ``BENCH_FLOOR_UPSTREAM`` and relays whatever comes back, as it comes.
-Measured under the same open-loop load as Baton, it shows what any extra Python hop costs on
-this machine at that load, which Baton's own overhead cannot go below.
+forwards the body to an upstream and relays whatever comes back, as it comes. The first path
+segment picks the upstream from ``BENCH_FLOOR_UPSTREAMS`` (JSON, name -> URL): ``/real/...``
+the ~100 ms fake, ``/fast/...`` the instant one. Measured under the same load as Baton, it
+shows what any extra Python hop costs on this machine, which Baton's own overhead cannot go
+below.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import os
 from typing import Any
 
 import aiohttp
+import orjson
 
-UPSTREAM = os.environ["BENCH_FLOOR_UPSTREAM"]  # e.g. http://127.0.0.1:8001/v1/chat/completions
+UPSTREAMS: dict[str, str] = orjson.loads(os.environ["BENCH_FLOOR_UPSTREAMS"])
 session: aiohttp.ClientSession | None = None
 
 
@@ -49,7 +52,8 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if k in (b"authorization", b"content-type")
     }
     assert session is not None
-    async with session.post(UPSTREAM, data=body, headers=headers) as response:
+    upstream = UPSTREAMS[scope["path"].split("/")[1]]
+    async with session.post(upstream, data=body, headers=headers) as response:
         kind = response.headers.get("content-type", "application/json").encode()
         await send(
             {

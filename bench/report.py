@@ -121,6 +121,25 @@ def floor_lines(fl: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def floor_own_half_lines(own: dict[str, Any] | None) -> list[str]:
+    """The bare proxy measured the way Baton is: half of its own saturated rate."""
+    if not own:
+        return []
+    sat, real = own["saturated"], own["realistic"]
+    o = real["overhead_ms"]
+    return [
+        "The floor measured exactly as Baton is: saturated (wrk, 20-chunk streams, 64 "
+        f"connections, instant upstream) it served {f(sat['rps'], 0)} req/s with "
+        f"{f(sat['server_cpu_ms_per_request'], 3)} CPU ms/req; at half of that "
+        f"({f(real['rate'], 0)} req/s, the same open loop) its overhead was p50 "
+        f"{f(o['total_ms']['p50'], 3)} ms, p99 {f(o['total_ms']['p99'], 3)} ms, the machine "
+        f"busy {f(real.get('machine_busy_cores'))} cores (the proxy "
+        f"{f(real['server_cpu_cores'])}, the generator {f(real['generator']['cpu_share'])}); "
+        f"errors: {sum(real['baton']['errors'].values()) + sum(real['direct']['errors'].values())}.",
+        "",
+    ]
+
+
 def render_bench(r: dict[str, Any]) -> str:
     un = r["unloaded"]
     jo, so = un["json"]["overhead_ms"], un["stream"]["overhead_ms"]
@@ -249,6 +268,7 @@ def render_bench(r: dict[str, Any]) -> str:
         f"{f(real['baton']['overhead_header_ms']['p99'], 3)} ms.",
         "",
         *floor_lines(r.get("realistic_floor")),
+        *floor_own_half_lines(r.get("floor_own_half")),
         *quarter_line(r.get("realistic_quarter")),
         "### Many concurrent streams",
         "",

@@ -498,9 +498,11 @@ class Stack:
     def start_floor(self) -> Server:
         """bench/floor_proxy.py in front of the realistic fake upstream, started once."""
         if self.floor is None:
-            env = self.env | {
-                "BENCH_FLOOR_UPSTREAM": f"http://127.0.0.1:{self.real_port}/v1/chat/completions"
+            upstreams = {
+                name: f"http://127.0.0.1:{port}/v1/chat/completions"
+                for name, port in (("real", self.real_port), ("fast", self.fast_port))
             }
+            env = self.env | {"BENCH_FLOOR_UPSTREAMS": orjson.dumps(upstreams).decode()}
             port = free_port()
             command = uvicorn_command(port, self.workers, "floor_proxy:application")
             self.floor = self.add(Server("floor", command, env, port))
@@ -644,7 +646,7 @@ def phase_realistic(
     relayed = stack.target("baton", "bench-real")
     if via == "floor":
         relayed = stack.target("direct", "bench-real") | {
-            "url": f"http://127.0.0.1:{server.port}/v1/chat/completions"
+            "url": f"http://127.0.0.1:{server.port}/real/v1/chat/completions"
         }
     spec = {
         "targets": {
@@ -781,6 +783,19 @@ def phase_profile(stack: Stack, fake: list[int], seconds: float) -> list[str]:
     return spy.summarise(out)
 
 
+def phase_floor_own_half(stack: Stack, seconds: float, realistic_seconds: float) -> dict[str, Any]:
+    """The floor proxy measured Baton's way: saturated (wrk, streams, 64 connections, instant
+    upstream), then the realistic open loop at half of *its own* saturated rate."""
+    floor = stack.start_floor()
+    url = f"http://127.0.0.1:{floor.port}/fast/v1/chat/completions"
+    fake = stack.fast.pids()
+    wrk(url, stack.direct_key, "demo-chat", True, 64, 2, floor.pids(), fake)  # warm-up
+    saturated = wrk(url, stack.direct_key, "demo-chat", True, 64, seconds, floor.pids(), fake)
+    log(f"floor saturated (streams, c=64): {saturated['rps']:.0f} req/s")
+    realistic = phase_realistic(stack, saturated["rps"] / 2, realistic_seconds, via="floor")
+    return {"saturated": saturated, "realistic": realistic}
+
+
 def phase_realistic_profile(stack: Stack, rate: float, seconds: float) -> list[str]:
     """py-spy on one worker during a second realistic run (where the open-loop time goes)."""
     import pyspy as spy  # bench/pyspy.py
@@ -821,6 +836,9 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             report["realistic_floor"] = phase_realistic(
                 stack, args.rate, args.realistic_seconds, via="floor"
             )
+            report["floor_own_half"] = phase_floor_own_half(
+                stack, args.seconds, args.realistic_seconds
+            )
             if args.profile:
                 report["realistic_profile"] = phase_realistic_profile(
                     stack, args.rate, args.realistic_seconds
@@ -859,6 +877,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         report["realistic_floor"] = phase_realistic(
             stack, rate, args.realistic_seconds, via="floor"
         )
+        # ... and the floor measured exactly as Baton is: at half of its own saturated rate.
+        report["floor_own_half"] = phase_floor_own_half(stack, args.seconds, args.realistic_seconds)
         if args.profile:
             report["realistic_profile"] = phase_realistic_profile(
                 stack, rate, args.realistic_seconds
@@ -982,6 +1002,7 @@ def realistic_summary(report: dict[str, Any]) -> str:
     lines = []
     for name in ("realistic", "realistic_floor"):
         lines += realistic_lines(report[name])
+    lines += realistic_lines(report["floor_own_half"]["realistic"])
     lines += [f"    {line}" for line in report.get("realistic_profile", [])]
     return "\n".join(lines) + "\n"
 
