@@ -105,6 +105,21 @@ def quarter_line(q: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def no_limits_lines(nl: dict[str, Any] | None) -> list[str]:
+    """The same load for a team without limits: Baton without its admission call."""
+    if not nl:
+        return []
+    o = nl["overhead_ms"]
+    return [
+        "The same load for a team without limits (same routes, no admission call to Redis; "
+        f"usage still metered): overhead p50 {f(o['total_ms']['p50'], 3)} ms, p99 "
+        f"{f(o['total_ms']['p99'], 3)} ms; Baton used {f(nl['server_cpu_cores'])} cores, the "
+        f"machine {f(nl.get('machine_busy_cores'))}; errors: "
+        f"{sum(nl['baton']['errors'].values()) + sum(nl['direct']['errors'].values())}.",
+        "",
+    ]
+
+
 def floor_lines(fl: dict[str, Any] | None) -> list[str]:
     """The same open loop through bench/floor_proxy.py: what any extra hop costs here."""
     if not fl:
@@ -267,6 +282,7 @@ def render_bench(r: dict[str, Any]) -> str:
         f"{f(real['baton']['overhead_header_ms']['p50'], 3)} ms, p99 "
         f"{f(real['baton']['overhead_header_ms']['p99'], 3)} ms.",
         "",
+        *no_limits_lines(r.get("realistic_no_limits")),
         *floor_lines(r.get("realistic_floor")),
         *floor_own_half_lines(r.get("floor_own_half")),
         *quarter_line(r.get("realistic_quarter")),

@@ -492,6 +492,7 @@ class Stack:
             raise SystemExit(f"setup failed:\n{result.stdout}\n{result.stderr}")
         data = orjson.loads(result.stdout.strip().splitlines()[-1])
         self.key, self.limits = data["key"], data["limits"]
+        self.open_key = data["open_key"]  # a team without limits: no admission call
         log(f"tenant ready; limits: {self.limits}")
         self.baton = self.start_baton(uvicorn_command(self.port, self.workers), "baton")
 
@@ -637,13 +638,16 @@ def phase_saturated(
 def phase_realistic(
     stack: Stack, rate: float, seconds: float, via: str = "baton"
 ) -> dict[str, Any]:
-    """``via="floor"``: the same load through bench/floor_proxy.py instead of Baton."""
+    """``via="floor"``: the same load through bench/floor_proxy.py instead of Baton;
+    ``via="baton-no-limits"``: through Baton for a team without limits (no admission call)."""
     log(
         f"realistic: open loop at {rate:.0f} req/s through {via} for {seconds:.0f}s,"
         " ~100 ms upstream"
     )
-    server = stack.baton if via == "baton" else stack.start_floor()
+    server = stack.start_floor() if via == "floor" else stack.baton
     relayed = stack.target("baton", "bench-real")
+    if via == "baton-no-limits":
+        relayed["key"] = stack.open_key
     if via == "floor":
         relayed = stack.target("direct", "bench-real") | {
             "url": f"http://127.0.0.1:{server.port}/real/v1/chat/completions"
@@ -662,6 +666,10 @@ def phase_realistic(
         "max_tokens": MAX_TOKENS,
         "seed": 7,
     }
+    for _ in range(
+        10
+    ):  # warm (both workers): the team's contexts loaded, connections open, as in production
+        check_stream(stack, relayed)
     before, busy = cpu_seconds(server.pids()), machine_busy()
     [out] = loadgen("open", spec)
     wall = out.pop("generator")
@@ -836,6 +844,9 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             report["realistic_floor"] = phase_realistic(
                 stack, args.rate, args.realistic_seconds, via="floor"
             )
+            report["realistic_no_limits"] = phase_realistic(
+                stack, args.rate, args.realistic_seconds, via="baton-no-limits"
+            )
             report["floor_own_half"] = phase_floor_own_half(
                 stack, args.seconds, args.realistic_seconds
             )
@@ -876,6 +887,10 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         # The same load through a bare pass-through proxy: the floor of any extra hop here.
         report["realistic_floor"] = phase_realistic(
             stack, rate, args.realistic_seconds, via="floor"
+        )
+        # Baton for a team without limits: what the admission call costs under this load.
+        report["realistic_no_limits"] = phase_realistic(
+            stack, rate, args.realistic_seconds, via="baton-no-limits"
         )
         # ... and the floor measured exactly as Baton is: at half of its own saturated rate.
         report["floor_own_half"] = phase_floor_own_half(stack, args.seconds, args.realistic_seconds)
@@ -1000,7 +1015,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
 
 def realistic_summary(report: dict[str, Any]) -> str:
     lines = []
-    for name in ("realistic", "realistic_floor"):
+    for name in ("realistic", "realistic_no_limits", "realistic_floor"):
         lines += realistic_lines(report[name])
     lines += realistic_lines(report["floor_own_half"]["realistic"])
     lines += [f"    {line}" for line in report.get("realistic_profile", [])]
@@ -1028,7 +1043,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0, help="per saturated run")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64, 256])
     parser.add_argument("--unloaded", type=int, default=2000, help="requests each way")
-    parser.add_argument("--realistic-seconds", type=float, default=15.0)
+    parser.add_argument("--realistic-seconds", type=float, default=20.0)
     parser.add_argument("--streams", type=int, default=2000)
     parser.add_argument("--no-choices", dest="choices", action="store_false")
     parser.add_argument("--no-profile", dest="profile", action="store_false")

@@ -1,8 +1,9 @@
 """Create the benchmark's tenant through Baton's own code: a team, an API key, credentials that
 point at the fake upstreams, model aliases, and (when the quota feature exists) generous limits
-so that admission runs on every request without ever refusing one.
+so that admission runs on every request without ever refusing one; and a second team with
+the same routes and no limits.
 
-    python bench/setup_data.py SPEC_JSON   ->  prints {"key": ..., "limits": ...}
+    python bench/setup_data.py SPEC_JSON   ->  prints {"key": ..., "open_key": ..., "limits": ...}
 """
 
 from __future__ import annotations
@@ -102,7 +103,10 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
     seed(Provider)
     team, key, token, rows = tenant("Benchmark", "bench@example.com", spec["aliases"])
     limits = generous_limits(team, key, rows)
-    return {"key": token, "team_id": str(team.pk), "limits": limits}
+    # A second team with the same routes and no limits at all: its requests skip the admission
+    # call, so the benchmark can show what checking quotas costs under load.
+    _, _, open_token, _ = tenant("Benchmark, no limits", "open@example.com", spec["aliases"])
+    return {"key": token, "open_key": open_token, "team_id": str(team.pk), "limits": limits}
 
 
 if __name__ == "__main__":
