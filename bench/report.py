@@ -275,7 +275,9 @@ def render_bench(r: dict[str, Any]) -> str:
         f"{f(ro['ttfb_ms']['p50'], 3)} | {f(ro['ttfb_ms']['p99'], 3)} | |",
         "",
         f"Baton's workers used {f(real['server_cpu_cores'])} cores; the machine was busy "
-        f"{f(real.get('machine_busy_cores'))} cores; the generator's schedule lateness p99 was "
+        f"{f(real.get('machine_busy_cores'))} cores (of which the hypervisor took "
+        f"{f(real.get('steal_cores'), 3)} for other guests); the generator's schedule lateness "
+        "p99 was "
         f"{f(real['schedule_lateness_ms']['p99'])} ms. Baton's own account of its time before "
         "the first byte (`x-baton-overhead-ms`: from the request reaching the app to the first "
         "byte going out, less the wait for the upstream) was p50 "

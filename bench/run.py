@@ -178,6 +178,12 @@ def machine_busy() -> float:
     return (sum(fields[:8]) - idle) / CLK_TCK
 
 
+def steal_seconds() -> float:
+    """CPU seconds the hypervisor gave to other guests while we wanted them (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (fields[7] if len(fields) > 7 else 0) / CLK_TCK
+
+
 def children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -670,13 +676,14 @@ def phase_realistic(
         10
     ):  # warm (both workers): the team's contexts loaded, connections open, as in production
         check_stream(stack, relayed)
-    before, busy = cpu_seconds(server.pids()), machine_busy()
+    before, busy, steal = cpu_seconds(server.pids()), machine_busy(), steal_seconds()
     [out] = loadgen("open", spec)
     wall = out.pop("generator")
     out["generator"] = wall
     out["rate"], out["seconds"], out["via"] = rate, seconds, via
     out["server_cpu_cores"] = (cpu_seconds(server.pids()) - before) / wall["wall_s"]
     out["machine_busy_cores"] = (machine_busy() - busy) / wall["wall_s"]
+    out["steal_cores"] = (steal_seconds() - steal) / wall["wall_s"]
     out["overhead_ms"] = {
         metric: {
             q: out["baton"][metric][q] - out["direct"][metric][q] for q in ("p50", "p90", "p99")
@@ -1031,7 +1038,7 @@ def realistic_lines(real: dict[str, Any]) -> list[str]:
             for metric in ("total_ms", "ttfb_ms")
         ),
         f"{real['via']} {real['server_cpu_cores']:.2f} cores, machine"
-        f" {real['machine_busy_cores']:.2f}; errors {real['baton']['errors']} /"
+        f" {real['machine_busy_cores']:.2f} (steal {real.get('steal_cores', 0):.2f}); errors {real['baton']['errors']} /"
         f" {real['direct']['errors']}",
     ]
 
