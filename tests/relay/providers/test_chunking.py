@@ -25,6 +25,12 @@ STREAMS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Converted streams carry a ``created`` time: runs a second apart must still compare."""
+    monkeypatch.setattr("relay.providers.anthropic._now", lambda: 1_700_000_000.0)
+
+
 def _run(provider: str, family: str, pieces: list[bytes], wants_usage: bool) -> tuple[object, ...]:
     target = upstream(provider, family)
     translator = get_adapter(family).stream_translator(
