@@ -644,38 +644,41 @@ def phase_saturated(
 def phase_realistic(
     stack: Stack, rate: float, seconds: float, via: str = "baton"
 ) -> dict[str, Any]:
-    """``via="floor"``: the same load through bench/floor_proxy.py instead of Baton;
-    ``via="baton-no-limits"``: through Baton for a team without limits (no admission call)."""
+    """``rate`` requests a second through the relaying hop, interleaved with direct ones.
+
+    ``via="floor"``: through bench/floor_proxy.py instead of Baton. ``via="quota-split"``:
+    through Baton, every other request for a second team with the same routes and no limits
+    (``no_limits`` in the result: no admission call), so both halves share every moment."""
     log(
         f"realistic: open loop at {rate:.0f} req/s through {via} for {seconds:.0f}s,"
         " ~100 ms upstream"
     )
     server = stack.start_floor() if via == "floor" else stack.baton
     relayed = stack.target("baton", "bench-real")
-    if via == "baton-no-limits":
-        relayed["key"] = stack.open_key
+    targets = {"baton": relayed, "direct": stack.target("direct", "bench-real")}
+    # Three through the relay for each direct one: the relay runs at the intended rate while
+    # the direct baseline, sampled in the same moments, adds little load of its own.
+    pattern, first_share = ["baton", "baton", "direct", "baton"], 1.0
     if via == "floor":
-        relayed = stack.target("direct", "bench-real") | {
-            "url": f"http://127.0.0.1:{server.port}/real/v1/chat/completions"
-        }
+        relayed["url"] = f"http://127.0.0.1:{server.port}/real/v1/chat/completions"
+        relayed["key"], relayed["model"] = stack.direct_key, "demo-chat"
+    if via == "quota-split":
+        targets["no_limits"] = relayed | {"key": stack.open_key}
+        pattern = ["baton", "no_limits", "direct", "baton", "no_limits", "baton", "no_limits"]
+        pattern += ["direct"]
+        first_share = 0.5  # the loadgen's rate is that of the pattern's first target
     spec = {
-        "targets": {
-            "baton": relayed,  # the relaying hop under test, whichever it is
-            "direct": stack.target("direct", "bench-real"),
-        },
-        # Three through Baton for each direct one: Baton runs at the intended rate while the
-        # direct baseline, sampled in the same moments, adds little load of its own.
-        "pattern": ["baton", "baton", "direct", "baton"],
+        "targets": targets,
+        "pattern": pattern,
         "stream": True,
-        "rate": rate,
+        "rate": rate * first_share,
         "duration": seconds,
         "max_tokens": MAX_TOKENS,
         "seed": 7,
     }
-    for _ in range(
-        10
-    ):  # warm (both workers): the team's contexts loaded, connections open, as in production
-        check_stream(stack, relayed)
+    for target in targets.values():  # warm, both workers: contexts loaded, connections open
+        for _ in range(10):
+            check_stream(stack, target)
     before, busy, steal = cpu_seconds(server.pids()), machine_busy(), steal_seconds()
     [out] = loadgen("open", spec)
     wall = out.pop("generator")
@@ -684,12 +687,15 @@ def phase_realistic(
     out["server_cpu_cores"] = (cpu_seconds(server.pids()) - before) / wall["wall_s"]
     out["machine_busy_cores"] = (machine_busy() - busy) / wall["wall_s"]
     out["steal_cores"] = (steal_seconds() - steal) / wall["wall_s"]
-    out["overhead_ms"] = {
-        metric: {
-            q: out["baton"][metric][q] - out["direct"][metric][q] for q in ("p50", "p90", "p99")
-        }
-        for metric in ("total_ms", "ttfb_ms")
-    }
+    for label, name in (("baton", "overhead_ms"), ("no_limits", "no_limits_overhead_ms")):
+        if label in out:
+            out[name] = {
+                metric: {
+                    q: out[label][metric][q] - out["direct"][metric][q]
+                    for q in ("p50", "p90", "p99")
+                }
+                for metric in ("total_ms", "ttfb_ms")
+            }
     return out
 
 
@@ -851,8 +857,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             report["realistic_floor"] = phase_realistic(
                 stack, args.rate, args.realistic_seconds, via="floor"
             )
-            report["realistic_no_limits"] = phase_realistic(
-                stack, args.rate, args.realistic_seconds, via="baton-no-limits"
+            report["realistic_quota_split"] = phase_realistic(
+                stack, args.rate, args.realistic_seconds, via="quota-split"
             )
             report["floor_own_half"] = phase_floor_own_half(
                 stack, args.seconds, args.realistic_seconds
@@ -895,9 +901,10 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         report["realistic_floor"] = phase_realistic(
             stack, rate, args.realistic_seconds, via="floor"
         )
-        # Baton for a team without limits: what the admission call costs under this load.
-        report["realistic_no_limits"] = phase_realistic(
-            stack, rate, args.realistic_seconds, via="baton-no-limits"
+        # Half the requests for a team without limits, in the same moments: what the
+        # admission call costs under this load.
+        report["realistic_quota_split"] = phase_realistic(
+            stack, rate, args.realistic_seconds, via="quota-split"
         )
         # ... and the floor measured exactly as Baton is: at half of its own saturated rate.
         report["floor_own_half"] = phase_floor_own_half(stack, args.seconds, args.realistic_seconds)
@@ -1022,7 +1029,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
 
 def realistic_summary(report: dict[str, Any]) -> str:
     lines = []
-    for name in ("realistic", "realistic_no_limits", "realistic_floor"):
+    for name in ("realistic", "realistic_quota_split", "realistic_floor"):
         lines += realistic_lines(report[name])
     lines += realistic_lines(report["floor_own_half"]["realistic"])
     lines += [f"    {line}" for line in report.get("realistic_profile", [])]
@@ -1030,17 +1037,25 @@ def realistic_summary(report: dict[str, Any]) -> str:
 
 
 def realistic_lines(real: dict[str, Any]) -> list[str]:
-    return [
-        f"{real['via']}: realistic at {real['rate']:.0f} req/s for {real['seconds']:.0f} s: overhead "
-        + ", ".join(
-            f"{metric} p50 {real['overhead_ms'][metric]['p50']:.2f} p99 "
-            f"{real['overhead_ms'][metric]['p99']:.2f} ms"
-            for metric in ("total_ms", "ttfb_ms")
-        ),
-        f"{real['via']} {real['server_cpu_cores']:.2f} cores, machine"
-        f" {real['machine_busy_cores']:.2f} (steal {real.get('steal_cores', 0):.2f}); errors {real['baton']['errors']} /"
-        f" {real['direct']['errors']}",
-    ]
+    lines = []
+    for name in ("overhead_ms", "no_limits_overhead_ms"):
+        if name in real:
+            o = real[name]
+            lines.append(
+                f"{real['via']} ({name}): {real['rate']:.0f} req/s for {real['seconds']:.0f} s: "
+                + ", ".join(
+                    f"{metric} p50 {o[metric]['p50']:.2f} p99 {o[metric]['p99']:.2f} ms"
+                    for metric in ("total_ms", "ttfb_ms")
+                )
+            )
+    errors = {
+        label: x["errors"] for label, x in real.items() if isinstance(x, dict) and "errors" in x
+    }
+    lines.append(
+        f"  {real['server_cpu_cores']:.2f} cores, machine {real['machine_busy_cores']:.2f}"
+        f" (steal {real.get('steal_cores', 0):.2f}); errors {errors}"
+    )
+    return lines
 
 
 def main() -> int:

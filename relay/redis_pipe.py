@@ -12,7 +12,8 @@ waiting futures in order. bench/choices.py measures both clients (BENCHMARKS.md,
 Redis answers the commands of one connection in the order it received them, so replies
 are matched to callers by position. A caller that gives up (timeout, cancellation) leaves
 its slot in the queue and its reply is dropped when it arrives. A connection that delivered
-nothing while a caller waited out its whole timeout is taken for dead and replaced; every
+nothing while two callers in a row waited out their whole timeout is taken for dead and
+replaced; every
 other failure of the connection fails the calls waiting on it with ``ConnectionError`` and
 the next call reconnects.
 
@@ -55,6 +56,7 @@ class _Protocol(asyncio.Protocol):
         self.outgoing: list[bytes] = []
         self.transport: asyncio.Transport | None = None
         self.replied_at = time.monotonic()
+        self.silent_timeouts = 0  # callers that timed out with no reply at all meanwhile
         self.on_lost = on_lost
         self.lost = False
 
@@ -63,6 +65,7 @@ class _Protocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.replied_at = time.monotonic()
+        self.silent_timeouts = 0
         self.reader.feed(data)
         while True:
             try:
@@ -149,9 +152,12 @@ class PipelinedRedis:
                 return await protocol.send(encode(args))
         except TimeoutError:
             if protocol is not None and protocol.replied_at < sent_at:
-                # Nothing at all came back while we waited: a dead or frozen server, not
-                # merely a slow reply (which would leave the connection in use).
-                protocol.fail(RedisConnectionError("The limits store stopped answering."))
+                # Nothing at all came back while we waited. Twice in a row means a dead or
+                # frozen server; once may be this process's own stalled event loop, whose
+                # timers run before it reads the replies waiting in the socket.
+                protocol.silent_timeouts += 1
+                if protocol.silent_timeouts >= 2:
+                    protocol.fail(RedisConnectionError("The limits store stopped answering."))
             raise RedisTimeoutError(
                 f"The limits store did not answer in {self.timeout}s."
             ) from None
