@@ -216,3 +216,71 @@ def test_password_database_and_unix_socket_from_the_url() -> None:
                 assert "Zq9-not-it" not in str(failure.value)  # the password is never echoed
 
             run(main)
+
+
+def self_signed(directory: str) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key, as PEM files (the certificate is its own CA)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "baton-test-redis")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    with open(cert_path, "wb") as out:
+        out.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(key_path, "wb") as out:
+        out.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    return cert_path, key_path
+
+
+def test_tls_with_the_servers_certificate_verified() -> None:
+    from tests.quotas.processes import free_port
+
+    with tempfile.TemporaryDirectory() as directory:
+        cert, key = self_signed(directory)
+        port = free_port()
+        tls = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", cert]
+        tls += ["--tls-key-file", key, "--tls-ca-cert-file", cert, "--tls-auth-clients", "no"]
+        with redis_server(*tls, port=port):
+
+            async def main() -> None:
+                trusted = PipelinedRedis(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}", 2)
+                assert await trusted.evalsha(ECHO, ["over"], ["tls"]) == [b"over", b"tls"]
+                await trusted.aclose()
+                # The system's CAs do not know this certificate: refused, not silently used.
+                unknown = PipelinedRedis(f"rediss://127.0.0.1:{port}/0", 2)
+                with pytest.raises(RedisConnectionError):
+                    await unknown.execute("PING")
+                # Plain text against a TLS port gets no reply, only the timeout.
+                plain = PipelinedRedis(f"redis://127.0.0.1:{port}/0", 0.3)
+                with pytest.raises((RedisConnectionError, RedisTimeoutError)):
+                    await plain.execute("PING")
+
+            run(main)
