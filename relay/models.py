@@ -135,6 +135,14 @@ class RouteTarget(models.Model):
 
     class Meta:
         ordering = ("priority", "-weight", "id")
+        constraints = [
+            # relay.route_forms.check_targets refuses this with a clear message; the database
+            # keeps any other writer (admin, scripts) from listing one upstream twice, which
+            # would let a fallback retry the upstream that just failed.
+            models.UniqueConstraint(
+                fields=["route", "credential", "upstream_model"], name="route_target_unique"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.route.alias} → {self.credential.name}/{self.upstream_model}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from accounts.models import AuditEvent
@@ -343,6 +344,22 @@ def test_a_target_listed_twice_is_an_error(cast: Cast, keys: Keys) -> None:
     )
     assert response.status_code == 400
     assert "listed twice" in errors(response)["formset"][0]
+
+
+def test_the_database_refuses_a_target_listed_twice_by_any_writer(cast: Cast, keys: Keys) -> None:
+    route = ModelRoute.objects.create(team=cast.acme, alias="gpt-4o")
+    RouteTarget.objects.create(
+        team=cast.acme, route=route, credential=keys.qwen, upstream_model="qwen-plus"
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        RouteTarget.objects.create(
+            team=cast.acme,
+            route=route,
+            credential=keys.qwen,
+            upstream_model="qwen-plus",
+            priority=1,
+        )
+    assert route.targets.count() == 1
 
 
 def test_members_and_viewers_cannot_edit(cast: Cast, keys: Keys) -> None:
