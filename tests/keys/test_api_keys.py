@@ -45,6 +45,10 @@ def test_a_new_key_is_shown_once_with_snippets(cast: Cast) -> None:
     assert 'base_url=<span class="tk-s">"http://testserver/v1"</span>' in html
     assert "curl http://testserver/v1/chat/completions" in html
     assert 'data-copy="#api-key-value"' in html
+    for snippet in ("snippet-python", "snippet-curl"):  # each snippet has its copy button
+        assert f'data-copy="#{snippet}"' in html and f'data-test="{snippet}-copy"' in html
+        assert f'id="{snippet}"' in html
+    assert '<h3 class="small strong">Python (openai SDK)</h3>' in html
 
     api_key = ApiKey.objects.get(team=cast.acme)
     assert api_key.allowed_models == ["qwen-plus", "gpt-4o"]

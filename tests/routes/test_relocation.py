@@ -156,6 +156,8 @@ def test_one_submit_creates_every_alias_with_priorities(cast: Cast, keys: Keys) 
     assert f'api_key=<span class="tk-s">"{key}"</span>' in html
     assert 'OPENAI_BASE_URL="http://testserver/v1"' in html
     assert f'OPENAI_API_KEY="{key}"' in html
+    for snippet in ("relocate-snippet-python", "relocate-snippet-env"):
+        assert f'data-copy="#{snippet}"' in html and f'data-test="{snippet}-copy"' in html
     assert AuditEvent.objects.filter(team=cast.acme, action="api_key.created").count() == 1
 
 
