@@ -112,7 +112,11 @@ def team_members(request: HttpRequest, membership: Membership) -> HttpResponse:
         "roles": Role.choices,
         "can_manage": actions.can_manage_members(membership),
     }
-    return render(request, "accounts/members.html", context)
+    response = render(request, "accounts/members.html", context)
+    if issued is not None:
+        # The page holds the only copy of the invitation link: keep it out of caches.
+        response["Cache-Control"] = "no-store"
+    return response
 
 
 @team_view(write_role=Role.VIEWER)
@@ -231,7 +235,7 @@ def access_tokens(request: HttpRequest) -> HttpResponse:
             last4=issued.last4,
         )
         form = AccessTokenForm()
-    return render(
+    response = render(
         request,
         "accounts/tokens.html",
         {
@@ -240,6 +244,10 @@ def access_tokens(request: HttpRequest) -> HttpResponse:
             "tokens": current_user(request).access_tokens.filter(revoked_at=None),
         },
     )
+    if issued is not None:
+        # The page holds the only copy of the token: keep it out of caches.
+        response["Cache-Control"] = "no-store"
+    return response
 
 
 @login_required

@@ -66,6 +66,26 @@ def _required(name: str, hint: str) -> str:
     return value
 
 
+def _required_secret(name: str, hint: str, min_length: int) -> str:
+    """A required secret that is long and varied enough to be random.
+
+    The rules are those of Django's deployment check for SECRET_KEY (security.W009:
+    50 characters, 5 different ones, not Django's development prefix), enforced at
+    start instead of left as a warning. The message never repeats the value.
+    """
+    value = _required(name, hint)
+    if len(value) < min_length or len(set(value)) < 5:
+        raise ImproperlyConfiguredEnv(
+            f"{name} must be at least {min_length} characters with at least 5 different ones "
+            f"(got {len(value)} characters): {hint}"
+        )
+    if value.startswith("django-insecure-"):
+        raise ImproperlyConfiguredEnv(
+            f"{name} must not start with 'django-insecure-', the mark of a development key: {hint}"
+        )
+    return value
+
+
 if TESTING:
     SECRET_KEY = "test-only-secret-key-" + "x" * 40
     ALLOWED_HOSTS = ["localhost", "127.0.0.1", "testserver"]
@@ -75,9 +95,10 @@ elif DEBUG:
     )
     ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 else:
-    SECRET_KEY = _required(
+    SECRET_KEY = _required_secret(
         "SECRET_KEY",
         "a long random string, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(50))'`",
+        min_length=50,
     )
     ALLOWED_HOSTS = envlist("ALLOWED_HOSTS")
     if not ALLOWED_HOSTS:
@@ -109,8 +130,11 @@ else:
         "BATON_MASTER_KEYS",
         "`id:base64-of-32-random-bytes`, e.g. `k1:$(head -c32 /dev/urandom | base64)`",
     )
-    BATON_API_KEY_PEPPER = _required(
-        "BATON_API_KEY_PEPPER", "a random string used to hash team API keys, not SECRET_KEY"
+    BATON_API_KEY_PEPPER = _required_secret(
+        "BATON_API_KEY_PEPPER",
+        "a random string used to hash team API keys, not SECRET_KEY, e.g. "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
+        min_length=32,
     )
 
 # Custom upstream URLs that resolve to loopback/private/link-local addresses are
@@ -337,7 +361,7 @@ USE_TZ = True
 
 # --- Static files ---------------------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(envstr("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -375,9 +399,26 @@ SPECTACULAR_SETTINGS = {
 # --- Security -----------------------------------------------------------------
 SESSION_COOKIE_SECURE = not DEBUG and envbool("SECURE_COOKIES", True)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_PROXY_SSL_HEADER = (
-    ("HTTP_X_FORWARDED_PROTO", "https") if envbool("BEHIND_TLS_PROXY", False) else None
+BEHIND_TLS_PROXY = envbool("BEHIND_TLS_PROXY", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_TLS_PROXY else None
+# HSTS: a browser that reached Baton over HTTPS refuses plain HTTP to it for this long.
+# SecurityMiddleware sends it on HTTPS responses only; on by default behind a TLS proxy.
+# Subdomains and preloading reach beyond Baton's own host, so only the operator turns them on.
+SECURE_HSTS_SECONDS = envint(
+    "SECURE_HSTS_SECONDS", 365 * 24 * 3600 if BEHIND_TLS_PROXY else 0, minimum=0
 )
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
+# Deployment checks (`manage.py check --deploy`) left silent on purpose:
+# - W005, W021: HSTS's includeSubDomains and preload commit every host under the operator's
+#   domain to HTTPS (preload for months, through browsers' built-in lists); only the operator
+#   knows those hosts, so the two settings above are theirs to turn on.
+# - W008 behind a TLS proxy: redirecting plain HTTP to HTTPS is that proxy's job. Done here,
+#   it would also redirect the proxy's own plain-HTTP hop whenever the proxy does not say
+#   `X-Forwarded-Proto: https`, which loops instead of serving.
+SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
+if BEHIND_TLS_PROXY:
+    SILENCED_SYSTEM_CHECKS.append("security.W008")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 

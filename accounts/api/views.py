@@ -139,7 +139,9 @@ class InvitationViewSet(
         )
         data = CreatedInvitationSerializer(issued.invitation).data
         data["url"] = issued.url
-        return Response(data, status=status.HTTP_201_CREATED)
+        response = Response(data, status=status.HTTP_201_CREATED)
+        response["Cache-Control"] = "no-store"  # the only copy of the link
+        return response
 
     def perform_destroy(self, instance: Invitation) -> None:
         actions.revoke_invitation(self.membership, instance, request=self.request)

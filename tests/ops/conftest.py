@@ -43,10 +43,21 @@ def subprocess_database_url() -> str:
 class BatonProcess:
     """``uvicorn config.asgi:application`` in a subprocess; stderr (the logs) kept in a file."""
 
-    def __init__(self, env: dict[str, str] | None = None, workers: int = 1) -> None:
-        self.port = free_port()
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        workers: int = 1,
+        *,
+        port: int | None = None,
+        command: list[str] | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> None:
+        """By default Baton runs on the test database with the test settings, and ``env`` adds
+        to them. ``environ`` replaces that environment as a whole and ``command`` the uvicorn
+        command line (listening on ``port``): the production smoke test passes both."""
+        self.port = port or free_port()
         self.log = tempfile.NamedTemporaryFile(prefix="baton-ops-", suffix=".log", delete=False)  # noqa: SIM115
-        self.env = {
+        self.env = environ or {
             **os.environ,
             "BATON_TESTING": "1",
             "DATABASE_URL": subprocess_database_url(),
@@ -54,23 +65,24 @@ class BatonProcess:
             "BATON_CACHE_CHECK_SECONDS": "0.1",
             **(env or {}),
         }
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "config.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--lifespan",
-            "on",
-            "--no-access-log",
-            "--timeout-graceful-shutdown",
-            "30",
-        ]
-        if workers > 1:
-            command += ["--workers", str(workers)]
+        if command is None:
+            command = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "config.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--lifespan",
+                "on",
+                "--no-access-log",
+                "--timeout-graceful-shutdown",
+                "30",
+            ]
+            if workers > 1:
+                command += ["--workers", str(workers)]
         self.proc = subprocess.Popen(
             command, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
         )
