@@ -379,6 +379,17 @@ SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if envbool("BEHIND_TLS_PROXY", False) else None
 )
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Proxies whose X-Forwarded-For entries are believed (addresses or CIDRs); empty: none, the
+# TCP peer is the client. config/client_address.py resolves the one client address that
+# key allow-lists, /metrics, sign-in rate limits and the audit log use.
+BATON_TRUSTED_PROXIES = envlist("BATON_TRUSTED_PROXIES")
+for _network in BATON_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfiguredEnv(
+            f"BATON_TRUSTED_PROXIES: {_network!r} is not an address or network"
+        ) from _exc
 X_FRAME_OPTIONS = "DENY"
 
 INVITATION_TTL_DAYS = envint("BATON_INVITATION_TTL_DAYS", 7, minimum=1)

@@ -66,6 +66,7 @@ class BatonProcess:
             "--lifespan",
             "on",
             "--no-access-log",
+            "--no-proxy-headers",
             "--timeout-graceful-shutdown",
             "30",
         ]
