@@ -15,6 +15,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -22,7 +23,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts import audit
-from accounts.models import Invitation, Membership, Role, Team, User, role_at_least
+from accounts.models import ApiKey, Invitation, Membership, Role, Team, User, role_at_least
+from relay.invalidation import bump_team
 
 
 class TeamRuleError(Exception):
@@ -201,32 +203,82 @@ def change_role(
     return target
 
 
-def remove_member(
-    actor: Membership, target: Membership, *, request: HttpRequest | None = None
-) -> None:
+def check_removal(actor: Membership, target: Membership) -> None:
+    """Raise TeamRuleError if ``actor`` may not remove ``target`` (or leave, if the same)."""
     if target.pk == actor.pk:
-        leave_team(actor, request=request)
+        if actor.role == Role.OWNER and _owner_count(actor.team) <= 1:
+            raise TeamRuleError(
+                _("You are the last owner of this team. Make someone else owner before you leave.")
+            )
         return
     if not actor.has_role(Role.ADMIN):
         raise TeamRuleError(_("Only owners and admins can remove members."))
     if target.role == Role.OWNER and actor.role != Role.OWNER:
         raise TeamRuleError(_("Only an owner can remove another owner."))
+
+
+def keys_revoked_on_removal(membership: Membership) -> QuerySet[ApiKey]:
+    """The API keys that removing (or the leaving of) this member revokes: the active keys
+    they created in the team. A former member must not keep working access to /v1."""
+    return ApiKey.objects.filter(
+        team_id=membership.team_id, created_by_id=membership.user_id, revoked_at=None
+    ).order_by("name", "created_at")
+
+
+def _revoke_keys_of(
+    membership: Membership, actor: User, reason: str, request: HttpRequest | None
+) -> list[ApiKey]:
+    """Inside the removal's transaction: revoke and audit each key, then invalidate the
+    relay's caches once it commits (effective on /v1 within a second, like any revoke)."""
+    keys = list(keys_revoked_on_removal(membership).select_for_update())
+    now = timezone.now()
+    for key in keys:
+        key.revoked_at = now
+        key.revoked_by = actor
+        key.save(update_fields=["revoked_at", "revoked_by"])
+        audit.record(membership.team, actor, "api_key.revoked", key, request=request, reason=reason)
+    if keys:
+        bump_team(membership.team_id)
+    return keys
+
+
+def remove_member(
+    actor: Membership, target: Membership, *, request: HttpRequest | None = None
+) -> None:
+    """Remove ``target`` from the team; the API keys they created in it are revoked."""
+    if target.pk == actor.pk:
+        leave_team(actor, request=request)
+        return
+    check_removal(actor, target)
     with transaction.atomic():
+        revoked = _revoke_keys_of(target, actor.user, "member_removed", request)
         audit.record(
-            actor.team, actor.user, "member.removed", target, request=request, role=target.role
+            actor.team,
+            actor.user,
+            "member.removed",
+            target,
+            request=request,
+            role=target.role,
+            revoked_api_keys=[str(key.pk) for key in revoked],
         )
         target.delete()
 
 
 def leave_team(membership: Membership, *, request: HttpRequest | None = None) -> None:
+    """Leave the team; the API keys the member created in it are revoked."""
     team = membership.team
     with transaction.atomic():
         list(Membership.objects.select_for_update().filter(team=team, role=Role.OWNER))
-        if membership.role == Role.OWNER and _owner_count(team) <= 1:
-            raise TeamRuleError(
-                _("You are the last owner of this team. Make someone else owner before you leave.")
-            )
-        audit.record(team, membership.user, "member.left", membership, request=request)
+        check_removal(membership, membership)
+        revoked = _revoke_keys_of(membership, membership.user, "member_left", request)
+        audit.record(
+            team,
+            membership.user,
+            "member.left",
+            membership,
+            request=request,
+            revoked_api_keys=[str(key.pk) for key in revoked],
+        )
         membership.delete()
 
 

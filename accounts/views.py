@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import actions, tokens
 from accounts.api.auth import PAT_PREFIX
@@ -141,12 +141,30 @@ def member_role(request: HttpRequest, membership: Membership, membership_id: int
 
 
 @team_view(write_role=Role.VIEWER)
-@require_POST
+@require_http_methods(["GET", "HEAD", "POST"])
 def member_remove(request: HttpRequest, membership: Membership, membership_id: int) -> HttpResponse:
+    """GET: what removing the member (or leaving) does, and its button. POST: do it."""
     target = get_for_team(
         Membership.objects.select_related("user"), membership.team_id, pk=membership_id
     )
     leaving = target.pk == membership.pk
+    if request.method != "POST":
+        try:
+            actions.check_removal(membership, target)
+        except actions.TeamRuleError as exc:
+            messages.error(request, str(exc))
+            return redirect("team_members", team_id=membership.team_id)
+        return render(
+            request,
+            "accounts/member_remove.html",
+            {
+                "team": membership.team,
+                "membership": membership,
+                "target": target,
+                "leaving": leaving,
+                "keys": actions.keys_revoked_on_removal(target),
+            },
+        )
     try:
         actions.remove_member(membership, target, request=request)
     except actions.TeamRuleError as exc:

@@ -328,7 +328,18 @@ if TESTING:
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
-ACCOUNT_EMAIL_VERIFICATION = envstr("ACCOUNT_EMAIL_VERIFICATION", "optional")
+# Sign-up and password reset answer the same for known and unknown addresses (no account
+# enumeration): the owner of a known address is told by mail instead. allauth can only do
+# that for sign-up when the address must be verified before the account is used.
+ACCOUNT_EMAIL_VERIFICATION = envstr("ACCOUNT_EMAIL_VERIFICATION", "mandatory").strip().lower()
+if ACCOUNT_EMAIL_VERIFICATION not in {"mandatory", "optional", "none"}:
+    raise ImproperlyConfiguredEnv(
+        "ACCOUNT_EMAIL_VERIFICATION must be mandatory, optional or none, "
+        f"got {ACCOUNT_EMAIL_VERIFICATION!r}"
+    )
+ACCOUNT_PREVENT_ENUMERATION = True
+# Confirming the address in the browser that signed up signs in (allauth checks the session).
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if not DEBUG else "http"
@@ -420,6 +431,17 @@ SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
 if BEHIND_TLS_PROXY:
     SILENCED_SYSTEM_CHECKS.append("security.W008")
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Proxies whose X-Forwarded-For entries are believed (addresses or CIDRs); empty: none, the
+# TCP peer is the client. config/client_address.py resolves the one client address that
+# key allow-lists, /metrics, sign-in rate limits and the audit log use.
+BATON_TRUSTED_PROXIES = envlist("BATON_TRUSTED_PROXIES")
+for _network in BATON_TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfiguredEnv(
+            f"BATON_TRUSTED_PROXIES: {_network!r} is not an address or network"
+        ) from _exc
 X_FRAME_OPTIONS = "DENY"
 
 INVITATION_TTL_DAYS = envint("BATON_INVITATION_TTL_DAYS", 7, minimum=1)

@@ -1,5 +1,10 @@
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
+
+# Admin sign-in goes through the site's (allauth's) login and its rate limits: the admin's
+# own login form has none. Signed-in staff pass through; anyone else signed in gets 403.
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 
 urlpatterns = [
     path("admin/", admin.site.urls),

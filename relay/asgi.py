@@ -23,6 +23,7 @@ import aiohttp
 import orjson
 from django.conf import settings
 
+from config import client_address
 from config.logging import REQUEST_ID
 from relay import heap, observability, routing
 from relay.admission import Admission, Hold
@@ -261,8 +262,9 @@ class RelayApp:
         key = await self.cache.key(presented)
         if key is None:
             raise invalid_key()
-        client = scope.get("client")
-        refusal = key.refusal(client[0] if client else None, time.time())
+        # The address is resolved only for keys with an allow-list (no cost otherwise).
+        client_ip = client_address.from_scope(scope) if key.networks else None
+        refusal = key.refusal(client_ip, time.time())
         if refusal is not None:
             if "address" in refusal:
                 raise RelayError(403, refusal, type="permission_error", code="ip_not_allowed")

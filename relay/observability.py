@@ -46,6 +46,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
+from config import client_address
+
 if TYPE_CHECKING:
     from relay.asgi import Call, RelayApp
     from relay.metering import Sink
@@ -436,8 +438,8 @@ def metrics_refusal(scope: dict[str, Any]) -> tuple[int, str] | None:
     token = settings.BATON_METRICS_TOKEN
     allow = settings.BATON_METRICS_ALLOW
     if allow or not token:
-        client = scope.get("client")
-        if not client or not _address_allowed(client[0], allow):
+        client = client_address.from_scope(scope)
+        if not client or not _address_allowed(client, allow):
             return 403, "metrics are not served to this address"
     if token:
         presented = b""

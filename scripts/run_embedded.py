@@ -18,6 +18,30 @@ PORT = os.environ.get("BATON_PORT", "8000")
 FAKE_PORT = os.environ.get("BATON_FAKE_PORT", "8001")
 
 
+def baton_command(python: str, host: str, port: str) -> list[str]:
+    """uvicorn serving Baton.
+
+    ``--no-proxy-headers``: by default uvicorn takes X-Forwarded-For from loopback peers as
+    the client's address, and here every client is on loopback, so any client could choose
+    its address. Baton resolves the address itself (``config/client_address.py``), believing
+    the header only from ``BATON_TRUSTED_PROXIES`` (none by default).
+    """
+    return [
+        python,
+        "-m",
+        "uvicorn",
+        "config.asgi:application",
+        "--host",
+        host,
+        "--port",
+        port,
+        "--lifespan",
+        "on",
+        "--no-access-log",
+        "--no-proxy-headers",
+    ]
+
+
 def main() -> int:
     python = sys.executable
     env = {**os.environ, "DEBUG": os.environ.get("DEBUG", "1")}
@@ -43,22 +67,7 @@ def main() -> int:
             ],
             env=env,
         ),
-        subprocess.Popen(
-            [
-                python,
-                "-m",
-                "uvicorn",
-                "config.asgi:application",
-                "--host",
-                HOST,
-                "--port",
-                PORT,
-                "--lifespan",
-                "on",
-                "--no-access-log",
-            ],
-            env=env,
-        ),
+        subprocess.Popen(baton_command(python, HOST, PORT), env=env),
     ]
     time.sleep(1.5)
     print(

@@ -90,7 +90,8 @@ class MemberViewSet(
     TeamScopedViewSet,
 ):
     """Members of a team. Owners and admins change roles and remove members;
-    anyone may remove themselves (leave), except the last owner."""
+    anyone may remove themselves (leave), except the last owner. Removing a member
+    (or leaving) revokes the API keys they created in the team."""
 
     serializer_class = MemberSerializer
     team_queryset = Membership.objects.select_related("user")
@@ -169,6 +170,8 @@ class AcceptInvitationView(APIView):
 
 
 class LeaveTeamView(MembersOnly, APIView):
+    """Leave the team; the API keys you created in it are revoked."""
+
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request, team_id: str) -> Response:
         actions.leave_team(get_membership(request, team_id), request=request)

@@ -37,6 +37,8 @@ class ServerThread:
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=1,
+            # As deployed: uvicorn never takes the client address from headers.
+            proxy_headers=False,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="uvicorn-test", daemon=True)

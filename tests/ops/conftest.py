@@ -78,6 +78,7 @@ class BatonProcess:
                 "--lifespan",
                 "on",
                 "--no-access-log",
+                "--no-proxy-headers",
                 "--timeout-graceful-shutdown",
                 "30",
             ]

@@ -1,0 +1,1 @@
+"""Command-line helpers: the embedded runner and the throwaway test services."""
