@@ -80,3 +80,13 @@ def test_compose_file_points_at_an_env_file_that_is_documented() -> None:
     web = compose()["services"]["web"]
     assert web["env_file"] == "baton.env"
     assert (DEPLOY / "baton.env.example").exists()
+
+
+def test_nginx_keeps_the_scheme_a_tls_terminator_reported() -> None:
+    """Behind a TLS terminator nginx's own $scheme is http; the reported one must reach Baton."""
+    conf = (DEPLOY / "nginx.conf").read_text()
+    assert "proxy_set_header X-Forwarded-Proto $forwarded_proto;" in conf
+    mapping = re.search(r"map \$http_x_forwarded_proto \$forwarded_proto \{(.*?)\}", conf, re.S)
+    assert mapping is not None
+    rules = dict(line.split() for line in mapping.group(1).strip().rstrip(";").split(";"))
+    assert rules == {"default": "$http_x_forwarded_proto", '""': "$scheme"}

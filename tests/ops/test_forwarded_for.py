@@ -9,7 +9,6 @@ allow-list on /v1, the per-IP sign-in limit and the audit log are checked throug
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -32,16 +31,12 @@ from scripts.run_embedded import baton_command
 from tests.accounts.test_api import token_for
 from tests.fake_upstream.conftest import Fake
 from tests.ops.conftest import free_port, subprocess_database_url
+from tests.ops.production import interpolate
 from tests.relay.conftest import make_credential, make_key, make_route
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
 MESSAGES = [{"role": "user", "content": "where am I?"}]
-
-
-def interpolate(text: str) -> str:
-    """Compose's ``${NAME:-default}`` with nothing set in deploy/.env: the default."""
-    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", text)
 
 
 def compose_web_command(port: int) -> list[str]:

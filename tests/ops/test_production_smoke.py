@@ -49,6 +49,7 @@ from tests.ops.production import (
     ROOT,
     compose,
     container_env,
+    interpolate,
     manage,
     production_env,
 )
@@ -170,7 +171,8 @@ def deployment(
     data_dir.mkdir()
     (root / "metrics").mkdir()
     web_env = {
-        name: str(value) for name, value in compose()["services"]["web"]["environment"].items()
+        name: interpolate(str(value))
+        for name, value in compose()["services"]["web"]["environment"].items()
     }
     overrides = {
         **web_env,
@@ -326,12 +328,17 @@ class Visitor:
         parser.feed(page.text)
         return parser.forms
 
-    def submit(self, path: str, values: dict[str, str]) -> httpx.Response:
-        """Fill the page's form that has the fields in ``values`` like a browser and post it."""
+    def submit(
+        self, path: str, values: dict[str, str], *, action: str | None = None
+    ) -> httpx.Response:
+        """Fill the page's form that has the fields in ``values`` (and posts to ``action``,
+        when given) like a browser and post it."""
         forms = [
             f
             for f in self.forms(path)
-            if "csrfmiddlewaretoken" in f["fields"] and set(values) <= set(f["fields"])
+            if "csrfmiddlewaretoken" in f["fields"]
+            and set(values) <= set(f["fields"])
+            and (action is None or f["action"] == action)
         ]
         assert len(forms) == 1, f"{path}: {len(forms)} forms with the fields {sorted(values)}"
         form = forms[0]
@@ -354,6 +361,9 @@ def visitor(server: BatonProcess) -> Iterator[Visitor]:
     finally:
         client.close()
 
+
+# The path only: the link is https (ACCOUNT_DEFAULT_HTTP_PROTOCOL) on the host mail was sent for.
+CONFIRM_LINK = re.compile(r"https?://[^/\s]+(/accounts/confirm-email/[^/\s]+/)")
 
 STATIC_REF = re.compile(r"""(?:href|src)=["'](/static/[^"'?#]+)""")
 
@@ -508,8 +518,16 @@ def test_a_newcomer_signs_up_logs_in_and_calls_the_relay(server: BatonProcess) -
         signed_up = sign_up(client, email)
         assert signed_up.status_code == 302, signed_up.text[:3000]
         assert client.get(signed_up.headers["location"]).status_code in (200, 302)
-        mail = list((Path(server.env["EMAIL_FILE_PATH"])).glob("*"))
-        assert mail and any(email in p.read_text() for p in mail), "no confirmation mail"
+        mail = [p.read_text() for p in Path(server.env["EMAIL_FILE_PATH"]).glob("*")]
+        links = [
+            link for text in mail if email in text for link in CONFIRM_LINK.findall(text)
+        ]
+        assert len(links) == 1, f"no single confirmation link for {email}: {links}"
+        # Confirming the address (it must be confirmed before the first sign-in).
+        confirm_page = client.get(links[0])
+        assert confirm_page.status_code == 200, confirm_page.status_code
+        confirmed = client.submit(links[0], {}, action=links[0])
+        assert confirmed.status_code == 302, confirmed.text[:3000]
 
     with visitor(server) as client:
         # Logging in (a fresh client): the session and CSRF cookies are Secure ones.
