@@ -519,9 +519,7 @@ def test_a_newcomer_signs_up_logs_in_and_calls_the_relay(server: BatonProcess) -
         assert signed_up.status_code == 302, signed_up.text[:3000]
         assert client.get(signed_up.headers["location"]).status_code in (200, 302)
         mail = [p.read_text() for p in Path(server.env["EMAIL_FILE_PATH"]).glob("*")]
-        links = [
-            link for text in mail if email in text for link in CONFIRM_LINK.findall(text)
-        ]
+        links = [link for text in mail if email in text for link in CONFIRM_LINK.findall(text)]
         assert len(links) == 1, f"no single confirmation link for {email}: {links}"
         # Confirming the address (it must be confirmed before the first sign-in).
         confirm_page = client.get(links[0])
