@@ -1,7 +1,7 @@
 --[[
 Baton admission: every limit of a request checked, and its hold placed, in one
 atomic step. relay/admission.py builds KEYS and ARGV and runs it on Redis, or
-in process on fakeredis for the embedded default (relay/local_limits.py): this
+in process for the embedded default (relay/local_limits.py, on lupa): this
 script is the only implementation of the quota algorithm.
 
 All keys of a request share the team's hash tag ("bq:{<team id>}:..."), so the

@@ -2,7 +2,7 @@
 
 These drive ``relay/admission.lua`` with identical KEYS and ARGV on a real
 Redis (through redis-py) and on the embedded default's in-process store
-(``relay/local_limits.py``: the same script on fakeredis).
+(``relay/local_limits.py``: the same script on lupa's Lua 5.1).
 """
 
 from __future__ import annotations
@@ -231,8 +231,8 @@ def test_seeding_adds_the_ledger_once(run: Run) -> None:
 
 
 def test_both_stores_answer_alike() -> None:
-    """One scripted sequence, compared reply by reply (timings aside): fakeredis
-    runs the script as Redis does."""
+    """One scripted sequence, compared reply by reply (timings aside): the
+    in-process store runs the script as Redis does."""
     client = redis_lib.Redis.from_url(settings.REDIS_URL)
     client.flushdb()
     script = client.register_script(LUA)
