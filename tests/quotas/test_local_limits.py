@@ -8,18 +8,24 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis as redis_lib
 from django.conf import settings
 
+from billing.snapshots import Limits
+from billing.usage import current_use
 from relay import local_limits
 from relay.admission import LUA, periods, scope_keys
 from relay.local_limits import LocalLimits
+from tests.quotas.conftest import Quota, chat
 
 ROOT = Path(__file__).resolve().parents[2]
 NONE = [-1] * 6
@@ -246,3 +252,35 @@ def test_a_process_with_a_limits_redis_never_loads_lua() -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["False"]
+
+
+def test_the_pages_read_what_the_relay_counted_in_the_embedded_default(
+    quota: Quota, settings: Any
+) -> None:
+    """One process: the relay's admission and the pages' live use share the store."""
+    settings.REDIS_URL = ""
+    settings.BATON_LIMITS_REDIS_URL = ""
+    quota.limits(daily_budget=Decimal("1"), rpm_limit=10)
+    with quota.serve() as base:
+        response = httpx.post(
+            base + "/v1/chat/completions",
+            json=chat(10),
+            headers={"authorization": f"Bearer {quota.key}"},
+            timeout=15,
+        )
+        assert response.status_code == 200
+        deadline = time.monotonic() + 10
+        while True:  # the relay settles once the response is out
+            use = current_use(quota.team.pk, Limits(rpm=10), [])
+            assert use is not None
+            if use[0].day or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    team = use[0]
+    assert (team.day, team.lifetime, team.held, team.in_flight) == (
+        Decimal("0.01"),
+        Decimal("0.01"),
+        0,
+        0,
+    )
+    assert team.rpm_remaining == 9
