@@ -35,8 +35,8 @@ serve ("open") or refuse with a 503 ("closed"); every such request is logged
 for a second nothing waits on the store again.
 
 Without a limits Redis (the embedded default) the same script runs in
-process, on lupa's Lua (relay/local_limits.py). Spend counters start from the database
-the first time a process sees a team or key (``_seed``): Redis is
+process, on lupa's Lua (relay/local_limits.py). Spend counters start from
+the database the first time a process sees a team or key (``_seed``): Redis is
 authoritative for the current period, and the ledger fills in whatever it
 has not seen (a fresh Redis, or the in-process limiter after a restart).
 """

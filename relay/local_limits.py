@@ -28,6 +28,7 @@ lupa is imported on first use: a process with a limits Redis never loads it.
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 import threading
@@ -102,6 +103,7 @@ class LocalLimits:
             b"expire": self.expire,
             b"pexpire": self.pexpire,
         }
+        self.arity = {name: _arity(command) for name, command in self.commands.items()}
 
     # --- running the script ----------------------------------------------------------
     def _start(self) -> Callable[..., Any]:
@@ -151,16 +153,16 @@ class LocalLimits:
         if not args:
             raise ResponseError("Please specify at least one argument for this redis lib call")
         words = [_argument(a) for a in args]
-        command = self.commands.get(words[0].lower())
+        name = words[0].lower()
+        command = self.commands.get(name)
         if command is None:
             raise ResponseError(f"Unknown Redis command called from script: {words[0]!r}")
-        try:
-            value = command(*words[1:])
-        except TypeError:
+        fixed, more = self.arity[name]
+        if len(words) - 1 < fixed or (len(words) - 1 > fixed and not more):
             raise ResponseError(
                 f"Wrong number of args calling Redis command from script: {words[0]!r}"
-            ) from None
-        return self.lua_value(value)
+            )
+        return self.lua_value(command(*words[1:]))
 
     def pcall(self, *args: Any) -> Any:
         """``redis.pcall``: an error comes back as ``{err = message}``."""
@@ -249,7 +251,7 @@ class LocalLimits:
 
     def hset(self, key: bytes, field: bytes, value: bytes, *pairs: bytes) -> int:
         if len(pairs) % 2:
-            raise TypeError
+            raise ResponseError("ERR wrong number of arguments for 'hset' command")
         found = self.hash(key, create=True)
         assert found is not None
         added = 0
@@ -345,6 +347,13 @@ class LocalLimits:
 
 
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
+
+
+def _arity(command: Callable[..., Any]) -> tuple[int, bool]:
+    """How many arguments a command needs, and whether it takes more."""
+    parameters = inspect.signature(command).parameters.values()
+    fixed = sum(p.kind is p.POSITIONAL_OR_KEYWORD for p in parameters)
+    return fixed, any(p.kind is p.VAR_POSITIONAL for p in parameters)
 
 
 def _encode(value: Any) -> bytes:
