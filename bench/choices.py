@@ -10,6 +10,12 @@ Called by bench/run.py inside a running stack (``run_choices``); rendered by ben
 - Limits-store client: redis-py's asyncio client (a blocking connection pool, as a Redis
   client is usually set up) vs relay/redis_pipe.py, both calling a script with the admit
   call's shape (14 keys, 26 arguments), one and eight callers at a time.
+- Embedded limits store: the CPU one admit and its settle cost, one at a time, where the
+  embedded default runs relay/admission.lua in process (relay/local_limits.py: lupa and
+  the few Redis commands the script uses) vs the same script on fakeredis (installed into
+  bench/.tools for the comparison), and the same calls to the limits Redis through
+  redis-py (client side only) for scale. Also standalone: ``python bench/choices.py
+  embedded [redis-url]``.
 - Frozen start-up heap: a full garbage-collector pass in a web process before and after
   ``relay.heap.freeze_startup_heap`` (bench/gc_cost.py).
 """
@@ -30,6 +36,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 TOOLS = BENCH / ".tools"
 GRANIAN = "granian==2.8.7"
+FAKEREDIS = ["fakeredis==2.41.0", "sortedcontainers==2.4.0"]  # lupa and redis: Baton's own
 
 REQUEST = {
     "model": "gpt-4o",
@@ -192,6 +199,96 @@ def redis_clients(url: str) -> dict[str, Any]:
     return out
 
 
+EMBEDDED_SCRIPT = r"""
+import sys, time, uuid, orjson
+sys.path.insert(0, sys.argv[2])
+which = sys.argv[1]
+from pathlib import Path
+LUA = Path(sys.argv[2], "relay", "admission.lua").read_text()
+if which == "embedded":
+    from relay.local_limits import LocalLimits
+    run = LocalLimits(LUA).run
+else:
+    if which == "fakeredis":
+        sys.path.insert(0, sys.argv[3])
+        import fakeredis
+        client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    else:
+        import redis
+        client = redis.Redis.from_url(sys.argv[3])
+    script = client.register_script(LUA)
+    run = lambda keys, args: script(keys=keys, args=args)
+BIG = 10**15
+team = uuid.uuid4().hex
+KEYS = [f"bq:{{{team}}}:{scope}:{name}" for scope in ("t", "k:key")
+        for name in ("h", "a", "rpm", "tpm", "d:20250101", "m:202501", "l")]
+# A prepaid team with a monthly budget, a key with every rate limit and a daily budget:
+# every check the script has runs, none refuses.
+TEAM = [10**6, 10**9, -1, -1, BIG, -1]  # rpm, tpm, concurrency, day, month, lifetime
+KEY = [10**6, 10**9, 1000, BIG, -1, -1]
+
+def admit(hold):
+    reply = run(KEYS, ["admit", hold, 660000, 12345678, 532, 60000, 1, BIG, 0, 1, *TEAM, *KEY])
+    assert int(reply[0]) == 1, reply
+
+def settle(hold):
+    run(KEYS, ["settle", hold, 2345678, 100, 60000, 259200, 6048000, TEAM[1], KEY[1]])
+
+for _ in range(200):
+    hold = uuid.uuid4().hex
+    admit(hold)
+    settle(hold)
+n = int(sys.argv[4]) if len(sys.argv) > 4 else 2000
+holds = [uuid.uuid4().hex for _ in range(n)]
+admit_cpu = settle_cpu = 0.0
+for hold in holds:
+    started = time.process_time()
+    admit(hold)
+    middle = time.process_time()
+    settle(hold)
+    admit_cpu += middle - started
+    settle_cpu += time.process_time() - middle
+print(orjson.dumps({"admit_us": admit_cpu / n * 1e6, "settle_us": settle_cpu / n * 1e6,
+                    "cpu_us_per_admit_settle": (admit_cpu + settle_cpu) / n * 1e6}).decode())
+"""
+
+
+def ensure_fakeredis() -> Path | None:
+    target = TOOLS / "fakeredis"
+    if not (target / "fakeredis").exists():
+        pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target"]
+        subprocess.run([*pip, str(target), *FAKEREDIS], check=False, capture_output=True)
+    return target if (target / "fakeredis").exists() else None
+
+
+def embedded_admission(redis_url: str | None = None) -> dict[str, Any]:
+    """CPU per admit + settle, one at a time: in process as the embedded default runs
+    it, on fakeredis, and given a Redis, on it through redis-py (client side only)."""
+    out: dict[str, Any] = {}
+    fakeredis = ensure_fakeredis()
+    for which, where in (
+        ("embedded", ""),
+        ("fakeredis", str(fakeredis or "")),
+        ("redis", redis_url or ""),
+    ):
+        if not where and which != "embedded":
+            out[which] = {"error": f"no {which} to measure"}
+            continue
+        result = subprocess.run(
+            [sys.executable, "-c", EMBEDDED_SCRIPT, which, str(ROOT), where],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        out[which] = (
+            orjson.loads(result.stdout.strip().splitlines()[-1])
+            if result.returncode == 0
+            else {"error": result.stderr[-300:]}
+        )
+    return out
+
+
 def ensure_granian() -> bool:
     if not (TOOLS / "granian").exists():
         subprocess.run(
@@ -214,6 +311,8 @@ def run_choices(
     out["http_client"] = http_clients(stack.target("direct")["url"])
     log("choices: limits-store client (redis-py vs pipelined)")
     out["redis_client"] = redis_clients(stack.env["REDIS_URL"])
+    log("choices: the embedded default's limits store (admit + settle in process)")
+    out["embedded_admission"] = embedded_admission(stack.env["REDIS_URL"])
     log("choices: a full GC pass, with and without the frozen start-up heap")
     gc_run = subprocess.run(
         [sys.executable, str(BENCH / "gc_cost.py")],
@@ -410,6 +509,25 @@ def render_choices(c: dict[str, Any]) -> list[str]:
             f"redis-py's asyncio client {calls('redis-py')}; Baton's pipelined connection "
             f"(relay/redis_pipe.py) {calls('pipelined')}. Every request makes two such calls."
         )
+    ea = c.get("embedded_admission", {})
+    if ea:
+
+        def pair(name: str) -> str:
+            x = ea.get(name, {})
+            if "error" in x:
+                return f"not measured ({x['error'][:80]})"
+            return (
+                f"{num(x.get('cpu_us_per_admit_settle'), 0)} us CPU per admit + settle "
+                f"({num(x.get('admit_us'), 0)} + {num(x.get('settle_us'), 0)})"
+            )
+
+        lines.append(
+            "- **Embedded limits store** (one admit and its settle at a time, every kind of "
+            "limit set): `relay/admission.lua` in process on lupa with the few Redis commands "
+            f"it uses (`relay/local_limits.py`) {pair('embedded')}; the same script on "
+            f"fakeredis {pair('fakeredis')}; the same calls to the limits Redis through "
+            f"redis-py, client side only, {pair('redis')}."
+        )
     gcc = c.get("gc", {})
     if "full_pass_ms" in gcc:
         lines.append(
@@ -453,3 +571,9 @@ def render_choices(c: dict[str, Any]) -> list[str]:
         "as a whole."
     )
     return lines
+
+
+if __name__ == "__main__":
+    # Standalone: python bench/choices.py embedded [redis://...]
+    if sys.argv[1:2] == ["embedded"]:
+        print(json.dumps(embedded_admission(sys.argv[2] if len(sys.argv) > 2 else None), indent=1))

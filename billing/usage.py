@@ -9,8 +9,8 @@
   the limits store has never seen: the recorded spend of that period before
   the counter's first write (hourly rollups, then the ledger for the hours
   not rolled up yet, so ledger retention does not lose old spend).
-- ``current_use`` reads the live counters (Redis or the in-process limiter)
-  for the pages and the API.
+- ``current_use`` reads the live counters (Redis, or the embedded default's
+  in-process store) for the pages and the API.
 
 The spend counters in the limits store are authoritative for limits and the
 live credit balance; the ledger is the durable record. Usage reaches the
@@ -177,7 +177,7 @@ _sync_scripts: dict[str, Any] = {}  # limits Redis URL -> registered script
 def _peek(pairs: Sequence[tuple[list[str], list[Any]]]) -> list[list[Any]]:
     url = conf.limits_redis_url()
     if not url:
-        from billing.local_limiter import LOCAL
+        from relay.admission import LOCAL
 
         return [LOCAL.run(keys, args) for keys, args in pairs]
     script = _sync_scripts.get(url)

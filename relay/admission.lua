@@ -1,8 +1,8 @@
 --[[
 Baton admission: every limit of a request checked, and its hold placed, in one
-atomic step. relay/admission.py builds KEYS and ARGV; billing/local_limiter.py
-is the same algorithm in Python for the embedded default (no Redis). Keep the
-two in step.
+atomic step. relay/admission.py builds KEYS and ARGV and runs it on Redis, or
+in process for the embedded default (relay/local_limits.py, on lupa): this
+script is the only implementation of the quota algorithm.
 
 All keys of a request share the team's hash tag ("bq:{<team id>}:..."), so the
 script also runs on Redis Cluster. Times are the Redis server's (TIME), so

@@ -35,8 +35,8 @@ serve ("open") or refuse with a 503 ("closed"); every such request is logged
 for a second nothing waits on the store again.
 
 Without a limits Redis (the embedded default) the same script runs in
-process (billing/local_limiter.py). Spend counters start from the database
-the first time a process sees a team or key (``_seed``): Redis is
+process, on lupa's Lua (relay/local_limits.py). Spend counters start from
+the database the first time a process sees a team or key (``_seed``): Redis is
 authoritative for the current period, and the ledger fills in whatever it
 has not seen (a fresh Redis, or the in-process limiter after a restart).
 """
@@ -59,7 +59,6 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from billing import conf
-from billing.local_limiter import LOCAL, LocalLimiter
 from billing.money import display, from_nanos
 from billing.snapshots import Limits, TeamQuota
 from relay import routing
@@ -67,6 +66,7 @@ from relay.contexts import KeyContext, Target, TeamContext
 from relay.cooldown import Cooldowns
 from relay.db import in_thread
 from relay.errors import RelayError
+from relay.local_limits import LocalLimits
 from relay.providers import Endpoint, Usage
 from relay.redis_pipe import PipelinedRedis, Script
 from relay.tokens import estimate_prompt_tokens
@@ -75,6 +75,8 @@ log = logging.getLogger("baton.admission")
 
 LUA = Path(__file__).with_name("admission.lua").read_text()
 SCRIPT = Script(LUA)
+# The one in-process limits store of the embedded default, shared by the relay and the pages.
+LOCAL = LocalLimits(LUA)
 DAY_TTL = 3 * 86400
 MONTH_TTL = 70 * 86400
 WARN_EVERY = 10.0  # seconds between warnings about an unreachable limits store
@@ -174,7 +176,7 @@ class Admission:
         self.cooldowns = cooldowns
         self.configured = False
         self.redis: PipelinedRedis | None = None
-        self.local: LocalLimiter | None = None
+        self.local: LocalLimits | None = None
         self.timeout = 1.0
         self.window_ms = 60_000.0
         self.hold_ttl_ms = 660_000.0

@@ -22,9 +22,9 @@ from django.core.asgi import get_asgi_application
 
 from accounts import actions
 from accounts.models import ApiKey, Membership, Role, Team, User
-from billing.local_limiter import LOCAL
 from billing.models import Price, TeamLimits
 from config.routing import build_application
+from relay.admission import LOCAL
 from relay.catalog_seed import seed
 from relay.models import Provider, ProviderCredential
 from tests.fake_upstream.conftest import Fake, ServerThread

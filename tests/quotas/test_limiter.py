@@ -1,7 +1,8 @@
 """The admission script itself, on Redis and in process: the same cases, the same answers.
 
-These drive ``relay/admission.lua`` (through redis-py) and its Python twin
-``billing/local_limiter.py`` with identical KEYS and ARGV.
+These drive ``relay/admission.lua`` with identical KEYS and ARGV on a real
+Redis (through redis-py) and on the embedded default's in-process store
+(``relay/local_limits.py``: the same script on lupa's Lua 5.1).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import pytest
 import redis as redis_lib
 from django.conf import settings
 
-from billing.local_limiter import LocalLimiter
 from relay.admission import LUA, credential_keys, periods, scope_keys
+from relay.local_limits import LocalLimits
 
 Run = Callable[[list[str], list[Any]], list[Any]]
 NONE = [-1] * 6
@@ -26,7 +27,7 @@ WINDOW = 60_000
 @pytest.fixture(params=["redis", "local"])
 def run(request: pytest.FixtureRequest) -> Iterator[Run]:
     if request.param == "local":
-        yield LocalLimiter().run
+        yield LocalLimits(LUA).run
         return
     client = redis_lib.Redis.from_url(settings.REDIS_URL)
     client.flushdb()
@@ -229,12 +230,13 @@ def test_seeding_adds_the_ledger_once(run: Run) -> None:
     assert [text(v) for v in run(counters, ["probe"])][0::2] == ["1", "1"]
 
 
-def test_both_implementations_answer_alike() -> None:
-    """One scripted sequence, compared reply by reply (timings aside)."""
+def test_both_stores_answer_alike() -> None:
+    """One scripted sequence, compared reply by reply (timings aside): the
+    in-process store runs the script as Redis does."""
     client = redis_lib.Redis.from_url(settings.REDIS_URL)
     client.flushdb()
     script = client.register_script(LUA)
-    local = LocalLimiter()
+    local = LocalLimits(LUA)
     s = Scopes()
 
     def both(keys: list[str], args: list[Any]) -> list[Any]:

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 from django.utils import timezone
 
-from billing.local_limiter import LOCAL
 from billing.models import UsageRecord
+from relay.admission import LOCAL
 from tests.quotas.conftest import Quota, chat
 
 

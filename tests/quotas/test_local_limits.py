@@ -1,0 +1,289 @@
+"""The embedded default's limits store (relay/local_limits.py): Lua scripts on
+lupa with the Redis commands admission.lua uses, answering as Redis answers,
+called from the relay's event loop and the pages' threads at once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis as redis_lib
+from django.conf import settings
+
+from billing.snapshots import Limits
+from billing.usage import current_use
+from relay import local_limits
+from relay.admission import LUA, periods, scope_keys
+from relay.local_limits import LocalLimits
+from tests.quotas.conftest import Quota, chat
+
+ROOT = Path(__file__).resolve().parents[2]
+NONE = [-1] * 6
+WINDOW = 60_000
+PEEK = ["peek", WINDOW, -1, -1, -1, -1]
+
+
+def admit_args(hold: str, key: list[int]) -> list[Any]:
+    return ["admit", hold, 60_000, 0, 1, WINDOW, 0, 0, 0, 0, *NONE, *key]
+
+
+def keys_of(team: str) -> list[str]:
+    day, month = periods()
+    return scope_keys(team, "t", day, month) + scope_keys(team, "k:key", day, month)
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis_lib.Redis]:
+    client = redis_lib.Redis.from_url(settings.REDIS_URL)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+# Each script runs on a real Redis and on the store; the replies (or the errors) must agree.
+CASES: dict[str, tuple[str, list[str], list[Any]]] = {
+    "hash replies": (
+        """
+        local out = {}
+        out[#out + 1] = redis.call('HSET', KEYS[1], 'a', 1, 'b', 'x')
+        out[#out + 1] = redis.call('HSET', KEYS[1], 'a', 2)
+        out[#out + 1] = redis.call('HSETNX', KEYS[1], 'a', 3)
+        out[#out + 1] = redis.call('HSETNX', KEYS[1], 'c', 3)
+        out[#out + 1] = redis.call('HGET', KEYS[1], 'a')
+        out[#out + 1] = redis.call('HGET', KEYS[1], 'zz') == false and 'nil' or 'value'
+        out[#out + 1] = redis.call('HMGET', KEYS[1], 'a', 'zz', 'b')
+        out[#out + 1] = redis.call('HINCRBY', KEYS[1], 'n', ARGV[1])
+        out[#out + 1] = redis.call('HINCRBY', KEYS[1], 'n', -7)
+        out[#out + 1] = redis.call('HDEL', KEYS[1], 'a', 'a', 'zz')
+        out[#out + 1] = redis.call('HMGET', KEYS[2], 'x')
+        return out
+        """,
+        ["h1", "h2"],
+        [5],
+    ),
+    "an emptied hash or sorted set is gone": (
+        """
+        redis.call('HSET', KEYS[1], 'f', 'v')
+        redis.call('HDEL', KEYS[1], 'f')
+        local hash = redis.call('PEXPIRE', KEYS[1], 10)
+        redis.call('ZADD', KEYS[2], 1, 'm')
+        redis.call('ZREM', KEYS[2], 'm')
+        local zset = redis.call('EXPIRE', KEYS[2], 10)
+        redis.call('ZADD', KEYS[3], 1, 'm')
+        redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '+inf')
+        local range = redis.call('PEXPIRE', KEYS[3], 10)
+        redis.call('ZADD', KEYS[1], 1, 'now a sorted set')
+        return {hash, zset, range, redis.call('ZCARD', KEYS[1]), redis.call('PEXPIRE', KEYS[4], 10)}
+        """,
+        ["e1", "e2", "e3", "e4"],
+        [],
+    ),
+    "sorted set ranges": (
+        """
+        local out = {}
+        out[#out + 1] = redis.call('ZADD', KEYS[1], 3, 'c')
+        redis.call('ZADD', KEYS[1], 1, 'b')
+        redis.call('ZADD', KEYS[1], 1, 'a')
+        redis.call('ZADD', KEYS[1], '2.5', 'd')
+        out[#out + 1] = redis.call('ZADD', KEYS[1], 4, 'c')
+        out[#out + 1] = redis.call('ZCARD', KEYS[1])
+        out[#out + 1] = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '+inf')
+        out[#out + 1] = redis.call('ZRANGEBYSCORE', KEYS[1], '(1', 4)
+        out[#out + 1] = redis.call('ZRANGEBYSCORE', KEYS[1], 1, '(4')
+        out[#out + 1] = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', 2.5)
+        out[#out + 1] = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '+inf')
+        out[#out + 1] = redis.call('ZREM', KEYS[1], 'c', 'zz')
+        out[#out + 1] = redis.call('ZCARD', KEYS[1])
+        out[#out + 1] = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '+inf')
+        return out
+        """,
+        ["z1", "z2"],
+        [],
+    ),
+    "numbers as arguments and replies": (
+        """
+        redis.call('HSET', KEYS[1], 'int', 61000, 'big', 1700000000123)
+        return {redis.call('HGET', KEYS[1], 'int'), redis.call('HGET', KEYS[1], 'big'),
+                3.99, -3.99, true, false, 'text', {1, {2, 'x'}}, 7, nil, 8}
+        """,
+        ["n1"],
+        [],
+    ),
+    "a time": ("return #redis.call('TIME')", [], []),
+    "a command error stops the script": (
+        "redis.call('HSET', KEYS[1], 'f', 'text'); redis.call('HINCRBY', KEYS[1], 'f', 1); return 1",
+        ["x1"],
+        [],
+    ),
+    "a wrong type stops the script": (
+        "redis.call('ZADD', KEYS[1], 1, 'm'); return redis.call('HGET', KEYS[1], 'f')",
+        ["x2"],
+        [],
+    ),
+    "a bad increment stops the script": (
+        "return redis.call('HINCRBY', KEYS[1], 'f', '1.5')",
+        ["x3"],
+        [],
+    ),
+    "pcall hands the error back": (
+        """
+        redis.call('HSET', KEYS[1], 'f', 'text')
+        local reply = redis.pcall('HINCRBY', KEYS[1], 'f', 1)
+        return {type(reply), reply.err ~= nil and 'err' or 'no err'}
+        """,
+        ["x4"],
+        [],
+    ),
+    "a table is not a command argument": ("return redis.call('HGET', KEYS[1], {})", ["x5"], []),
+    "too few arguments": ("return redis.call('HGET', KEYS[1])", ["x6"], []),
+    "too many arguments": ("return redis.call('HGET', KEYS[1], 'a', 'b')", ["x6"], []),
+    "an odd field list": ("return redis.call('HSET', KEYS[1], 'a', 1, 'b')", ["x6"], []),
+    "an error reply": ("return redis.error_reply('My error')", [], []),
+    "a status reply": ("return redis.status_reply('FINE')", [], []),
+    "no new globals": ("counter = 1; return counter", [], []),
+    "no unknown globals": ("return undefined_name", [], []),
+    "no files": ("return io.open('/etc/hostname')", [], []),
+}
+
+
+def outcome(call: Any) -> Any:
+    try:
+        return ("reply", call())
+    except redis_lib.ResponseError:
+        return ("error",)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_store_answers_as_redis_does(name: str, redis_client: redis_lib.Redis) -> None:
+    script, keys, args = CASES[name]
+    on_redis = redis_client.register_script(script)
+    local = LocalLimits(script)
+    assert outcome(lambda: local.run(keys, args)) == outcome(lambda: on_redis(keys=keys, args=args))
+
+
+def test_threads_calling_at_once_never_pass_the_limit() -> None:
+    """Each script call is atomic across threads: 16 threads racing for five
+    concurrent slots (nothing settled) get exactly five, while another peeks."""
+    store = LocalLimits(LUA)
+    keys = keys_of(str(uuid.uuid4()))
+    start = threading.Barrier(17)
+    admitted: list[int] = []
+    peeks: list[list[Any]] = []
+
+    def admit() -> None:
+        start.wait()
+        for _ in range(10):
+            reply = store.run(keys, admit_args(uuid.uuid4().hex, [-1, -1, 5, -1, -1, -1]))
+            admitted.append(int(reply[0]))
+
+    def peek() -> None:
+        start.wait()
+        for _ in range(20):
+            peeks.append(store.run(keys, PEEK))
+
+    threads = [threading.Thread(target=admit) for _ in range(16)]
+    threads.append(threading.Thread(target=peek))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(admitted) == 160 and sum(admitted) == 5
+    assert len(peeks) == 20 and all(0 <= int(p[7]) <= 5 for p in peeks)
+    assert int(store.run(keys, PEEK)[7]) == 5
+
+
+def test_expired_keys_nobody_touches_again_are_swept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys past their time go even when no command touches them again, as Redis
+    expires them by itself, so a long-running process stays small."""
+    monkeypatch.setattr(local_limits, "SWEEP_EVERY", 5)
+    store = LocalLimits(LUA)
+    keys = keys_of(str(uuid.uuid4()))
+    store.run(keys, PEEK)  # call 1
+    for i in range(50):  # a past day's counters, say
+        store.hashes[b"bq:{gone}:k:%d:d:20200101" % i] = {b"n": b"1"}
+        store.expires[b"bq:{gone}:k:%d:d:20200101" % i] = store.now - 1
+    store.hashes[b"bq:{kept}:t:l"] = {b"n": b"1"}
+    for _ in range(3):  # calls 2 to 4
+        store.run(keys, PEEK)
+    assert len(store.hashes) == 51
+    store.run(keys, PEEK)  # call 5 sweeps
+    assert list(store.hashes) == [b"bq:{kept}:t:l"] and not store.expires
+
+
+def test_reset_forgets_everything_like_a_restart() -> None:
+    store = LocalLimits(LUA)
+    keys = keys_of(str(uuid.uuid4()))
+    hold = uuid.uuid4().hex
+    store.run(keys, admit_args(hold, NONE))
+    store.run(keys, ["settle", hold, 123, 0, WINDOW, 86400, 86400 * 31, -1, -1])
+    assert store.run(keys, PEEK)[4] == b"123"
+    store.reset()
+    assert store.run(keys, PEEK)[4] == b"0"
+
+
+def test_a_process_with_a_limits_redis_never_loads_lua() -> None:
+    code = (
+        "import sys, django; django.setup()\n"
+        "from relay.admission import Admission\n"
+        "import billing.usage\n"
+        "admission = Admission(); admission.configure()\n"
+        "assert admission.redis is not None and admission.local is None\n"
+        "print('lupa' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "BATON_LIMITS_REDIS_URL": "redis://127.0.0.1:1/0",
+        },
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["False"]
+
+
+def test_the_pages_read_what_the_relay_counted_in_the_embedded_default(
+    quota: Quota, settings: Any
+) -> None:
+    """One process: the relay's admission and the pages' live use share the store."""
+    settings.REDIS_URL = ""
+    settings.BATON_LIMITS_REDIS_URL = ""
+    quota.limits(daily_budget=Decimal("1"), rpm_limit=10)
+    with quota.serve() as base:
+        response = httpx.post(
+            base + "/v1/chat/completions",
+            json=chat(10),
+            headers={"authorization": f"Bearer {quota.key}"},
+            timeout=15,
+        )
+        assert response.status_code == 200
+        deadline = time.monotonic() + 10
+        while True:  # the relay settles once the response is out
+            use = current_use(quota.team.pk, Limits(rpm=10), [])
+            assert use is not None
+            if use[0].day or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    team = use[0]
+    assert (team.day, team.lifetime, team.held, team.in_flight) == (
+        Decimal("0.01"),
+        Decimal("0.01"),
+        0,
+        0,
+    )
+    assert team.rpm_remaining == 9
