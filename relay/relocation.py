@@ -11,7 +11,6 @@ updated (never duplicated), each change audited.
 from __future__ import annotations
 
 from collections import Counter
-
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
