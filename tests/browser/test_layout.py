@@ -70,21 +70,15 @@ def test_reported_pages_stay_inside_their_cards(
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("width", WIDTHS)
-def test_audit_details_are_inside_the_card(
-    site: Site, page_factory: Any, live_server: Any, width: int
-) -> None:
-    page = signed_in(page_factory, live_server, site, width)
+def test_audit_details_are_inside_the_card(site: Site, page_factory: Any, live_server: Any) -> None:
+    """The details column shows from 1080 px up (narrower screens hide it)."""
+    page = signed_in(page_factory, live_server, site, 1280)
     page.goto(page_url("team_audit", site))
     card = page.locator("[aria-labelledby=audit-title]").bounding_box()
     details = page.locator("[data-test=audit-details]")
     assert details.count() >= 5
     for index in range(details.count()):
-        cell = details.nth(index)
-        if not cell.is_visible():  # the column is hidden on narrow screens
-            assert width < 1080
-            continue
-        box = cell.bounding_box()
+        box = details.nth(index).bounding_box()
         assert box["x"] + box["width"] <= card["x"] + card["width"] + 0.5
 
 
