@@ -13,6 +13,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
@@ -23,6 +24,7 @@ from accounts.actions import TeamRuleError
 from accounts.apikey_forms import ApiKeyForm
 from accounts.models import ApiKey, Membership, Role
 from accounts.tenancy import get_for_team, team_view
+from relay.examples import example_model
 
 
 def _api_key(membership: Membership, key_id: uuid.UUID) -> ApiKey:
@@ -73,6 +75,12 @@ def api_key_create(request: HttpRequest, membership: Membership) -> HttpResponse
                     "membership": membership,
                     "issued": issued,
                     "base_url": relay_base_url(request),
+                    "example": example_model(
+                        membership.team, issued.api_key.allowed_models or None
+                    ),
+                    "credential_create_url": reverse(
+                        "credential_create", kwargs={"team_id": membership.team_id}
+                    ),
                 },
             )
             # The page holds the only copy of the key: keep it out of caches.

@@ -4,7 +4,8 @@ Whatever the size of the ledger, a summary costs the same handful of
 queries over ``HourlyUsage`` (by team and hour, which an index covers):
 totals with the latency histogram, a time series, and breakdowns by model
 and by API key; providers are summed from the models. Latency percentiles
-are read off the fixed-bucket histogram, interpolating inside a bucket.
+are read off the fixed-bucket histogram: the pages show the bucket a
+percentile falls in (``percentile_range``), the API a value interpolated inside it.
 """
 
 from __future__ import annotations
@@ -146,6 +147,14 @@ class Figures:
     def p95(self) -> float | None:
         return self.percentile(0.95)
 
+    @property
+    def p50_range(self) -> LatencyRange | None:
+        return percentile_range(self.histogram, 0.50)
+
+    @property
+    def p95_range(self) -> LatencyRange | None:
+        return percentile_range(self.histogram, 0.95)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             **{name: getattr(self, name) for name in COUNTS},
@@ -157,6 +166,34 @@ class Figures:
             "latency_ms_p50": self.p50,
             "latency_ms_p95": self.p95,
         }
+
+
+@dataclass(frozen=True)
+class LatencyRange:
+    """The histogram bucket a percentile falls in: all the histogram can honestly say.
+    ``upper`` is None for the last bucket (slower than its lower edge)."""
+
+    lower: float
+    upper: float | None
+
+
+def percentile_range(histogram: list[int], fraction: float) -> LatencyRange | None:
+    """The bucket holding the ``fraction`` quantile of a latency histogram, or None when
+    it is empty. The usage pages show this range rather than a number interpolated
+    inside it, which would claim a precision the buckets do not have."""
+    total = sum(histogram)
+    if not total:
+        return None
+    target = fraction * total
+    seen = 0
+    lower = 0.0
+    for count, upper in zip(histogram, (*LATENCY_BUCKETS_MS, None), strict=True):
+        if count and seen + count >= target:
+            return LatencyRange(lower, float(upper) if upper is not None else None)
+        seen += count
+        if upper is not None:
+            lower = float(upper)
+    return LatencyRange(lower, None)
 
 
 def percentile(histogram: list[int], fraction: float) -> float | None:

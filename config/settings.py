@@ -172,6 +172,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "csp",
     "accounts",
     "relay",
     "billing",
@@ -179,6 +180,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -443,6 +445,22 @@ for _network in BATON_TRUSTED_PROXIES:
             f"BATON_TRUSTED_PROXIES: {_network!r} is not an address or network"
         ) from _exc
 X_FRAME_OPTIONS = "DENY"
+
+# Content-Security-Policy (django-csp) on every page, the API docs included: scripts, styles
+# and images only from Baton's own static files, no inline script or style, no eval.
+# tests/browser/test_csp.py loads every page and fails on any violation.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 INVITATION_TTL_DAYS = envint("BATON_INVITATION_TTL_DAYS", 7, minimum=1)
 BATON_OPEN_SIGNUP = envbool("BATON_OPEN_SIGNUP", True)

@@ -175,22 +175,24 @@ CATALOG: list[dict[str, Any]] = [
     },
 ]
 
-# The built-in fake upstream, registered as a demo provider in the embedded default.
+# The built-in fake upstream, offered as a demo provider where it runs. Its address is
+# not stored: ``Provider.base_url_for`` reads BATON_FAKE_UPSTREAM_URL at run time, and
+# without that setting the provider is hidden and new teams get no demo credential.
 DEMO_PROVIDER: dict[str, Any] = {
     "slug": "fake",
     "name": "Baton demo upstream",
     "is_demo": True,
     "key_optional": True,
+    "regions": {},
     "known_models": ["demo-chat", "demo-fast"],
     "embedding_models": ["demo-embed"],
 }
+DEMO_MODEL = "demo-chat"
 
 
-def seed(provider_model: Any, *, demo_base_url: str = "") -> None:
+def seed(provider_model: Any) -> None:
     """Create missing catalog entries; leave operator edits to existing ones alone."""
-    entries = list(CATALOG)
-    if demo_base_url:
-        entries.append({**DEMO_PROVIDER, "regions": {"default": demo_base_url}})
+    entries = [*CATALOG, DEMO_PROVIDER]
     for order, entry in enumerate(entries):
         defaults = {"sort_order": order * 10, "default_region": "default", **entry}
         defaults.pop("slug")

@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.models import Team
-from relay.models import Family, Provider, ProviderCredential
+from relay.models import Family, Provider, ProviderCredential, demo_base_url
 from relay.netguard import AddressPolicy, UnsafeUpstreamURL, validate_base_url
 from relay.providers.azure import DEFAULT_API_VERSION
 from relay.secrets import MAX_SECRET_LENGTH
@@ -55,9 +55,12 @@ def address_policy() -> AddressPolicy:
 
 
 def provider_choices() -> QuerySet[Provider]:
-    """Providers a team may pick: enabled ones. The demo provider appears
-    only where it was seeded, and only with an address to reach it."""
-    return Provider.objects.filter(enabled=True).exclude(is_demo=True, regions={})
+    """Providers a team may pick: enabled ones. The demo provider appears only
+    where this installation runs the demo upstream (BATON_FAKE_UPSTREAM_URL)."""
+    providers = Provider.objects.filter(enabled=True)
+    if not demo_base_url():
+        providers = providers.exclude(is_demo=True)
+    return providers
 
 
 def region_label(code: str) -> str:

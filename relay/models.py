@@ -51,7 +51,17 @@ class Provider(models.Model):
         return self.name
 
     def base_url_for(self, region: str) -> str:
+        if self.is_demo:
+            return demo_base_url()
         return str(self.regions.get(region or self.default_region, ""))
+
+
+def demo_base_url() -> str:
+    """Where the built-in demo upstream answers, read from the settings at run time (not
+    stored with the catalog row), so ``BATON_FAKE_UPSTREAM_URL`` moves it without a
+    migration. Empty when this installation runs no demo upstream."""
+    base = str(getattr(settings, "BATON_FAKE_UPSTREAM_URL", "") or "").rstrip("/")
+    return f"{base}/v1" if base else ""
 
 
 class CredentialStatus(models.TextChoices):

@@ -10,6 +10,7 @@ updated (never duplicated), each change audited.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -343,13 +344,17 @@ class RelocationForm(forms.Form):
             self._add_row_fields(row)
 
     def _choices(self, kind: str | None) -> list[Any]:
+        """Choices grouped by provider key. A choice names its model alone when no other
+        key offers that model (the group says which key it is), so that a closed select
+        has room for the whole name; otherwise it names the key too."""
+        options = self.options_of(kind)
+        offered_by = Counter(o.model for o in options)
         groups: dict[Any, tuple[str, list[tuple[str, str]]]] = {}
-        for option in self.options:
-            if kind is not None and option.kind != kind:
-                continue
+        for option in options:
             credential = option.credential
             label = f"{credential.name} · {credential.provider.name}"
-            groups.setdefault(credential.pk, (label, []))[1].append((option.value, option.label))
+            text = option.model if offered_by[option.model] == 1 else option.label
+            groups.setdefault(credential.pk, (label, []))[1].append((option.value, text))
         return [("", _("— none —")), *groups.values()]
 
     def _initial_targets(self, row: Row) -> list[str]:

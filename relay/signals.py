@@ -49,11 +49,11 @@ def _demo_credential(sender: type, instance: Team, created: bool, **kwargs: Any)
     credential for the built-in demo upstream (when the operator has one)."""
     if not created or kwargs.get("raw"):
         return
-    from relay.models import Provider
+    from relay.models import Provider, demo_base_url
     from relay.secrets import store_secret
 
     demo = Provider.objects.filter(is_demo=True, enabled=True).first()
-    if demo is None:
+    if demo is None or not demo_base_url():
         return
     credential = ProviderCredential(team=instance, name="Demo upstream", provider=demo)
     store_secret(credential, "demo-key-not-secret")

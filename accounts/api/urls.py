@@ -1,8 +1,9 @@
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import SimpleRouter
 
 from accounts.api import views
+from accounts.api.docs import ApiDocsView
 from billing.api import usage as usage_api
 from billing.api import views as billing_views
 from relay.api import routes as relay_routes
@@ -33,5 +34,5 @@ urlpatterns = [
     path("teams/<uuid:team_id>/leave/", views.LeaveTeamView.as_view(), name="team-leave"),
     path("invitations/accept/", views.AcceptInvitationView.as_view(), name="invitation-accept"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("docs/", ApiDocsView.as_view(url_name="api-schema"), name="api-docs"),
 ]

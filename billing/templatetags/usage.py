@@ -8,7 +8,11 @@ from django import template
 from django.contrib.humanize.templatetags.humanize import intcomma
 from django.utils.translation import gettext as _
 
+from billing.dashboard import LatencyRange
+
 register = template.Library()
+
+EN_DASH = "\u2013"  # between the bounds of a range
 
 
 @register.filter
@@ -25,7 +29,31 @@ def latency(ms: float | None) -> str:
         return "—"
     if ms < 1000:
         return _("%(value)s ms") % {"value": f"{ms:.0f}"}
-    return _("%(value)s s") % {"value": f"{ms / 1000:.2f}"}
+    return _("%(value)s s") % {"value": f"{ms / 1000:.2f}".rstrip("0").rstrip(".")}
+
+
+def _bound(ms: float, unit: str) -> str:
+    value = ms / 1000 if unit == "s" else ms
+    return f"{value:.1f}".removesuffix(".0")
+
+
+@register.filter
+def latency_range(bucket: LatencyRange | None) -> str:
+    """A percentile as the histogram bucket it lies in: "under 25 ms", "100-250 ms",
+    "1-2 s", "over 120 s" (with an en dash between the bounds)."""
+    if bucket is None:
+        return "—"
+    if bucket.upper is None:
+        return _("over %(latency)s") % {"latency": latency(bucket.lower)}
+    if bucket.lower <= 0:
+        return _("under %(latency)s") % {"latency": latency(bucket.upper)}
+    if bucket.upper <= 1000 or bucket.lower >= 1000:
+        unit = "ms" if bucket.upper <= 1000 else "s"
+        span = f"{_bound(bucket.lower, unit)}{EN_DASH}{_bound(bucket.upper, unit)}"
+        if unit == "ms":
+            return _("%(value)s ms") % {"value": span}
+        return _("%(value)s s") % {"value": span}
+    return f"{latency(bucket.lower)}{EN_DASH}{latency(bucket.upper)}"
 
 
 @register.filter

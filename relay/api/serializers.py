@@ -53,8 +53,13 @@ class ProviderSerializer(serializers.ModelSerializer[Provider]):
         read_only_fields = fields
 
 
+class ProviderSlugField(serializers.SlugRelatedField[Provider]):
+    def get_queryset(self) -> Any:
+        return rules.provider_choices()  # the demo provider's availability is read at run time
+
+
 class CredentialSerializer(serializers.ModelSerializer[ProviderCredential]):
-    provider = serializers.SlugRelatedField(
+    provider = ProviderSlugField(
         slug_field="slug",
         queryset=rules.provider_choices(),
         error_messages={"does_not_exist": "Unknown provider {value!r}: see /api/providers/."},
@@ -149,7 +154,7 @@ class CredentialSerializer(serializers.ModelSerializer[ProviderCredential]):
 class CredentialUpdateSerializer(CredentialSerializer):
     """PATCH: everything but the provider and the secret (see ``.../secret/``)."""
 
-    provider = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    provider = ProviderSlugField(slug_field="slug", read_only=True)
     secret = None  # type: ignore[assignment]
 
     class Meta(CredentialSerializer.Meta):

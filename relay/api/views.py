@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from django.db.models import QuerySet
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_variables
 from drf_spectacular.utils import extend_schema
@@ -32,7 +33,7 @@ from relay.api.serializers import (
     SecretSerializer,
 )
 from relay.forms import provider_choices
-from relay.models import ProviderCredential
+from relay.models import Provider, ProviderCredential
 
 
 class ProviderViewSet(viewsets.ReadOnlyModelViewSet):
@@ -42,6 +43,9 @@ class ProviderViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = provider_choices()
     lookup_field = "slug"
     pagination_class = None
+
+    def get_queryset(self) -> QuerySet[Provider]:
+        return provider_choices()  # the demo provider's availability is read at run time
 
 
 class CredentialViewSet(

@@ -1,16 +1,12 @@
-from django.conf import settings
 from django.db import migrations
 
 
 def seed(apps, schema_editor):  # type: ignore[no-untyped-def]
     from relay.catalog_seed import seed as seed_catalog
 
-    seed_catalog(apps.get_model("relay", "Provider"), demo_base_url=_demo_url())
-
-
-def _demo_url() -> str:
-    base = getattr(settings, "BATON_FAKE_UPSTREAM_URL", "")
-    return f"{base.rstrip('/')}/v1" if base else ""
+    # The demo provider's address is not stored (it used to be baked in here from the
+    # settings at migrate time); relay.models.demo_base_url reads it at run time.
+    seed_catalog(apps.get_model("relay", "Provider"))
 
 
 class Migration(migrations.Migration):

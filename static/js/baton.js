@@ -2,6 +2,8 @@
 (function () {
   "use strict";
 
+  document.documentElement.classList.replace("no-js", "js");
+
   // Selects marked data-autosubmit submit their form on change (team and
   // language switchers); the visible fallback button covers no-JS browsers.
   document.addEventListener("change", function (event) {

@@ -61,7 +61,7 @@ def test_the_create_page_offers_enabled_catalog_providers(cast: Cast) -> None:
     page = client_for(cast.alice).get(create_url(cast)).content.decode()
     assert 'value="qwen"' in page
     assert 'value="stepfun"' not in page
-    assert 'value="fake"' not in page  # the demo provider is not seeded in tests
+    assert 'value="fake"' not in page  # no demo upstream runs in tests
 
 
 def test_a_region_picks_the_catalog_address(cast: Cast) -> None:
