@@ -123,7 +123,9 @@ def lock_problems(pyproject: dict[str, Any], lock: dict[str, Any]) -> list[str]:
             else:
                 unmatched.remove(hit)
     for r in unmatched:
-        problems.append(f"uv.lock was made from {r['name']} {r.get('specifier', '')}, no longer wanted")
+        problems.append(
+            f"uv.lock was made from {r['name']} {r.get('specifier', '')}, no longer wanted"
+        )
 
     # 2. The version the lock pins meets every requirement, with the extras it asks for.
     packages: dict[str, list[dict[str, Any]]] = {}
