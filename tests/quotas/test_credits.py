@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
-from collections.abc import Callable
 from typing import Any
 
 import pytest
