@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -17,12 +16,12 @@ from django.core.asgi import get_asgi_application
 
 from accounts import actions
 from accounts.models import User
-from billing.consumer import Consumer
-from billing.models import Price, UsageRecord
+from billing.models import Price
 from config.routing import build_application
 from relay.catalog_seed import DEMO_PROVIDER, seed
 from relay.models import Provider, ProviderCredential
 from tests.fake_upstream.conftest import Fake, ServerThread
+from tests.quotas.conftest import ledger_rows
 from tests.relay import conftest as relay_fixtures
 from tests.relay.conftest import make_key
 
@@ -42,17 +41,6 @@ class Warnings(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.messages.append(record.getMessage())
-
-
-def ledger_rows(redis_client: Any, expected: int, timeout: float = 10.0) -> list[UsageRecord]:
-    """Move the relay's usage events into the ledger until ``expected`` rows are there."""
-    deadline = time.monotonic() + timeout
-    while True:
-        Consumer(redis_client, name="demo-price").drain(seconds=5)
-        rows = list(UsageRecord.objects.order_by("created_at"))
-        if len(rows) >= expected or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.05)
 
 
 def test_demo_requests_are_priced_at_zero_without_a_warning(
@@ -83,7 +71,7 @@ def test_demo_requests_are_priced_at_zero_without_a_warning(
                 )
                 assert reply.headers["x-baton-provider"] == DEMO_PROVIDER["slug"]
             client.embeddings.create(model="demo-embed", input="Hello")
-            rows = ledger_rows(redis_client, expected=3)
+            rows = ledger_rows(expected=3, team=team)
     finally:
         logging.getLogger("baton").removeHandler(warnings)
 

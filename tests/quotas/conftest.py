@@ -11,6 +11,7 @@ fresh Baton (its own RelayApp) in a thread; subprocess helpers live in
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -18,12 +19,15 @@ from typing import Any
 
 import openai
 import pytest
+import redis as redis_lib
+from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 from accounts import actions
 from accounts.models import ApiKey, Membership, Role, Team, User
+from billing.consumer import Consumer
 from billing.local_limiter import LOCAL
-from billing.models import Price, TeamLimits
+from billing.models import Price, TeamLimits, UsageRecord
 from config.routing import build_application
 from relay.catalog_seed import seed
 from relay.models import Provider, ProviderCredential
@@ -75,9 +79,30 @@ class Quota:
         with ServerThread(build_application(get_asgi_application())) as server:
             yield server.base_url
 
+    def ledger(self, expected: int, timeout: float = 10.0) -> list[UsageRecord]:
+        """The team's usage rows, once ``expected`` are there: moves the relay's usage events
+        from the Redis stream into the ledger (the consumer's job) until then."""
+        return ledger_rows(expected, timeout, team=self.team)
+
     def client(self, base_url: str, key: str | None = None, **kwargs: Any) -> openai.OpenAI:
         kwargs.setdefault("max_retries", 0)
         return openai.OpenAI(base_url=base_url + "/v1", api_key=key or self.key, **kwargs)
+
+
+def ledger_rows(expected: int, timeout: float = 10.0, **filters: Any) -> list[UsageRecord]:
+    """Usage rows matching ``filters``, polled until ``expected`` are in the ledger (or the
+    timeout passes): each round drains the usage stream the relay appends to."""
+    client = redis_lib.Redis.from_url(settings.REDIS_URL)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            Consumer(client, name="test-ledger").drain(seconds=5)
+            rows = list(UsageRecord.objects.filter(**filters).order_by("created_at", "id"))
+            if len(rows) >= expected or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.05)
+    finally:
+        client.close()
 
 
 @pytest.fixture
