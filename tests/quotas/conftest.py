@@ -29,9 +29,11 @@ from billing.consumer import Consumer
 from billing.local_limiter import LOCAL
 from billing.models import Price, TeamLimits, UsageRecord
 from config.routing import build_application
+from relay.admission import periods, scope_keys
 from relay.catalog_seed import seed
 from relay.models import Provider, ProviderCredential
 from tests.fake_upstream.conftest import Fake, ServerThread
+from tests.polling import until
 from tests.relay import conftest as relay_fixtures
 from tests.relay.conftest import make_credential, make_key, make_route
 
@@ -78,6 +80,32 @@ class Quota:
     def serve(self) -> Iterator[str]:
         with ServerThread(build_application(get_asgi_application())) as server:
             yield server.base_url
+
+    def spent_today(self, scope: str = "t") -> Decimal:
+        """Today's spend in the limits store: the team's ("t") or a key's ("k:<key id>")."""
+        day, month = periods()
+        client = redis_lib.Redis.from_url(settings.REDIS_URL)
+        try:
+            raw = client.hget(scope_keys(str(self.team.pk), scope, day, month)[4], "n") or b"0"
+        finally:
+            client.close()
+        return Decimal(int(raw)) / Decimal(10**9)
+
+    def settled(self, at_least: Decimal, scope: str = "t") -> Decimal:
+        """Wait until requests already answered are settled (off the response path)."""
+        return until(
+            lambda: (spent := self.spent_today(scope)) >= at_least and spent,
+            f"{at_least} spent today by {scope}",
+        )
+
+    def holds(self, scope: str = "t") -> int:
+        """Requests holding part of the limits right now (settled ones have let go)."""
+        day, month = periods()
+        client = redis_lib.Redis.from_url(settings.REDIS_URL)
+        try:
+            return int(client.zcard(scope_keys(str(self.team.pk), scope, day, month)[0]))
+        finally:
+            client.close()
 
     def ledger(self, expected: int, timeout: float = 10.0) -> list[UsageRecord]:
         """The team's usage rows, once ``expected`` are there: moves the relay's usage events

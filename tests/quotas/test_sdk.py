@@ -106,7 +106,7 @@ def test_a_spent_budget_is_insufficient_quota_and_the_sdk_does_not_retry(quota: 
     set_key_limits(quota, daily_budget=Decimal("0.01"))
     with quota.serve() as base:
         quota.client(base).chat.completions.create(**chat(10))
-        time.sleep(0.2)  # the settle is off the response path
+        quota.settled(Decimal("0.01"), scope=f"k:{quota.api_key.pk}")  # off the response path
         with pytest.raises(openai.RateLimitError) as refused:
             quota.client(base, max_retries=3).chat.completions.create(**chat(10))
     error = refused.value
@@ -121,7 +121,7 @@ def test_no_credit_left_is_insufficient_quota(quota: Quota) -> None:
     credits.add_credit(quota.team, Decimal("-4.99"), actor=None, kind=CreditEntry.Kind.ADJUSTMENT)
     with quota.serve() as base:
         quota.client(base).chat.completions.create(**chat(10))
-        time.sleep(0.2)
+        quota.settled(Decimal("0.01"))
         with pytest.raises(openai.RateLimitError) as refused:
             quota.client(base).chat.completions.create(**chat(10))
     assert refused.value.code == "insufficient_quota"
