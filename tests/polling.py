@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 if TYPE_CHECKING:
     from relay.asgi import RelayApp
@@ -21,28 +21,29 @@ T = TypeVar("T")
 
 
 def until(
-    condition: Callable[[], T], what: str, timeout: float = 10.0, interval: float = 0.02
+    condition: Callable[[], T | Literal[False] | None],
+    what: str,
+    timeout: float = 10.0,
+    interval: float = 0.02,
 ) -> T:
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
-            return value
+            return cast(T, value)
         if time.monotonic() > deadline:
             raise AssertionError(f"waited {timeout}s for {what}")
         time.sleep(interval)
 
 
-async def until_async(
-    condition: Callable[[], T | Awaitable[T]], what: str, timeout: float = 10.0
-) -> T:
+async def until_async(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
-        if asyncio.iscoroutine(value):
+        if isinstance(value, Awaitable):
             value = await value
         if value:
-            return value  # type: ignore[return-value]
+            return
         if time.monotonic() > deadline:
             raise AssertionError(f"waited {timeout}s for {what}")
         await asyncio.sleep(0.005)

@@ -93,10 +93,12 @@ class Quota:
 
     def settled(self, at_least: Decimal, scope: str = "t") -> Decimal:
         """Wait until requests already answered are settled (off the response path)."""
-        return until(
-            lambda: (spent := self.spent_today(scope)) >= at_least and spent,
-            f"{at_least} spent today by {scope}",
-        )
+
+        def spent() -> Decimal | None:
+            value = self.spent_today(scope)
+            return value if value >= at_least else None
+
+        return until(spent, f"{at_least} spent today by {scope}")
 
     def holds(self, scope: str = "t") -> int:
         """Requests holding part of the limits right now (settled ones have let go)."""
