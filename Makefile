@@ -3,16 +3,33 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# uv writes and reads uv.lock; its version is pinned so that `make lock` writes the same lock
+# everywhere (deploy/Dockerfile names the same version; tests/test_lock.py checks both).
+UV_VERSION := 0.13.9
+UV := $(VENV)/bin/uv
 
-.PHONY: run test lint fmt install messages check-test-binaries bench bench-compare check-bench-binaries
+.PHONY: run test lint fmt install lock messages check-test-binaries bench bench-compare check-bench-binaries
 
-$(STAMP): pyproject.toml
+# Installs exactly what uv.lock pins (hash-checked), then Baton itself without resolving
+# anything. --locked refuses a lock that no longer matches pyproject.toml: run `make lock`.
+$(STAMP): pyproject.toml uv.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet uv==$(UV_VERSION)
+	$(UV) export --locked --extra dev --no-emit-project --quiet -o $(VENV)/requirements.txt
+	$(UV) pip install --python $(PY) --quiet --require-hashes -r $(VENV)/requirements.txt
+	$(UV) pip install --python $(PY) --quiet --no-deps -e .
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# Refresh uv.lock after editing the requirements in pyproject.toml. It keeps every version
+# already pinned and resolves only what changed, so it is repeatable and reviewable; add
+# LOCK_ARGS=--upgrade to move every pin to the newest version pyproject.toml allows, or
+# LOCK_ARGS='--upgrade-package NAME' for one package.
+lock:
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet uv==$(UV_VERSION)
+	$(UV) lock $(LOCK_ARGS)
 
 # The whole product on one machine: SQLite, no Redis, a file-based Celery
 # broker, and the built-in fake upstream as a demo provider.

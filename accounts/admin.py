@@ -38,6 +38,11 @@ class TeamAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     inlines = (MembershipInline,)
 
+    def has_delete_permission(self, request: HttpRequest, obj: Team | None = None) -> bool:
+        # A team's credit and usage ledgers are append-only in the database, which refuses
+        # the cascade (billing/migrations/0006_append_only_ledgers).
+        return False
+
 
 @admin.register(Invitation)
 class InvitationAdmin(admin.ModelAdmin):

@@ -15,21 +15,24 @@ no price (or no exchange rate) is served at zero cost when
 and listed for operators in the admin.
 
 ``prune`` deletes rows older than ``BATON_LEDGER_RETENTION_DAYS`` once they
-are rolled up and charged; rollups and billing records keep the totals.
+are rolled up and charged; rollups and billing records keep the totals. It is
+the only delete the database lets through (``pruning``): the ledger is
+append-only there too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -243,4 +246,20 @@ def prune(now: datetime | None = None) -> int:
         ids = list(removable.values_list("pk", flat=True)[:PRUNE_BATCH])
         if not ids:
             return deleted
-        deleted += UsageRecord.objects.filter(pk__in=ids).delete()[0]
+        with pruning():
+            deleted += UsageRecord.objects.filter(pk__in=ids).delete()[0]
+
+
+@contextlib.contextmanager
+def pruning() -> Iterator[None]:
+    """A transaction in which retention may delete ledger rows. The database refuses any other
+    delete (billing/migrations/0006_append_only_ledgers), and even here keeps rows whose money
+    is not in the credit ledger yet."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL baton.prune_usage = 'on'")  # ends with the transaction
+            yield
+        else:  # SQLite has no session variables: a row only this transaction sees
+            cursor.execute("INSERT INTO billing_usage_prune_permit (granted) VALUES (1)")
+            yield
+            cursor.execute("DELETE FROM billing_usage_prune_permit")

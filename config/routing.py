@@ -24,4 +24,5 @@ def build_application(django_app: ASGIApp) -> ASGIApp:
         else:
             await django_app(scope, receive, send)
 
+    application.relay = relay_app  # type: ignore[attr-defined]  # tests wait for its background work
     return application

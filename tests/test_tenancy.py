@@ -101,18 +101,29 @@ def test_every_team_scoped_url_is_404_for_an_outsider(populated: Cast) -> None:
     assert checked >= 5 * 10
 
 
+# Team-level URLs (only a team_id) the two walks below must reach: guards against a walk or a
+# filter that silently skips them.
+TEAM_LEVEL = {"team_overview", "team_members", "team_settings", "team-detail", "member-list"}
+
+
 def test_unknown_team_ids_are_404(cast: Cast) -> None:
     client = client_for(cast.alice)
+    checked = set()
     for name, params, _ in team_scoped_patterns():
         if params != ["team_id"]:
             continue
         assert client.get(reverse(name, kwargs={"team_id": uuid.uuid4()})).status_code == 404, name
+        checked.add(name)
+    assert checked >= TEAM_LEVEL and len(checked) >= 20
 
 
 def test_members_still_reach_their_team(populated: Cast) -> None:
     """The same walk as a member: proves the 404s above are about membership."""
     client = client_for(populated.alice)
+    checked = set()
     for name, params, _ in team_scoped_patterns():
         if params == ["team_id"] and not name.endswith("leave"):
             response = client.get(reverse(name, kwargs={"team_id": populated.acme.pk}))
             assert response.status_code in (200, 405), f"{name} answered {response.status_code}"
+            checked.add(name)
+    assert checked >= TEAM_LEVEL and len(checked) >= 20

@@ -231,11 +231,65 @@ def test_bad_key_shapes(fake: Fake, base: str, status: int, shape: Any) -> None:
     assert contains(response.json(), shape), response.text
 
 
-@pytest.mark.parametrize("base", [b for b in ALL_OPENAI_SHAPED if b != "/ollama/v1"])
+# Each provider's answer to a request without a key, as the reference documents it: 401 in
+# its own error shape; MiniMax answers HTTP 200 with a non-zero base_resp (1004, its auth code).
+MISSING_KEY: dict[str, tuple[int, Any]] = {
+    "/v1": (
+        401,
+        lambda b: (
+            b["error"]["type"] == "invalid_request_error"
+            and b["error"]["message"].startswith("You didn't provide an API key")
+        ),
+    ),
+    "/openai/v1": (
+        401,
+        lambda b: (
+            b["error"]["type"] == "invalid_request_error"
+            and b["error"]["message"].startswith("You didn't provide an API key")
+        ),
+    ),
+    "/qwen/v1": (401, lambda b: b["error"]["code"] == "invalid_api_key" and b["request_id"]),
+    "/ark/v1": (
+        401,
+        lambda b: (
+            (b["error"]["code"], b["error"]["type"]) == ("AuthenticationError", "Unauthorized")
+        ),
+    ),
+    "/vllm/v1": (401, lambda b: b == {"error": "Unauthorized"}),
+    "/deepseek/v1": (
+        401,
+        lambda b: (
+            b["error"]["type"] == "authentication_error"
+            and "no api key provided" in b["error"]["message"]
+        ),
+    ),
+    "/azure/openai/v1": (
+        401,
+        lambda b: b["error"]["code"] == "401" and b["error"]["message"].startswith("Access denied"),
+    ),
+    "/moonshot/v1": (401, lambda b: b["error"]["type"] == "invalid_authentication_error"),
+    "/siliconflow/v1": (401, lambda b: (b["code"], b["message"]) == (401, "Invalid token")),
+    "/zhipu/v1": (401, lambda b: b["error"]["code"] == "1001"),
+    "/minimax/v1": (200, lambda b: b["base_resp"]["status_code"] == 1004 and "choices" not in b),
+    "/gemini/v1beta/openai": (
+        401,
+        lambda b: b[0]["error"]["code"] == 401 and b[0]["error"]["status"] == "UNAUTHENTICATED",
+    ),
+}
+
+
+def test_every_openai_shaped_flavor_but_ollama_has_a_missing_key_answer() -> None:
+    assert sorted(MISSING_KEY) == sorted(b for b in ALL_OPENAI_SHAPED if b != "/ollama/v1")
+
+
+@pytest.mark.parametrize("base", sorted(MISSING_KEY))
 def test_missing_key_is_rejected(fake: Fake, base: str) -> None:
+    status, shape = MISSING_KEY[base]
     response = fake.http.post(f"{base}/chat/completions", json=chat())
-    assert response.status_code in (200, 400, 401)
-    assert response.status_code != 200 or "base_resp" in response.json()
+    assert response.status_code == status, response.text
+    assert shape(response.json()), response.text
+    recorded = fake.requests()[-1]
+    assert recorded["path"].endswith("/chat/completions") and recorded["key_last4"] is None
 
 
 def test_ollama_ignores_missing_keys(fake: Fake) -> None:

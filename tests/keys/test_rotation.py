@@ -35,8 +35,11 @@ def seed(cast: Cast) -> dict[str, str]:
 
 def assert_all_decrypt(expected: dict[str, str]) -> None:
     keyring.cache_clear()
-    for credential in ProviderCredential.objects.select_related("team"):
-        assert reveal_secret(credential) == expected[str(credential.pk)]
+    revealed = {
+        str(credential.pk): reveal_secret(credential)
+        for credential in ProviderCredential.objects.select_related("team")
+    }
+    assert len(expected) == 3 and revealed == expected
 
 
 def use_master_keys(settings: Any, value: str) -> None:
@@ -49,8 +52,11 @@ def test_master_key_rotation_lets_the_old_key_go(cast: Cast, settings: Any) -> N
     old = settings.BATON_MASTER_KEYS
     use_master_keys(settings, f"{NEW_MASTER},{old}")
     call_command("rotate_master_key")
-    for team in Team.objects.exclude(wrapped_data_key=""):
-        assert envelope.wrapped_key_master_id(team.wrapped_data_key) == "new2"
+    wrapped_by = [
+        envelope.wrapped_key_master_id(team.wrapped_data_key)
+        for team in Team.objects.exclude(wrapped_data_key="")
+    ]
+    assert wrapped_by == ["new2", "new2"]  # Acme and Globex
     use_master_keys(settings, NEW_MASTER)
     assert_all_decrypt(expected)
 
@@ -91,6 +97,7 @@ def test_team_key_rotation_reencrypts_every_secret(cast: Cast) -> None:
     wrapped_before = Team.objects.get(pk=cast.acme.pk).wrapped_data_key
     call_command("rotate_team_key", str(cast.acme.pk))
     after = {c.pk: c.secret_ciphertext for c in ProviderCredential.objects.filter(team=cast.acme)}
+    assert len(before) == 2 and before.keys() == after.keys()
     assert all(before[pk] != after[pk] for pk in before)
     assert Team.objects.get(pk=cast.acme.pk).wrapped_data_key != wrapped_before
     assert_all_decrypt(expected)

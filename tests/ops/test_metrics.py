@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from typing import Any
 
 import httpx
@@ -15,6 +14,7 @@ from accounts.models import User
 from relay.catalog_seed import seed
 from relay.models import Provider
 from tests.ops.conftest import BatonProcess
+from tests.polling import until, wait_idle
 from tests.relay.conftest import Relay, make_credential, make_key, make_route
 from tests.relay.test_warm_path import QueryCounter, calls
 
@@ -63,13 +63,25 @@ def test_metrics_count_relay_traffic(relay: Relay, fake: Any) -> None:
             headers={"authorization": "Bearer sk-baton-" + "x" * 32},
         )
         assert bad.status_code == 401
-    time.sleep(0.05)
-    after = scrape(relay.base_url)
+    ok_labels = {"endpoint": "chat", "provider": "openai", "model": "demo-chat", "status": "200"}
+
+    def settled() -> dict[Any, float] | None:
+        """A scrape once every request is counted and its usage event is in the stream (both
+        happen after the response)."""
+        samples = scrape(relay.base_url)
+        done = (
+            total(samples, "baton_requests_total", **ok_labels)
+            - total(before, "baton_requests_total", **ok_labels)
+            >= 4
+            and total(samples, "baton_usage_stream_length") >= 5
+        )
+        return samples if done else None
+
+    after = until(settled, "the requests' metrics and usage events")
 
     def moved(name: str, **labels: str) -> float:
         return total(after, name, **labels) - total(before, name, **labels)
 
-    ok_labels = {"endpoint": "chat", "provider": "openai", "model": "demo-chat", "status": "200"}
     assert moved("baton_requests_total", **ok_labels) == 4
     assert moved("baton_request_duration_seconds_count", status="200") == 4
     assert moved("baton_overhead_seconds_count", provider="openai") == 4
@@ -109,14 +121,14 @@ def test_ops_endpoints_add_no_queries_to_the_warm_path(relay: Relay, queries: Qu
     with httpx.Client(base_url=relay.base_url, headers=headers, timeout=10) as client:
         for method, path, body in calls(relay):
             assert client.request(method, path, json=body).status_code == 200, path
-        time.sleep(0.3)
+        wait_idle(relay.server)
         cold = queries.count
         for _ in range(3):
             assert client.get("/healthz").status_code == 200
             assert client.get("/metrics").status_code == 200
             for method, path, body in calls(relay):
                 assert client.request(method, path, json=body).status_code == 200, path
-        time.sleep(0.3)
+        wait_idle(relay.server)
     assert queries.count == cold, f"{queries.count - cold} queries on the warm path"
 
 

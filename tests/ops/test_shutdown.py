@@ -90,6 +90,14 @@ def start_clients(
     return stream_clients, plain_clients
 
 
+def upstream_has(fake: Any, plain: int) -> None:
+    """SIGTERM must find the plain requests in flight: wait until the upstream has them."""
+    fake.wait_for(
+        lambda history: sum("latency_ms=" in r["path"] for r in history) >= plain, timeout=10
+    )
+    assert sum("latency_ms=" in r["path"] for r in fake.requests()) == plain
+
+
 def test_sigterm_lets_streams_finish_within_the_grace(
     team_key: tuple[Any, str], fake: Any, redis_client: Any
 ) -> None:
@@ -101,7 +109,7 @@ def test_sigterm_lets_streams_finish_within_the_grace(
     env = {"REDIS_URL": os.environ["REDIS_URL"], "BATON_SHUTDOWN_GRACE_SECONDS": "20"}
     with BatonProcess(env) as baton:
         streams, plain = start_clients(baton, key, streams=6, plain=3)
-        time.sleep(0.1)
+        upstream_has(fake, plain=3)
         baton.terminate()
         for client in streams + plain:
             client.join(15)
@@ -136,7 +144,7 @@ def test_sigterm_ends_long_streams_cleanly_after_the_grace(
     }
     with BatonProcess(env) as baton:
         streams, plain = start_clients(baton, key, streams=8, plain=2)
-        time.sleep(0.2)
+        upstream_has(fake, plain=2)
         # Readiness flips at once, so a load balancer stops sending traffic here.
         signalled = time.monotonic()
         baton.terminate()

@@ -11,6 +11,7 @@ fresh Baton (its own RelayApp) in a thread; subprocess helpers live in
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -18,16 +19,20 @@ from typing import Any
 
 import openai
 import pytest
+import redis as redis_lib
+from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 from accounts import actions
 from accounts.models import ApiKey, Membership, Role, Team, User
-from billing.models import Price, TeamLimits
+from billing.consumer import Consumer
+from billing.models import Price, TeamLimits, UsageRecord
 from config.routing import build_application
-from relay.admission import LOCAL
+from relay.admission import LOCAL, periods, scope_keys
 from relay.catalog_seed import seed
 from relay.models import Provider, ProviderCredential
 from tests.fake_upstream.conftest import Fake, ServerThread
+from tests.polling import until
 from tests.relay import conftest as relay_fixtures
 from tests.relay.conftest import make_credential, make_key, make_route
 
@@ -75,9 +80,58 @@ class Quota:
         with ServerThread(build_application(get_asgi_application())) as server:
             yield server.base_url
 
+    def spent_today(self, scope: str = "t") -> Decimal:
+        """Today's spend in the limits store: the team's ("t") or a key's ("k:<key id>")."""
+        day, month = periods()
+        client = redis_lib.Redis.from_url(settings.REDIS_URL)
+        try:
+            raw = client.hget(scope_keys(str(self.team.pk), scope, day, month)[4], "n") or b"0"
+        finally:
+            client.close()
+        return Decimal(int(raw)) / Decimal(10**9)
+
+    def settled(self, at_least: Decimal, scope: str = "t") -> Decimal:
+        """Wait until requests already answered are settled (off the response path)."""
+
+        def spent() -> Decimal | None:
+            value = self.spent_today(scope)
+            return value if value >= at_least else None
+
+        return until(spent, f"{at_least} spent today by {scope}")
+
+    def holds(self, scope: str = "t") -> int:
+        """Requests holding part of the limits right now (settled ones have let go)."""
+        day, month = periods()
+        client = redis_lib.Redis.from_url(settings.REDIS_URL)
+        try:
+            return int(client.zcard(scope_keys(str(self.team.pk), scope, day, month)[0]))
+        finally:
+            client.close()
+
+    def ledger(self, expected: int, timeout: float = 10.0) -> list[UsageRecord]:
+        """The team's usage rows, once ``expected`` are there: moves the relay's usage events
+        from the Redis stream into the ledger (the consumer's job) until then."""
+        return ledger_rows(expected, timeout, team=self.team)
+
     def client(self, base_url: str, key: str | None = None, **kwargs: Any) -> openai.OpenAI:
         kwargs.setdefault("max_retries", 0)
         return openai.OpenAI(base_url=base_url + "/v1", api_key=key or self.key, **kwargs)
+
+
+def ledger_rows(expected: int, timeout: float = 10.0, **filters: Any) -> list[UsageRecord]:
+    """Usage rows matching ``filters``, polled until ``expected`` are in the ledger (or the
+    timeout passes): each round drains the usage stream the relay appends to."""
+    client = redis_lib.Redis.from_url(settings.REDIS_URL)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            Consumer(client, name="test-ledger").drain(seconds=5)
+            rows = list(UsageRecord.objects.filter(**filters).order_by("created_at", "id"))
+            if len(rows) >= expected or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.05)
+    finally:
+        client.close()
 
 
 @pytest.fixture

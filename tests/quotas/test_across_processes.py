@@ -15,6 +15,7 @@ from django.conf import settings
 
 from billing.models import KeyLimits, Price
 from relay.admission import periods, scope_keys
+from tests.polling import until
 from tests.quotas.conftest import Quota, chat
 from tests.quotas.processes import baton
 from tests.relay.conftest import make_credential, make_route
@@ -67,7 +68,8 @@ def test_tokens_per_minute_hold_across_two_processes(quota: Quota) -> None:
                 served[base] = served.get(base, 0) + 1
             else:
                 refusals.add((response.status_code, response.json()["error"]["type"]))
-            time.sleep(0.05)  # let the settle give back unused reserved tokens
+            # The settle gives back the unused reserved tokens, off the response path.
+            until(lambda: quota.holds() == 0, "the request's hold to be settled")
     assert 0 < used <= 100, used
     assert len(served) == 2, served
     assert refusals == {(429, "tokens")}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -10,11 +11,12 @@ from typing import Any
 import pytest
 import redis as redis_lib
 from django.conf import settings
+from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts import actions
-from accounts.models import AuditEvent, User
+from accounts.models import AuditEvent, Team, User
 from billing import credits
 from billing.models import AppendOnly, CreditEntry, ExchangeRate, Price, TeamLimits, UsageRecord
 from billing.usage import charge_usage
@@ -40,6 +42,11 @@ def usage(
         created_at=extra.pop("created_at", timezone.now()),
         **extra,
     )
+
+
+def raw(sql: str, *params: Any) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 @pytest.fixture
@@ -76,6 +83,46 @@ def test_the_ledger_is_append_only(cast: Cast) -> None:
         entry.save()
     with pytest.raises(AppendOnly):
         entry.delete()
+    # Past the model, the database itself refuses (billing/migrations/0006_append_only_ledgers).
+    entries = CreditEntry.objects.filter(pk=entry.pk)
+    refused: dict[str, Callable[[], Any]] = {
+        "QuerySet.update": lambda: entries.update(amount=Decimal(500)),
+        "QuerySet.update of the team": lambda: entries.update(team=cast.globex),
+        "QuerySet.update of the author": lambda: entries.update(created_by=cast.alice),
+        "QuerySet.delete": lambda: entries.delete(),
+        "raw UPDATE": lambda: raw(
+            "UPDATE billing_creditentry SET amount = 500 WHERE id = %s", entry.pk
+        ),
+        "raw DELETE": lambda: raw("DELETE FROM billing_creditentry WHERE id = %s", entry.pk),
+        "deleting the team": lambda: Team.objects.get(pk=cast.acme.pk).delete(),
+    }
+    for name, attempt in refused.items():
+        with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
+            attempt()
+            pytest.fail(f"{name} went through")
+    assert CreditEntry.objects.get(pk=entry.pk).amount == Decimal(5)
+    assert Team.objects.filter(pk=cast.acme.pk).exists()
+    assert credits.balance(cast.acme).amount == Decimal(5)
+
+
+def test_the_admin_does_not_offer_to_delete_a_team(cast: Cast, admin_client: Any) -> None:
+    """A team's ledgers outlive it, so the database refuses the cascade: the admin must not
+    offer it (it answered with a confirmation page, then an error)."""
+    url = reverse("admin:accounts_team_delete", args=[cast.acme.pk])
+    assert admin_client.get(url).status_code == 403
+    assert admin_client.post(url, {"post": "yes"}).status_code == 403
+    changelist = admin_client.get(reverse("admin:accounts_team_changelist")).content.decode()
+    assert 'value="delete_selected"' not in changelist
+    assert Team.objects.filter(pk=cast.acme.pk).exists()
+
+
+def test_deleting_the_author_of_an_entry_keeps_the_entry(cast: Cast) -> None:
+    """The one change the ledger takes: forgetting who added an entry when that user goes."""
+    operator = User.objects.create_superuser("operator@example.com", "x-sturdy-passphrase-1")
+    entry = credits.add_credit(cast.acme, Decimal(20), actor=operator, kind=CreditEntry.Kind.TOP_UP)
+    operator.delete()
+    kept = CreditEntry.objects.get(pk=entry.pk)
+    assert (kept.amount, kept.created_by) == (Decimal(20), None)
 
 
 def test_an_admin_tops_up_in_the_django_admin(cast: Cast, admin_client: Any) -> None:

@@ -13,6 +13,7 @@ import openai
 import pytest
 from prometheus_client import REGISTRY
 
+from tests.polling import until
 from tests.quotas.conftest import Quota, chat
 from tests.quotas.processes import redis_server
 
@@ -59,10 +60,16 @@ def test_killed_redis_fails_open_by_default_then_closed_for_a_team_that_says_so(
         assert unavailable("open") >= before + 3
 
         quota.limits(on_redis_failure="closed")
-        time.sleep(0.8)  # the team's cache version moves; the relay reloads it
-        with pytest.raises(openai.InternalServerError) as refused:
-            quota.client(base).chat.completions.create(**chat(3))
-        error = refused.value
+
+        def refused_closed() -> openai.InternalServerError | None:
+            try:
+                quota.client(base).chat.completions.create(**chat(3))
+            except openai.InternalServerError as exc:
+                return exc
+            return None  # served open: the relay has not reloaded the team yet
+
+        # The team's cache version moves; the relay's watcher reloads it.
+        error = until(refused_closed, "the relay to apply the team's fail-closed setting")
         assert error.status_code == 503
         assert error.code == "limits_unavailable"
         assert error.response.headers["retry-after"] == "1"
@@ -88,5 +95,8 @@ def test_a_frozen_redis_costs_at_most_the_timeout(
             assert took[3] < 0.25, took
         finally:
             os.kill(limits_redis.proc.pid, signal.SIGCONT)
-        time.sleep(1.2)  # the breaker lets the next request try again
-        assert timed_post(base, quota.key)[0].status_code == 200
+        # Once the breaker's pause is over, the next request tries Redis again, and is served.
+        until(
+            lambda: timed_post(base, quota.key)[0].status_code == 200,
+            "the breaker to let a request through to the thawed Redis",
+        )

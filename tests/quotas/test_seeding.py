@@ -3,7 +3,6 @@ default after a restart, and a Redis that starts empty."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -56,7 +55,7 @@ def test_an_empty_redis_is_seeded_from_the_ledger(quota: Quota) -> None:
         )
     with quota.serve() as base:
         assert post(base, quota.key).status_code == 200
-        time.sleep(0.2)
+        quota.settled(Decimal("0.03"))  # the ledger's 0.02 seeded, plus this request
         refused = post(base, quota.key)
     assert refused.status_code == 429
     assert "0.03 USD spent today" in refused.json()["error"]["message"]

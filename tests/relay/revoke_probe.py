@@ -2,7 +2,8 @@
 
 ``python -m tests.relay.revoke_probe KEY`` resolves KEY through a real
 RelayCache with its Redis version watcher, every 10 ms, and prints one line
-each time the answer changes: ``ok`` or ``refused <epoch seconds>``.
+each time the answer changes: ``ok`` (only once its watcher has read the current
+version) or ``refused <epoch seconds>``.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ async def main(presented: str) -> None:
     cache = RelayCache()
     redis = aioredis.Redis.from_url(settings.REDIS_URL)
     watcher = asyncio.create_task(cache.watch(redis))
-    last = None
     deadline = time.monotonic() + 30
+    while cache.version is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)  # the watcher has read the current version: then "ok"
+    last = None
     while time.monotonic() < deadline:
         key = await cache.key(presented)
         state = (

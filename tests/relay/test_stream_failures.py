@@ -4,7 +4,6 @@ falls over to the next target."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
@@ -14,6 +13,7 @@ from django.core.asgi import get_asgi_application
 
 from config.routing import build_application
 from tests.fake_upstream.conftest import ServerThread, sse_data
+from tests.polling import relay_app, until
 from tests.relay.conftest import Relay, make_credential, make_route
 from tests.relay.test_relay_sdk import usage_events
 
@@ -76,7 +76,7 @@ def test_slow_first_byte_falls_over_before_anything_was_sent(relay: Relay, fake:
     assert list(raw.parse())
 
 
-def test_cooldown_is_shared_between_processes(relay: Relay, fake: Any, settings: Any) -> None:
+def test_cooldown_is_shared_between_processes(relay: Relay, fake: Any) -> None:
     broken = make_credential(relay.team, "broken", f"{fake.base_url}/_f/status=503/v1")
     healthy = make_credential(relay.team, "healthy", fake.base_url + "/v1")
     make_route(relay.team, "shared", (broken, "demo-chat", 0), (healthy, "demo-fast", 1))
@@ -87,7 +87,9 @@ def test_cooldown_is_shared_between_processes(relay: Relay, fake: Any, settings:
         other_client = openai.OpenAI(
             base_url=other.base_url + "/v1", api_key=relay.key, max_retries=0
         )
-        time.sleep(settings.BATON_CACHE_CHECK_SECONDS * 3)  # its watcher reads the shared cooldowns
+        # Its watcher reads the cooldowns the first relay shared (a few times a second).
+        cooldowns = relay_app(other).cooldowns
+        until(lambda: any(map(cooldowns.cooling, list(cooldowns.until))), "the shared cooldown")
         fake.http.delete("/_fake/requests")
         for _ in range(3):
             raw = other_client.chat.completions.with_raw_response.create(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +10,7 @@ import httpx
 import pytest
 from django.db.backends import utils
 
+from tests.polling import wait_idle
 from tests.relay.conftest import Relay
 
 # Typed loosely: the SDK's TypedDicts add nothing to these tests.
@@ -59,12 +59,12 @@ def test_warm_requests_make_zero_queries(relay: Relay, queries: QueryCounter) ->
     with httpx.Client(base_url=relay.base_url, headers=headers, timeout=10) as client:
         for method, path, body in calls(relay):  # cold: loads key and team, writes last_used_at
             assert client.request(method, path, json=body).status_code == 200, path
-        time.sleep(0.3)  # let background bookkeeping finish
+        wait_idle(relay.server)  # the cold requests' bookkeeping (last_used_at) is written
         cold = queries.count
         assert cold > 0  # proves the counter sees the relay thread's queries
         for _ in range(3):
             for method, path, body in calls(relay):
                 response = client.request(method, path, json=body)
                 assert response.status_code == 200, (path, response.text)
-        time.sleep(0.3)
+        wait_idle(relay.server)  # anything the warm requests started off the response path
     assert queries.count == cold, f"{queries.count - cold} queries on the warm path"
