@@ -21,6 +21,7 @@ from django.test import Client
 
 from accounts import actions
 from accounts.models import User
+from billing.models import Price
 from config.routing import build_application
 from relay.catalog_seed import DEMO_PROVIDER, seed
 from relay.fake_upstream import create_app
@@ -124,7 +125,9 @@ def test_the_migration_forgets_the_address_it_used_to_store(catalog: None) -> No
     migration.forget_demo_address(apps, None)
     assert Provider.objects.get(slug="fake").regions == {}
 
-    Provider.objects.filter(slug="fake").delete()  # a database migrated without a demo URL
+    # A database migrated without a demo URL had no demo row (and so no demo prices).
+    Price.objects.filter(provider_id="fake").delete()
+    Provider.objects.filter(slug="fake").delete()
     migration.forget_demo_address(apps, None)
     demo = Provider.objects.get(slug="fake")
     assert demo.is_demo and demo.known_models == DEMO_PROVIDER["known_models"]
