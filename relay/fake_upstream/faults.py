@@ -75,7 +75,9 @@ def _convert(key: str, raw: str) -> object:
     if key == "echo_key":
         form = raw or "full"
         if form not in ECHO_FORMS:
-            raise FaultSyntaxError(f"fault directive 'echo_key' expects one of {sorted(ECHO_FORMS)}")
+            raise FaultSyntaxError(
+                f"fault directive 'echo_key' expects one of {sorted(ECHO_FORMS)}"
+            )
         return form
     if key not in _INT and key not in _FLOAT:
         return raw
