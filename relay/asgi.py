@@ -366,6 +366,8 @@ class RelayApp:
         )
 
     def upstream_failed(self, target: Target, error: UpstreamError) -> UpstreamError:
+        # What the provider said is passed on; the key it was sent, if it echoed it, is not.
+        error.scrub_secret(target.upstream.api_key)
         observability.upstream_error(target.upstream.provider, error.code or error.kind)
         if error.retryable:
             self.cooldowns.record(
