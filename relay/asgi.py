@@ -43,6 +43,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "/v1/embeddings": "embeddings",
 }
 JSON = (b"content-type", b"application/json")
+MAX_JSON_DEPTH = 254  # the deepest JSON orjson writes (its serialiser's recursion limit)
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),
     (b"cache-control", b"no-cache"),
@@ -280,6 +281,19 @@ class RelayApp:
             ) from exc
         if not isinstance(body, dict):
             raise RelayError(400, "The request body must be a JSON object.", code="invalid_json")
+        # orjson reads 1,024 levels but writes only MAX_JSON_DEPTH, and the body is written
+        # again for the upstream: refuse deeper bodies now, before admission. A body this
+        # short cannot be that deep; writing a longer one once costs about 0.5 us for a 2 KB
+        # chat body and 0.1-0.2 ms for 1 MB (a fifth to a tenth of parsing it).
+        if len(raw) > 2 * MAX_JSON_DEPTH:
+            try:
+                orjson.dumps(body)
+            except orjson.JSONEncodeError:
+                raise RelayError(
+                    400,
+                    f"The request body nests JSON deeper than {MAX_JSON_DEPTH} levels.",
+                    code="invalid_json",
+                ) from None
         return body
 
     async def send_with_fallback(
