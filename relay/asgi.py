@@ -620,7 +620,9 @@ class RelayApp:
     async def models(
         self, scope: dict[str, Any], send: Any, call: Call, model_id: str | None
     ) -> None:
+        call.endpoint, call.alias = "models", model_id or ""
         key = await self.authenticate(scope)
+        call.key = key
         team = await self.cache.team(key.team_id)
         names = [name for name in team.model_names() if key.allows_model(name)]
         owners = {
@@ -638,6 +640,7 @@ class RelayApp:
             )
         else:
             raise model_not_found(model_id)
+        call.status = 200
         await send(
             {
                 "type": "http.response.start",
