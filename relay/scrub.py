@@ -80,10 +80,16 @@ def _runs(text: str, form: str) -> list[tuple[int, int]]:
             spans.append((start, start + len(form)))
             start = text.find(form, start + 1)
         return spans
+    # Anchors come in order, so a run already followed from an earlier anchor with the
+    # same alignment (where form would start in text) ends at reached[alignment].
+    reached: dict[int, int] = {}
     for i in range(0, len(form) - _ANCHOR + 1, _STRIDE):
         anchor = form[i : i + _ANCHOR]
         at = text.find(anchor)
         while at >= 0:
+            if at < reached.get(at - i, -1):
+                at = text.find(anchor, at + 1)
+                continue
             left = 0
             while at - left > 0 and i - left > 0 and text[at - left - 1] == form[i - left - 1]:
                 left += 1
@@ -94,6 +100,7 @@ def _runs(text: str, form: str) -> list[tuple[int, int]]:
                 and text[at + right] == form[i + right]
             ):
                 right += 1
+            reached[at - i] = at + right
             if left + right >= MIN_RUN:
                 spans.append((at - left, at + right))
             at = text.find(anchor, at + 1)

@@ -27,6 +27,8 @@ LOWER_ESCAPES = re.sub("%[0-9A-F]{2}", lambda m: m.group(0).lower(), quote(SECRE
         (f"key={quote(SECRET, safe='')}", f"key={HINT}"),
         (f"key={quote(SECRET)}", f"key={HINT}"),  # '/' left as it is
         (f"key={LOWER_ESCAPES}", f"key={HINT}"),
+        # One character changed: both halves are still runs of the secret.
+        (f"{SECRET[:14]}#{SECRET[15:]}", f"{HINT}#{HINT}"),
         (f"key={LOWER_ESCAPES[:14]}...", f"key={HINT}..."),
     ],
 )
