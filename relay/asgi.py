@@ -620,9 +620,13 @@ class RelayApp:
     async def models(
         self, scope: dict[str, Any], send: Any, call: Call, model_id: str | None
     ) -> None:
-        call.endpoint, call.alias = "models", model_id or ""
+        call.endpoint = "models"
         key = await self.authenticate(scope)
         call.key = key
+        if model_id is not None:
+            if len(model_id) > MAX_MODEL_CHARS or not model_id.isprintable():
+                raise model_not_found(model_id)  # and kept out of the log line it could forge
+            call.alias = model_id
         team = await self.cache.team(key.team_id)
         names = [name for name in team.model_names() if key.allows_model(name)]
         owners = {

@@ -126,6 +126,11 @@ def test_models_requests_are_counted_and_logged_with_their_status(
     assert client.models.retrieve("gpt-4o").id == "gpt-4o"
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("nope")
+    forged = httpx.get(
+        relay.base_url + "/v1/models/x%0Amodels%20gpt-4o%20-%3E%20-%20200",
+        headers={"authorization": f"Bearer {relay.key}"},
+    )
+    assert forged.status_code == 404
     after = scrape(relay.base_url)
 
     def counted(status: str) -> float:
@@ -133,7 +138,7 @@ def test_models_requests_are_counted_and_logged_with_their_status(
             before, "baton_requests_total", endpoint="models", status=status
         )
 
-    assert (counted("200"), counted("404")) == (2, 1)
+    assert (counted("200"), counted("404")) == (2, 2)
     assert total(after, "baton_requests_total", status="500") == 0
     lines = [
         (r.getMessage(), vars(r)["status"]) for r in caplog.records if r.name == "baton.requests"
@@ -142,6 +147,7 @@ def test_models_requests_are_counted_and_logged_with_their_status(
         ("models  -> - 200", 200),
         ("models gpt-4o -> - 200", 200),
         ("models nope -> - 404", 404),
+        ("models  -> - 404", 404),  # a name that could forge a log line is not logged
     ]
 
 
