@@ -33,11 +33,13 @@ from relay.netguard import (
     unsafe_address_cause,
 )
 from relay.providers import Endpoint, Upstream, UpstreamError, get_adapter
+from relay.scrub import scrub
 
 log = logging.getLogger("baton.credentials")
 
 TIMEOUT_SECONDS = 10.0
 MAX_BODY_BYTES = 1024 * 1024
+MESSAGE_CHARS = 500  # what the credential row keeps (last_test_message)
 PING_BODY: dict[str, Any] = {"messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}
 
 
@@ -84,13 +86,6 @@ def plan(credential: ProviderCredential, secret: str) -> Plan:
     return Plan(str(credential.pk), upstream, endpoint, body, problem)
 
 
-def _scrub(text: str, secret: str) -> str:
-    """Remove the secret from text that came from elsewhere (an upstream's error)."""
-    if secret and len(secret) >= 4 and secret in text:
-        text = text.replace(secret, "…" + secret[-4:])
-    return text[:500]
-
-
 async def _read_bounded(response: aiohttp.ClientResponse) -> bytes:
     chunks: list[bytes] = []
     size = 0
@@ -117,7 +112,7 @@ async def probe(
 ) -> ProbeResult:
     secret = job.upstream.api_key
     result = await _probe(job, policy, timeout)
-    message = _scrub(result.message, secret)
+    message = scrub(result.message[:MESSAGE_CHARS], secret)
     log.info("provider credential %s tested: ok=%s %s", job.credential_id, result.ok, message)
     return ProbeResult(ok=result.ok, message=message, latency_ms=result.latency_ms)
 

@@ -65,6 +65,7 @@ class Sink(ABC):
         self.pending: list[UsageEvent] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.written = 0
 
     def emit(self, event: UsageEvent) -> None:
@@ -76,16 +77,22 @@ class Sink(ABC):
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
+        """Let the flusher finish (a write in progress completes) and write the rest.
+
+        The flusher is told to stop rather than cancelled: a cancellation arriving as a
+        full batch woke it was lost inside ``asyncio.wait_for`` and it ran on for ever;
+        and a cancelled write would drop its batch."""
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task})  # a cancellation of stop() itself still propagates
         await self.flush()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), FLUSH_INTERVAL)
+                async with asyncio.timeout(FLUSH_INTERVAL):
+                    await self._wake.wait()
             self._wake.clear()
             await self.flush()
 
@@ -100,6 +107,9 @@ class Sink(ABC):
             # Keep the events and retry on the next tick: losing them is losing money.
             log.exception("could not write %d usage events; will retry", len(batch))
             self.pending[:0] = batch
+        except asyncio.CancelledError:
+            self.pending[:0] = batch  # replays are harmless: the ledger ignores known ids
+            raise
 
     @abstractmethod
     async def write(self, batch: list[UsageEvent]) -> None:

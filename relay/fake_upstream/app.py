@@ -50,6 +50,7 @@ from relay.fake_upstream.flavors import (
     auth_failure,
     chat_body,
     completion_body,
+    echo_message,
     embeddings_body,
     error,
     malformed,
@@ -634,7 +635,8 @@ class FakeUpstream:
         if await ex.pause(self._latency(faults)):
             return
         if faults.status is not None:
-            status, payload = error(fl, faults.status, code=faults.code)
+            message = echo_message(faults.status, key, faults.echo_key)
+            status, payload = error(fl, faults.status, message, code=faults.code)
             extra = [(b"retry-after", b"%g" % faults.retry_after)] if faults.status == 429 else []
             await ex.respond(status, payload, extra)
             return
@@ -646,7 +648,7 @@ class FakeUpstream:
                 return
             await ex.respond(outcome.status, outcome.body, outcome.headers)
         else:
-            await self._stream(ex, fl, outcome, faults)
+            await self._stream(ex, fl, outcome, faults, echo_message(500, key, faults.echo_key))
 
     def _dispatch(
         self,
@@ -711,7 +713,9 @@ class FakeUpstream:
             )
         return JsonOut(200, detail)
 
-    async def _stream(self, ex: Exchange, fl: Flavor, out: StreamOut, faults: Faults) -> None:
+    async def _stream(
+        self, ex: Exchange, fl: Flavor, out: StreamOut, faults: Faults, error_message: str | None
+    ) -> None:
         """Send the events with the requested pacing and stream faults applied."""
         await ex.start_stream()
         if out.keep_alive:
@@ -739,7 +743,7 @@ class FakeUpstream:
                 data = malformed(fl, data)
             if number == faults.error_after:
                 await ex.chunk(data)
-                await ex.end_stream(stream_error(fl))
+                await ex.end_stream(stream_error(fl, error_message))
                 return
             if number == faults.drop_after:
                 await ex.chunk(data)

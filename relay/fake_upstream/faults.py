@@ -3,7 +3,7 @@
 Faults live in the base URL rather than in headers or the body so that a test can point one
 credential of a provider at a "broken" base URL and leave the others healthy, without Baton
 having to forward anything special. Directives are ``key=value`` pairs joined by ``;`` or
-``,``; ``hang`` may be written without a value. Stream chunk numbers are 1-based and count
+``,``; ``hang`` and ``echo_key`` may be written without a value. Stream chunk numbers are 1-based and count
 every SSE event the fake emits (role chunk, content chunks, finish/usage chunks, ``[DONE]``,
 Anthropic's ``ping``...), but not SSE comments.
 
@@ -20,6 +20,10 @@ drop_after      stream: break the connection after N events (no terminator)
 error_after     stream: after N events send an in-stream error in the flavor's shape, then end
 malformed_at    stream: event N is sent as invalid JSON (``data: {not json``)
 hang            never answer; wait for the client to disconnect
+echo_key        put the presented key in the message of the ``status`` reply and the
+                ``error_after`` event, as a careless provider does:
+                ``full`` (also the bare word), ``prefix`` (its first 12 characters and
+                ``...``) or ``url`` (URL-encoded, every reserved character escaped)
 =============== ===========================================================================
 """
 
@@ -51,12 +55,14 @@ class Faults:
     error_after: int | None = None
     malformed_at: int | None = None
     hang: bool = False
+    echo_key: str | None = None
 
 
 NONE = Faults()
 _INT = frozenset({"status", "chunks", "drop_after", "error_after", "malformed_at"})
 _FLOAT = frozenset({"retry_after", "latency_ms", "first_byte_ms", "tps", "chunk_ms"})
 _KEYS = frozenset(f.name for f in fields(Faults))
+ECHO_FORMS = frozenset({"full", "prefix", "url"})
 
 
 def _convert(key: str, raw: str) -> object:
@@ -66,6 +72,13 @@ def _convert(key: str, raw: str) -> object:
         if raw in ("0", "false", "no"):
             return False
         raise FaultSyntaxError(f"fault directive 'hang' expects a boolean, got {raw!r}")
+    if key == "echo_key":
+        form = raw or "full"
+        if form not in ECHO_FORMS:
+            raise FaultSyntaxError(
+                f"fault directive 'echo_key' expects one of {sorted(ECHO_FORMS)}"
+            )
+        return form
     if key not in _INT and key not in _FLOAT:
         return raw
     try:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Literal
+from urllib.parse import quote
 
 import orjson
 
@@ -304,9 +305,9 @@ def error(
     return http_status, orjson.dumps(body)
 
 
-def stream_error(fl: Flavor) -> bytes:
+def stream_error(fl: Flavor, message: str | None = None) -> bytes:
     """An error event after HTTP 200 was already sent, in the flavor's event framing."""
-    _, body = error_object(fl, 500)
+    _, body = error_object(fl, 500, message)
     if fl.kind == "anthropic":
         return b"event: error\ndata: " + orjson.dumps(body) + b"\n\n"
     return sse(body)
@@ -317,6 +318,15 @@ def malformed(fl: Flavor, event: bytes) -> bytes:
     if fl.kind == "anthropic" and event.startswith(b"event:"):
         return event.split(b"\n", 1)[0] + b"\n" + MALFORMED
     return MALFORMED
+
+
+def echo_message(status: int, key: str | None, form: str | None) -> str | None:
+    """The default message for ``status`` naming the presented key (the ``echo_key`` fault),
+    or None when there is nothing to echo."""
+    if not form or not key:
+        return None
+    shown = {"prefix": key[:12] + "...", "url": quote(key, safe="")}.get(form, key)
+    return f"{_default_message(status)} The key used was {shown}"
 
 
 # --- authentication -------------------------------------------------------------------------

@@ -110,7 +110,9 @@ class AnthropicAdapter:
     ) -> AnthropicStreamTranslator:
         if endpoint != "chat":
             raise unsupported_endpoint(endpoint)
-        return AnthropicStreamTranslator(client_wants_usage=client_wants_usage, created=int(_now()))
+        return AnthropicStreamTranslator(
+            client_wants_usage=client_wants_usage, created=int(_now()), secret=upstream.api_key
+        )
 
 
 class AnthropicStreamTranslator(TranslatorBase):
@@ -125,8 +127,8 @@ class AnthropicStreamTranslator(TranslatorBase):
         "_tool_index",
     )
 
-    def __init__(self, *, client_wants_usage: bool, created: int) -> None:
-        super().__init__(client_wants_usage=client_wants_usage)
+    def __init__(self, *, client_wants_usage: bool, created: int, secret: str = "") -> None:
+        super().__init__(client_wants_usage=client_wants_usage, secret=secret)
         self._created = created
         self._head = self._chunk_head("", "")
         self._tool_index: dict[Any, int] = {}  # content block index -> tool_calls index
@@ -281,11 +283,6 @@ class AnthropicStreamTranslator(TranslatorBase):
             usage = orjson.dumps(self.settle_usage(0).to_openai())
             return self._head + b',"choices":[],"usage":' + usage + b"}\n\n" + DONE_EVENT
         return DONE_EVENT
-
-    def _fail(self, error: UpstreamError) -> bytes:
-        self.error = error
-        self._closed = True
-        return error.sse_event()
 
 
 def _unknown_stream_error() -> UpstreamError:

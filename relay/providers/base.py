@@ -17,6 +17,8 @@ from typing import Any, Literal, Protocol
 
 import orjson
 
+from relay.scrub import scrub
+
 Endpoint = Literal["chat", "completions", "embeddings", "models"]
 
 ErrorKind = Literal[
@@ -111,6 +113,9 @@ _TYPE_BY_KIND: dict[str, str] = {
 # around; the failing target is cooled down rather than retried.
 _FALLBACK_KINDS = frozenset({"auth", "rate_limit", "quota", "overloaded", "server"})
 
+# What Baton passes on of a provider's error message; real ones are a sentence or two.
+MAX_MESSAGE_CHARS = 2000
+
 
 class UpstreamError(Exception):
     """A provider failure, normalised to an OpenAI error.
@@ -143,6 +148,20 @@ class UpstreamError(Exception):
             retryable = kind in _FALLBACK_KINDS or (kind == "other" and status >= 500)
         self.retryable = retryable
         self.retry_after = retry_after
+
+    def scrub_secret(self, secret: str) -> UpstreamError:
+        """Remove every echo of ``secret`` from what this error carries (message, code,
+        param; relay/scrub.py) and cut the message to MAX_MESSAGE_CHARS. In place, so
+        that no other reference keeps the original; returns the error."""
+        message = scrub(self.message[:MAX_MESSAGE_CHARS], secret)
+        if message != self.message:
+            self.message = message
+            self.args = (message,)
+        if self.code:
+            self.code = scrub(self.code, secret)
+        if self.param:
+            self.param = scrub(self.param, secret)
+        return self
 
     @staticmethod
     def type_for(kind: str) -> str:

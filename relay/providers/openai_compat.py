@@ -138,7 +138,9 @@ class OpenAICompatAdapter:
     ) -> OpenAIStreamTranslator:
         chunk_object = "text_completion" if endpoint == "completions" else "chat.completion.chunk"
         return OpenAIStreamTranslator(
-            client_wants_usage=client_wants_usage, chunk_object=chunk_object
+            client_wants_usage=client_wants_usage,
+            chunk_object=chunk_object,
+            secret=upstream.api_key,
         )
 
 
@@ -155,9 +157,13 @@ class OpenAIStreamTranslator(TranslatorBase):
     )
 
     def __init__(
-        self, *, client_wants_usage: bool, chunk_object: str = "chat.completion.chunk"
+        self,
+        *,
+        client_wants_usage: bool,
+        chunk_object: str = "chat.completion.chunk",
+        secret: str = "",
     ) -> None:
-        super().__init__(client_wants_usage=client_wants_usage)
+        super().__init__(client_wants_usage=client_wants_usage, secret=secret)
         self._object = chunk_object
         self._usage_chunk_sent = False
         self._completion_known = True
@@ -279,11 +285,6 @@ class OpenAIStreamTranslator(TranslatorBase):
             "usage": self.settle_usage(0).to_openai(),
         }
         return b"data: " + orjson.dumps(chunk) + b"\n\n"
-
-    def _fail(self, error: UpstreamError) -> bytes:
-        self.error = error
-        self._closed = True
-        return error.sse_event()
 
 
 def _set_stream(payload: dict[str, Any], stream: bool, quirks: Quirks) -> None:

@@ -1,7 +1,7 @@
 """What every stream translator shares.
 
 Splitting the upstream bytes into events, closing for good after the first
-error, and settling usage when a stream ended early are the same for every
+error (whose event never carries the credential's key), and settling usage when a stream ended early are the same for every
 wire format; subclasses only say how to handle one event and what they know
 about the completion count.
 """
@@ -21,6 +21,7 @@ from .sse import EventSplitter
 class TranslatorBase(ABC):
     __slots__ = (
         "_closed",
+        "_secret",
         "_splitter",
         "_units",
         "_wants_usage",
@@ -30,7 +31,7 @@ class TranslatorBase(ABC):
         "usage",
     )
 
-    def __init__(self, *, client_wants_usage: bool) -> None:
+    def __init__(self, *, client_wants_usage: bool, secret: str = "") -> None:
         self.usage: Usage | None = None
         self.completion_chars = 0
         self.error: UpstreamError | None = None
@@ -38,6 +39,7 @@ class TranslatorBase(ABC):
         self._splitter = EventSplitter()
         self._wants_usage = client_wants_usage
         self._closed = False
+        self._secret = secret  # the credential's key: scrubbed from in-stream errors
         self._units = 0  # estimated completion tokens x 4
 
     @property
@@ -84,9 +86,12 @@ class TranslatorBase(ABC):
     def _end(self) -> bytes:
         """The bytes that close a stream that ended normally."""
 
-    @abstractmethod
     def _fail(self, error: UpstreamError) -> bytes:
-        """Record the error, close the translator, return its error event."""
+        """Record the error, close the translator, return its error event: an OpenAI
+        error event, without anything of the credential's key the provider echoed."""
+        self.error = error.scrub_secret(self._secret)
+        self._closed = True
+        return error.sse_event()
 
     @abstractmethod
     def _completion_reported(self) -> bool:

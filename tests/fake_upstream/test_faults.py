@@ -240,3 +240,27 @@ def test_server_defaults_and_directive_overrides(slow_server: ServerThread) -> N
         started = time.monotonic()
         client.post(f("latency_ms=0;tps=100000"), json=chat(max_tokens=20), headers=AUTH)
         assert time.monotonic() - started < 0.1
+
+
+@pytest.mark.parametrize(
+    ("form", "shown"),
+    [("", "sk-test-1234"), ("full", "sk-test-1234"), ("prefix", "sk-test-1234...")],
+)
+def test_echo_key_names_the_presented_key(fake: Fake, form: str, shown: str) -> None:
+    directive = "echo_key" + (f"={form}" if form else "")
+    reply = fake.http.post(f(f"status=401,{directive}"), json=chat(), headers=AUTH)
+    assert reply.status_code == 401
+    assert reply.json()["error"]["message"].endswith(f"The key used was {shown}")
+    events = sse_data(
+        fake.http.post(f(f"error_after=2,{directive}"), json=chat(stream=True), headers=AUTH).text
+    )
+    assert events[-1]["error"]["message"].endswith(f"The key used was {shown}")
+
+
+def test_echo_key_url_encodes(fake: Fake) -> None:
+    key = "sk-a+b/c=d"
+    reply = fake.http.post(
+        f("status=403,echo_key=url"), json=chat(), headers={"Authorization": f"Bearer {key}"}
+    )
+    assert reply.json()["error"]["message"].endswith("The key used was sk-a%2Bb%2Fc%3Dd")
+    assert fake.http.post(f("echo_key=base64"), json=chat(), headers=AUTH).status_code == 400

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from django.urls import reverse
 
@@ -112,3 +113,16 @@ def test_probe_is_bounded_by_its_timeout(cast: Cast, fake_server: Any, settings:
     )
     assert result.ok is False
     assert "No answer within" in result.message
+
+
+def test_a_partial_or_encoded_echo_of_the_key_is_not_kept(cast: Cast, fake_url: str) -> None:
+    secret = "sk-live-Echo+Partial/Key=0042"
+    for form in ("prefix", "url"):
+        base = fake_url.removesuffix("/v1") + f"/_f/status=401,echo_key={form}/v1"
+        credential = make_credential(cast, name=f"Echo {form}", base_url=base, secret=secret)
+        response = run_test(cast, credential)
+        credential.refresh_from_db()
+        assert "The key used was" in credential.last_test_message
+        for leaked in (secret[:12], quote(secret, safe="")[:12], quote(secret, safe="")[8:20]):
+            assert leaked not in credential.last_test_message
+            assert leaked not in response.content.decode()

@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from config.logging import JsonFormatter, RequestIdFilter, redact
+from tests.relay.conftest import UPSTREAM_SECRET as DEFAULT_SECRET
 from tests.relay.conftest import Relay, make_credential, make_route
 
 PROMPT = "CANARY-PROMPT-do-not-log-7731"
@@ -69,7 +70,7 @@ def test_json_logs_carry_the_request_id_and_no_secret(
     assert {r["request_id"] for r in relay_records} == set(request_ids)
     for record in relay_records:
         assert {"ts", "level", "msg", "status", "latency_ms", "overhead_ms"} <= record.keys()
-    for secret in (relay.key, wrong_key, UPSTREAM_SECRET, "sk-upstream-secret-1234", PROMPT):
+    for secret in (relay.key, wrong_key, UPSTREAM_SECRET, DEFAULT_SECRET, PROMPT):
         assert secret not in text
     # Errors logged while serving a request carry its id too.
     failures = [r for r in records if r["level"] in ("WARNING", "ERROR")]

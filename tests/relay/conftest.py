@@ -63,12 +63,18 @@ class Relay:
         )
 
 
+# Random-looking, as real provider keys are: the relay masks any eight characters of a
+# credential's secret in upstream errors (relay/scrub.py), so a secret made of words
+# such as "upstream" would mask those words in Baton's own messages too.
+UPSTREAM_SECRET = "sk-Qf3vT9xLm2Rk8Wp4Zc7Hn1234"
+
+
 def make_credential(
     team: Team,
     name: str,
     base_url: str,
     provider: str = "openai",
-    secret: str = "sk-upstream-secret-1234",
+    secret: str = UPSTREAM_SECRET,
     **extra: Any,
 ) -> ProviderCredential:
     credential = ProviderCredential(

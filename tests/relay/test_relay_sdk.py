@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -10,7 +11,9 @@ import openai
 import orjson
 import pytest
 
+from accounts.models import ApiKey
 from relay.metering import STREAM_KEY, UsageEvent
+from tests.ops.test_metrics import scrape, total
 from tests.relay.conftest import Relay, make_credential, make_key, make_route
 
 # Typed loosely: the SDK's TypedDicts add nothing to these tests.
@@ -102,7 +105,6 @@ def test_tool_calls_stream(relay: Relay) -> None:
 
 def test_embeddings_and_models(relay: Relay) -> None:
     client = relay.client()
-    result = client.embeddings.create(model="demo-embed", input=["one", "two"]) if False else None
     credential_model = "text-embedding-3-small"  # offered by the openai provider entry
     result = client.embeddings.create(model=credential_model, input=["one", "two"])
     assert len(result.data) == 2 and result.usage.prompt_tokens > 0
@@ -113,14 +115,83 @@ def test_embeddings_and_models(relay: Relay) -> None:
         client.models.retrieve("nope")
 
 
-def test_key_may_arrive_in_other_headers(relay: Relay) -> None:
-    for header in ("api-key", "x-api-key"):
+def test_models_requests_are_counted_and_logged_with_their_status(
+    relay: Relay, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.BATON_REQUEST_LOG = "all"
+    caplog.set_level(logging.INFO, logger="baton.requests")
+    before = scrape(relay.base_url)
+    client = relay.client()
+    assert {m.id for m in client.models.list()} >= {"gpt-4o"}
+    assert client.models.retrieve("gpt-4o").id == "gpt-4o"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("nope")
+    forged = httpx.get(
+        relay.base_url + "/v1/models/x%0Amodels%20gpt-4o%20-%3E%20-%20200",
+        headers={"authorization": f"Bearer {relay.key}"},
+    )
+    assert forged.status_code == 404
+    after = scrape(relay.base_url)
+
+    def counted(status: str) -> float:
+        return total(after, "baton_requests_total", endpoint="models", status=status) - total(
+            before, "baton_requests_total", endpoint="models", status=status
+        )
+
+    assert (counted("200"), counted("404")) == (2, 2)
+    assert total(after, "baton_requests_total", status="500") == 0
+    lines = [
+        (r.getMessage(), vars(r)["status"]) for r in caplog.records if r.name == "baton.requests"
+    ]
+    assert lines == [
+        ("models  -> - 200", 200),
+        ("models gpt-4o -> - 200", 200),
+        ("models nope -> - 404", 404),
+        ("models  -> - 404", 404),  # a name that could forge a log line is not logged
+    ]
+
+
+def test_key_may_arrive_in_other_headers(relay: Relay, redis_client: Any) -> None:
+    other = make_key(relay.team, name="other key")
+    sent = [
+        ({"api-key": relay.key}, relay.key),
+        ({"x-api-key": other}, other),
+        # Bearer wins over the others, whichever comes first.
+        ({"x-api-key": relay.key, "authorization": f"Bearer {other}"}, other),
+        ({"authorization": f"bearer {relay.key}", "api-key": other}, relay.key),
+    ]
+    key_ids = {}
+    for headers, key in sent:
         response = httpx.post(
             relay.base_url + "/v1/chat/completions",
-            headers={header: relay.key},
-            json={"model": "gpt-4o", "messages": MESSAGES},
+            headers=headers,
+            json={"model": "gpt-4o", "messages": MESSAGES, "max_tokens": 3},
         )
         assert response.status_code == 200, response.text
+        completion = response.json()
+        assert completion["choices"][0]["message"]["content"]
+        assert completion["usage"]["completion_tokens"] == 3
+        key_ids[response.headers["x-request-id"]] = key
+    events = usage_events(redis_client, len(sent))
+    assert len(events) == len(sent)
+    ids = dict(ApiKey.objects.filter(team=relay.team).values_list("name", "pk"))
+    by_token = {relay.key: str(ids["test key"]), other: str(ids["other key"])}
+    assert {e.request_id: e.api_key_id for e in events} == {
+        request_id: by_token[key] for request_id, key in key_ids.items()
+    }
+    assert all(e.completion_tokens == 3 for e in events)
+    # A wrong key in any of the headers is refused.
+    for name in ("authorization", "api-key", "x-api-key"):
+        wrong = "sk-baton-" + "W" * 32
+        value = f"Bearer {wrong}" if name == "authorization" else wrong
+        response = httpx.post(
+            relay.base_url + "/v1/chat/completions",
+            headers={name: value},
+            json={"model": "gpt-4o", "messages": MESSAGES},
+        )
+        assert response.status_code == 401 and response.json()["error"]["code"] == (
+            "invalid_api_key"
+        )
 
 
 def test_error_shapes(relay: Relay, settings: Any) -> None:
