@@ -26,7 +26,9 @@ def test_an_empty_patch_changes_nothing(world: Cast, template: str) -> None:
     assert before.status_code == 200, f"GET {url}: {before.status_code}"
     events = AuditEvent.objects.count()
     response = client.patch(url, {}, content_type="application/json")
-    assert response.status_code == 200, f"PATCH {url} {{}}: {response.status_code} {response.content[:300]!r}"
+    assert response.status_code == 200, (
+        f"PATCH {url} {{}}: {response.status_code} {response.content[:300]!r}"
+    )
     assert _stable(response.json()) == _stable(before.json())
     assert _stable(client.get(url).json()) == _stable(before.json())
     assert AuditEvent.objects.count() == events, "an empty PATCH recorded a change"
