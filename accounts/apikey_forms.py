@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.models import ApiKey, Team
+from accounts.validators import no_control_characters
 
 MAX_LIMIT = 10**9
 MAX_MODELS = 200
@@ -38,6 +39,7 @@ def clean_name(team: Team, name: str, *, exclude: ApiKey | None = None) -> str:
         raise ValidationError(_("Give the key a name."), code="required")
     if len(name) > 80:
         raise ValidationError(_("Use at most 80 characters."), code="max_length")
+    no_control_characters(name)
     taken = ApiKey.objects.active().filter(team=team, name__iexact=name)
     if exclude is not None:
         taken = taken.exclude(pk=exclude.pk)

@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.models import Team
+from accounts.validators import no_control_characters
 from relay.models import Family, Provider, ProviderCredential
 from relay.netguard import AddressPolicy, UnsafeUpstreamURL, validate_base_url
 from relay.providers.azure import DEFAULT_API_VERSION
@@ -81,6 +82,7 @@ def clean_name(team: Team, name: str, *, exclude: ProviderCredential | None = No
         raise ValidationError(_("Give the credential a name."), code="required")
     if len(name) > 80:
         raise ValidationError(_("Use at most 80 characters."), code="max_length")
+    no_control_characters(name)
     taken = ProviderCredential.objects.filter(team=team, name__iexact=name)
     if exclude is not None:
         taken = taken.exclude(pk=exclude.pk)

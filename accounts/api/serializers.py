@@ -5,11 +5,14 @@ from typing import Any
 from rest_framework import serializers
 
 from accounts.models import AuditEvent, Invitation, Membership, Role, Team
+from accounts.validators import no_control_characters
 
 
 class TeamSerializer(serializers.ModelSerializer[Team]):
     role = serializers.SerializerMethodField()
-    name = serializers.CharField(max_length=80, trim_whitespace=True)
+    name = serializers.CharField(
+        max_length=80, trim_whitespace=True, validators=[no_control_characters]
+    )
 
     class Meta:
         model = Team
