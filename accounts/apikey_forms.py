@@ -10,7 +10,6 @@ import ipaddress
 import re
 from collections.abc import Iterable
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -21,8 +20,9 @@ from django.utils.translation import gettext_lazy
 
 from accounts.models import ApiKey, Team
 from accounts.validators import no_control_characters
+from billing.forms import budget_field, rate_field
+from billing.models import MAX_RPM, MAX_TPM
 
-MAX_LIMIT = 10**9
 MAX_MODELS = 200
 MAX_NETWORKS = 100
 _MODEL_RE = re.compile(r"[^\s,]{1,128}")
@@ -100,36 +100,17 @@ def clean_expiry(
     return expires_at
 
 
-def clean_limit(value: int | Decimal | None) -> int | Decimal | None:
-    if value is None:
-        return None
-    if value < 0:
-        raise ValidationError(_("Use a number of zero or more."), code="min_value")
-    if value > MAX_LIMIT:
-        raise ValidationError(
-            _("Use at most %(max)s.") % {"max": f"{MAX_LIMIT:,}"}, code="max_value"
-        )
-    return value
+def _unlimited_placeholder(field: forms.Field) -> forms.Field:
+    field.widget.attrs["placeholder"] = "∞"
+    return field
 
 
 class _LimitsMixin(forms.Form):
-    rpm_limit = forms.IntegerField(
-        label=gettext_lazy("Requests per minute"),
-        required=False,
-        widget=forms.NumberInput(attrs={"min": 0, "placeholder": "∞"}),
-    )
-    tpm_limit = forms.IntegerField(
-        label=gettext_lazy("Tokens per minute"),
-        required=False,
-        widget=forms.NumberInput(attrs={"min": 0, "placeholder": "∞"}),
-    )
-    budget_limit = forms.DecimalField(
-        label=gettext_lazy("Budget"),
-        required=False,
-        max_digits=14,
-        decimal_places=4,
-        widget=forms.NumberInput(attrs={"min": 0, "step": "0.01", "placeholder": "∞"}),
-    )
+    # The bounds of the Limits page and of the API (billing.models): rates from 1,
+    # budgets from 0; empty means no limit.
+    rpm_limit = _unlimited_placeholder(rate_field(gettext_lazy("Requests per minute"), MAX_RPM))
+    tpm_limit = _unlimited_placeholder(rate_field(gettext_lazy("Tokens per minute"), MAX_TPM))
+    budget_limit = _unlimited_placeholder(budget_field(gettext_lazy("Budget")))
     budget_period = forms.ChoiceField(
         label=gettext_lazy("Budget period"),
         choices=[
@@ -139,15 +120,6 @@ class _LimitsMixin(forms.Form):
         ],
         initial="month",
     )
-
-    def clean_rpm_limit(self) -> int | Decimal | None:
-        return clean_limit(self.cleaned_data.get("rpm_limit"))
-
-    def clean_tpm_limit(self) -> int | Decimal | None:
-        return clean_limit(self.cleaned_data.get("tpm_limit"))
-
-    def clean_budget_limit(self) -> int | Decimal | None:
-        return clean_limit(self.cleaned_data.get("budget_limit"))
 
 
 class ApiKeyForm(_LimitsMixin):

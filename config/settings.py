@@ -370,6 +370,13 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI served from our own static files: no CDN, works offline.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Several models call a field "status"; name each set of values after its owner.
+    "ENUM_NAME_OVERRIDES": {
+        "CredentialStatusEnum": "relay.models.CredentialStatus",
+        "BillingRecordStatusEnum": "billing.models.BillingRecord.Status",
+        "ApiKeyStatusEnum": "relay.api.serializers.API_KEY_STATUSES",
+        "InvitationStatusEnum": "accounts.api.serializers.INVITATION_STATUSES",
+    },
 }
 
 # --- Security -----------------------------------------------------------------

@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import AuditEvent, Invitation, Membership, Role, Team
 from accounts.validators import no_control_characters
+
+INVITATION_STATUSES = ("pending", "accepted", "revoked", "expired")
 
 
 class TeamSerializer(serializers.ModelSerializer[Team]):
@@ -42,6 +45,7 @@ class InvitationSerializer(serializers.ModelSerializer[Invitation]):
         fields: tuple[str, ...] = ("id", "email", "role", "status", "created_at", "expires_at")
         read_only_fields = ("id", "status", "created_at", "expires_at")
 
+    @extend_schema_field(serializers.ChoiceField(choices=INVITATION_STATUSES))
     def get_status(self, invitation: Invitation) -> str:
         if invitation.accepted_at:
             return "accepted"

@@ -9,17 +9,32 @@ the response that created it.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts import apikey_forms
 from accounts.models import ApiKey, Team
+from billing.api import serializers as limits
+from billing.models import MAX_RPM, MAX_TPM
 from relay import forms as rules
 from relay.models import Provider, ProviderCredential
 from relay.secrets import MAX_SECRET_LENGTH
+
+API_KEY_STATUSES = ("active", "revoked", "expired")
+
+
+class BlankAsNullURLField(serializers.URLField):
+    """A URL that may be absent: stored as "", answered as null (not a "" that
+    the schema's ``format: uri`` would call invalid)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_null=True, **kwargs)
+
+    def to_representation(self, value: str) -> str | None:
+        return value or None
 
 
 def _field_errors(exc: DjangoValidationError, default_field: str) -> serializers.ValidationError:
@@ -51,6 +66,10 @@ class ProviderSerializer(serializers.ModelSerializer[Provider]):
             "docs_url",
         )
         read_only_fields = fields
+
+    docs_url = BlankAsNullURLField(
+        read_only=True, help_text="The provider's documentation; null when the catalog has none."
+    )
 
 
 class CredentialSerializer(serializers.ModelSerializer[ProviderCredential]):
@@ -210,11 +229,10 @@ class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
         help_text="CIDR blocks the key may be used from; empty means any address.",
     )
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
-    rpm_limit = serializers.IntegerField(required=False, allow_null=True)
-    tpm_limit = serializers.IntegerField(required=False, allow_null=True)
-    budget_limit = serializers.DecimalField(
-        max_digits=14, decimal_places=4, required=False, allow_null=True
-    )
+    # The same fields and bounds as key-limits (and the pages): null means no limit.
+    rpm_limit = limits.rate(MAX_RPM, "Requests per minute for this key.")
+    tpm_limit = limits.rate(MAX_TPM, "Tokens per minute for this key.")
+    budget_limit = limits.budget("Spending cap per budget_period, in the team's currency.")
     status = serializers.SerializerMethodField()
     created_by = serializers.EmailField(source="created_by.email", read_only=True, allow_null=True)
     revoked_by = serializers.EmailField(source="revoked_by.email", read_only=True, allow_null=True)
@@ -242,6 +260,7 @@ class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
         )
         read_only_fields = ("id", "last4", "created_at", "last_used_at", "revoked_at")
 
+    @extend_schema_field(serializers.ChoiceField(choices=API_KEY_STATUSES))
     def get_status(self, api_key: ApiKey) -> str:
         if api_key.revoked_at is not None:
             return "revoked"
@@ -264,15 +283,6 @@ class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
         return apikey_forms.clean_expiry(
             expires_at, unchanged=existing.expires_at if existing else None
         )
-
-    def validate_rpm_limit(self, value: int | None) -> int | Decimal | None:
-        return apikey_forms.clean_limit(value)
-
-    def validate_tpm_limit(self, value: int | None) -> int | Decimal | None:
-        return apikey_forms.clean_limit(value)
-
-    def validate_budget_limit(self, value: Decimal | None) -> int | Decimal | None:
-        return apikey_forms.clean_limit(value)
 
 
 class CreatedApiKeySerializer(ApiKeySerializer):
