@@ -23,9 +23,11 @@ from accounts.validators import no_control_characters
 from billing.forms import budget_field, rate_field
 from billing.models import MAX_RPM, MAX_TPM
 
+MAX_NAME_LENGTH = 80
 MAX_MODELS = 200
+MAX_MODEL_NAME_LENGTH = 128
 MAX_NETWORKS = 100
-_MODEL_RE = re.compile(r"[^\s,]{1,128}")
+_MODEL_RE = re.compile(rf"[^\s,]{{1,{MAX_MODEL_NAME_LENGTH}}}")
 
 
 def split_lines(text: str) -> list[str]:
@@ -37,7 +39,7 @@ def clean_name(team: Team, name: str, *, exclude: ApiKey | None = None) -> str:
     name = (name or "").strip()
     if not name:
         raise ValidationError(_("Give the key a name."), code="required")
-    if len(name) > 80:
+    if len(name) > MAX_NAME_LENGTH:
         raise ValidationError(_("Use at most 80 characters."), code="max_length")
     no_control_characters(name)
     taken = ApiKey.objects.active().filter(team=team, name__iexact=name)

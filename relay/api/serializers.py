@@ -21,6 +21,7 @@ from billing.api import serializers as limits
 from billing.models import MAX_RPM, MAX_TPM
 from relay import forms as rules
 from relay.models import Provider, ProviderCredential
+from relay.netguard import MAX_URL_LENGTH
 from relay.secrets import MAX_SECRET_LENGTH
 
 API_KEY_STATUSES = ("active", "revoked", "expired")
@@ -79,9 +80,11 @@ class CredentialSerializer(serializers.ModelSerializer[ProviderCredential]):
         error_messages={"does_not_exist": "Unknown provider {value!r}: see /api/providers/."},
     )
     provider_name = serializers.CharField(source="provider.name", read_only=True)
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=rules.MAX_NAME_LENGTH)
     region = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
-    base_url = serializers.CharField(max_length=4096, required=False, allow_blank=True, default="")
+    base_url = serializers.CharField(
+        max_length=MAX_URL_LENGTH, required=False, allow_blank=True, default=""
+    )
     secret = serializers.CharField(
         write_only=True,
         required=False,
@@ -216,15 +219,19 @@ class CredentialTestSerializer(serializers.Serializer[Any]):
 
 
 class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=apikey_forms.MAX_NAME_LENGTH)
     masked_key = serializers.CharField(source="masked", read_only=True)
     allowed_models = serializers.ListField(
-        child=serializers.CharField(max_length=200, trim_whitespace=True),
+        child=serializers.CharField(
+            max_length=apikey_forms.MAX_MODEL_NAME_LENGTH, trim_whitespace=True
+        ),
+        max_length=apikey_forms.MAX_MODELS,
         required=False,
         help_text="Model names or aliases this key may use; empty means all.",
     )
     ip_allowlist = serializers.ListField(
         child=serializers.CharField(max_length=100),
+        max_length=apikey_forms.MAX_NETWORKS,
         required=False,
         help_text="CIDR blocks the key may be used from; empty means any address.",
     )

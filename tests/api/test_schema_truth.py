@@ -114,3 +114,69 @@ def test_statuses_are_documented_as_their_values() -> None:
     }
     assert set(enums["ApiKey"] or ()) == {"active", "revoked", "expired"}
     assert set(enums["Invitation"] or ()) == {"pending", "accepted", "revoked", "expired"}
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "key", "value"),
+    [
+        ("CredentialRequest", "name", "maxLength", 80),
+        ("ApiKeyRequest", "name", "maxLength", 80),
+        ("CredentialRequest", "base_url", "maxLength", 2048),
+        ("RouteRequest", "targets", "minItems", 1),
+        ("RouteRequest", "targets", "maxItems", 20),
+        ("ApiKeyRequest", "allowed_models", "maxItems", 200),
+    ],
+)
+def test_documented_sizes_are_the_enforced_ones(
+    name: str, field: str, key: str, value: int
+) -> None:
+    """Found by fuzzing: the schema promised 200-character names and 4096-character
+    URLs the rules refuse, and route targets with no bounds."""
+    assert component(name)["properties"][field][key] == value
+
+
+def test_names_of_the_documented_length_are_kept_and_longer_refused(cast: Cast) -> None:
+    client = api(cast.alice)
+    base = f"/api/teams/{cast.acme.pk}"
+    for url, extra in (
+        (f"{base}/api-keys/", {}),
+        (f"{base}/credentials/", {"provider": "openai", "secret": "sk-test-0001"}),
+    ):
+        too_long = client.post(url, {"name": "n" * 81, **extra}, content_type="application/json")
+        assert too_long.status_code == 400 and "name" in too_long.json()["error"]["fields"]
+        kept = client.post(url, {"name": "n" * 80, **extra}, content_type="application/json")
+        assert kept.status_code == 201, kept.json()
+
+
+def test_the_api_takes_json_only_as_the_schema_says(cast: Cast) -> None:
+    schema = generated_schema()
+    bodies = [
+        set(op["requestBody"]["content"])
+        for item in schema["paths"].values()
+        for op in item.values()
+        if "requestBody" in op
+    ]
+    assert bodies and all(types == {"application/json"} for types in bodies)
+    response = api(cast.alice).post("/api/teams/", {"name": "Form"})  # multipart
+    assert response.status_code == 415
+    assert response.json()["error"]["type"] == "unsupported_media_type"
+
+
+def test_every_operation_documents_its_errors(cast: Cast) -> None:
+    from jsonschema import validate
+
+    schema = generated_schema()
+    error = schema["components"]["schemas"]["Error"]
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            documented = operation["responses"]["4XX"]["content"]["application/json"]["schema"]
+            assert documented == {"$ref": "#/components/schemas/Error"}, (method, path)
+    client = api(cast.alice)
+    for response in (
+        client.get("/api/teams/00000000-0000-0000-0000-000000000000/"),
+        client.post("/api/teams/", {"name": ""}, content_type="application/json"),
+        client.delete("/api/teams/"),
+        api(cast.vera).patch(f"/api/teams/{cast.acme.pk}/", {}, content_type="application/json"),
+    ):
+        assert 400 <= response.status_code < 500
+        validate(response.json(), error)
