@@ -22,9 +22,11 @@ class TeamSerializer(serializers.ModelSerializer[Team]):
         fields = ("id", "name", "is_personal", "created_at", "role")
         read_only_fields = ("id", "is_personal", "created_at", "role")
 
-    def get_role(self, team: Team) -> str | None:
-        roles: dict[Any, str] = self.context.get("roles", {})
-        return roles.get(team.pk)
+    @extend_schema_field(serializers.ChoiceField(choices=Role.choices))
+    def get_role(self, team: Team) -> str:
+        """The caller's role in the team (every team listed is one of theirs)."""
+        roles: dict[Any, str] = self.context["roles"]
+        return roles[team.pk]
 
 
 class MemberSerializer(serializers.ModelSerializer[Membership]):

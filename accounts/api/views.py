@@ -74,6 +74,8 @@ class TeamViewSet(
             name=serializer.validated_data["name"],
             request=self.request,
         )
+        # The roles were read before the team existed; its creator owns it.
+        serializer.context["roles"][serializer.instance.pk] = Role.OWNER
 
     def perform_update(self, serializer: TeamSerializer) -> None:  # type: ignore[override]
         # PATCH sends any subset of the fields, the empty one included.

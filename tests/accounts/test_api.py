@@ -58,6 +58,7 @@ def test_create_team_and_rename(cast: Cast) -> None:
     client = api(cast.bob)
     created = client.post("/api/teams/", {"name": "Bob Labs"}, content_type="application/json")
     assert created.status_code == 201 and created.json()["name"] == "Bob Labs"
+    assert created.json()["role"] == "owner"  # the creator's role, not null
     team_id = created.json()["id"]
     renamed = client.patch(
         f"/api/teams/{team_id}/", {"name": "Bob Labs 2"}, content_type="application/json"
