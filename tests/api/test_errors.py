@@ -110,3 +110,22 @@ def test_a_body_over_the_upload_limit_is_a_json_413(cast: Cast, settings: Any) -
         "/api/teams/", {"name": "x" * 2000}, content_type="application/json"
     )
     assert_api_error(response, 413, "payload_too_large")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 100_000 + "]" * 100_000,  # past Python's recursion limit: was a 500
+        '{"name": ' + "[" * 33 + "]" * 33 + "}",
+    ],
+)
+def test_json_nested_too_deeply_is_a_400(cast: Cast, body: str) -> None:
+    response = client(cast).post("/api/teams/", body, content_type="application/json")
+    error = assert_api_error(response, 400, "invalid_request")
+    assert "nested" in error["message"]
+
+
+def test_json_nested_as_deep_as_allowed_is_parsed(cast: Cast) -> None:
+    body = '{"name": "Deep", "x": ' + "[" * 30 + "]" * 30 + "}"
+    response = client(cast).post("/api/teams/", body, content_type="application/json")
+    assert response.status_code == 201
