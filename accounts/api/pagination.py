@@ -45,7 +45,7 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
 
     def get_limit(self, request: Request) -> int:
         limit = query_integer(request, self.limit_query_param, minimum=1, maximum=MAX_LIMIT)
-        return self.default_limit if limit is None else limit
+        return limit if limit is not None else (self.default_limit or MAX_LIMIT)
 
     def get_offset(self, request: Request) -> int:
         offset = query_integer(request, self.offset_query_param, minimum=0, maximum=MAX_OFFSET)

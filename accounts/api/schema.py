@@ -34,7 +34,7 @@ class PersonalTokenScheme(OpenApiAuthenticationExtension):
         return scheme
 
 
-class BoundedListSerializer(serializers.ListSerializer):  # type: ignore[type-arg]
+class BoundedListSerializer(serializers.ListSerializer):
     """A nested ``many=True`` list whose ``min_length`` and ``max_length`` the
     schema shows (drf-spectacular leaves them out of nested lists). Use it as
     the child serializer's ``Meta.list_serializer_class``."""

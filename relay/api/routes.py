@@ -152,7 +152,8 @@ class RouteSerializer(serializers.ModelSerializer[ModelRoute]):
     description = serializers.CharField(
         max_length=MAX_DESCRIPTION_LENGTH, required=False, allow_blank=True, default=""
     )
-    targets = RouteTargetSerializer(
+    # min_length and max_length go to the ListSerializer (unknown to the stubs).
+    targets = RouteTargetSerializer(  # type: ignore[call-arg]
         many=True,
         allow_empty=False,
         min_length=1,

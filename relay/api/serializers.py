@@ -34,7 +34,7 @@ class BlankAsNullURLField(serializers.URLField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(allow_null=True, **kwargs)
 
-    def to_representation(self, value: str) -> str | None:
+    def to_representation(self, value: str) -> str | None:  # type: ignore[override]
         return value or None
 
 

@@ -172,8 +172,7 @@ def test_schema_and_docs(cast: Cast, tmp_path: Path) -> None:
     for asset in assets:
         response = client.get(asset)
         assert response.status_code == 200, f"{asset}: {response.status_code}"
-        body = b"".join(response.streaming_content) if response.streaming else response.content
-        assert body, f"{asset} is empty"
+        assert response.getvalue(), f"{asset} is empty"
     schema_url = re.search(r'url: "([^"]+)"', html)
     assert schema_url and client.get(schema_url.group(1)).status_code == 200
 
