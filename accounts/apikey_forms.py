@@ -125,7 +125,7 @@ class _LimitsMixin(forms.Form):
 
 
 class ApiKeyForm(_LimitsMixin):
-    name = forms.CharField(label=gettext_lazy("Name"), max_length=80, strip=True)
+    name = forms.CharField(label=gettext_lazy("Name"), max_length=MAX_NAME_LENGTH, strip=True)
     allowed_models = forms.CharField(
         label=gettext_lazy("Allowed models"),
         required=False,
