@@ -24,6 +24,7 @@ from django.utils.translation import gettext as _
 
 from accounts import audit
 from accounts.models import ApiKey, Invitation, Membership, Role, Team, User, role_at_least
+from accounts.validators import single_line
 from relay.invalidation import bump_team
 
 
@@ -113,7 +114,9 @@ def invite(
 def _send_invitation(invitation: Invitation, url: str) -> None:
     context = {"invitation": invitation, "url": url, "ttl_days": settings.INVITATION_TTL_DAYS}
     send_mail(
-        subject=_("You are invited to join %(team)s on Baton") % {"team": invitation.team.name},
+        # Names are checked on input; a row stored before that must not break the header.
+        subject=_("You are invited to join %(team)s on Baton")
+        % {"team": single_line(invitation.team.name)},
         message=render_to_string("accounts/email/invitation.txt", context),
         from_email=None,
         recipient_list=[invitation.email],

@@ -10,7 +10,6 @@ import ipaddress
 import re
 from collections.abc import Iterable
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -20,11 +19,15 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.models import ApiKey, Team
+from accounts.validators import no_control_characters
+from billing.forms import budget_field, rate_field
+from billing.models import MAX_RPM, MAX_TPM
 
-MAX_LIMIT = 10**9
+MAX_NAME_LENGTH = 80
 MAX_MODELS = 200
+MAX_MODEL_NAME_LENGTH = 128
 MAX_NETWORKS = 100
-_MODEL_RE = re.compile(r"[^\s,]{1,128}")
+_MODEL_RE = re.compile(rf"[^\s,]{{1,{MAX_MODEL_NAME_LENGTH}}}")
 
 
 def split_lines(text: str) -> list[str]:
@@ -36,8 +39,9 @@ def clean_name(team: Team, name: str, *, exclude: ApiKey | None = None) -> str:
     name = (name or "").strip()
     if not name:
         raise ValidationError(_("Give the key a name."), code="required")
-    if len(name) > 80:
+    if len(name) > MAX_NAME_LENGTH:
         raise ValidationError(_("Use at most 80 characters."), code="max_length")
+    no_control_characters(name)
     taken = ApiKey.objects.active().filter(team=team, name__iexact=name)
     if exclude is not None:
         taken = taken.exclude(pk=exclude.pk)
@@ -98,36 +102,17 @@ def clean_expiry(
     return expires_at
 
 
-def clean_limit(value: int | Decimal | None) -> int | Decimal | None:
-    if value is None:
-        return None
-    if value < 0:
-        raise ValidationError(_("Use a number of zero or more."), code="min_value")
-    if value > MAX_LIMIT:
-        raise ValidationError(
-            _("Use at most %(max)s.") % {"max": f"{MAX_LIMIT:,}"}, code="max_value"
-        )
-    return value
+def _unlimited_placeholder(field: forms.Field) -> forms.Field:
+    field.widget.attrs["placeholder"] = "∞"
+    return field
 
 
 class _LimitsMixin(forms.Form):
-    rpm_limit = forms.IntegerField(
-        label=gettext_lazy("Requests per minute"),
-        required=False,
-        widget=forms.NumberInput(attrs={"min": 0, "placeholder": "∞"}),
-    )
-    tpm_limit = forms.IntegerField(
-        label=gettext_lazy("Tokens per minute"),
-        required=False,
-        widget=forms.NumberInput(attrs={"min": 0, "placeholder": "∞"}),
-    )
-    budget_limit = forms.DecimalField(
-        label=gettext_lazy("Budget"),
-        required=False,
-        max_digits=14,
-        decimal_places=4,
-        widget=forms.NumberInput(attrs={"min": 0, "step": "0.01", "placeholder": "∞"}),
-    )
+    # The bounds of the Limits page and of the API (billing.models): rates from 1,
+    # budgets from 0; empty means no limit.
+    rpm_limit = _unlimited_placeholder(rate_field(gettext_lazy("Requests per minute"), MAX_RPM))
+    tpm_limit = _unlimited_placeholder(rate_field(gettext_lazy("Tokens per minute"), MAX_TPM))
+    budget_limit = _unlimited_placeholder(budget_field(gettext_lazy("Budget")))
     budget_period = forms.ChoiceField(
         label=gettext_lazy("Budget period"),
         choices=[
@@ -138,18 +123,9 @@ class _LimitsMixin(forms.Form):
         initial="month",
     )
 
-    def clean_rpm_limit(self) -> int | Decimal | None:
-        return clean_limit(self.cleaned_data.get("rpm_limit"))
-
-    def clean_tpm_limit(self) -> int | Decimal | None:
-        return clean_limit(self.cleaned_data.get("tpm_limit"))
-
-    def clean_budget_limit(self) -> int | Decimal | None:
-        return clean_limit(self.cleaned_data.get("budget_limit"))
-
 
 class ApiKeyForm(_LimitsMixin):
-    name = forms.CharField(label=gettext_lazy("Name"), max_length=80, strip=True)
+    name = forms.CharField(label=gettext_lazy("Name"), max_length=MAX_NAME_LENGTH, strip=True)
     allowed_models = forms.CharField(
         label=gettext_lazy("Allowed models"),
         required=False,

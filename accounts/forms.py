@@ -4,10 +4,13 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Role
+from accounts.validators import no_control_characters
 
 
 class TeamForm(forms.Form):
-    name = forms.CharField(label=_("Team name"), max_length=80, strip=True)
+    name = forms.CharField(
+        label=_("Team name"), max_length=80, strip=True, validators=[no_control_characters]
+    )
 
 
 class InviteForm(forms.Form):
@@ -20,4 +23,6 @@ class RoleForm(forms.Form):
 
 
 class AccessTokenForm(forms.Form):
-    name = forms.CharField(label=_("Token name"), max_length=80, strip=True)
+    name = forms.CharField(
+        label=_("Token name"), max_length=80, strip=True, validators=[no_control_characters]
+    )

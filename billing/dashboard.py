@@ -25,6 +25,10 @@ from billing.models import LATENCY_BUCKETS_MS, LATENCY_FIELDS, HourlyUsage
 from billing.periods import HOUR
 
 MAX_DAYS = 400
+# The days a range may name: no usage predates 2000, and the last day must leave room for
+# the day after it (``DateRange.end``) and the default start (a week earlier).
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(9999, 12, 30)
 HOURLY_UP_TO = timedelta(days=3)  # longer ranges are drawn per day
 
 COUNTS = (
@@ -72,9 +76,12 @@ class DateRange:
             if not raw:
                 return None
             try:
-                return date.fromisoformat(raw)
+                value = date.fromisoformat(raw)
             except ValueError as exc:
                 raise RangeError(f"{name} must be a date like 2025-01-31") from exc
+            if not FIRST_DAY <= value <= LAST_DAY:
+                raise RangeError(f"{name} must be a day from {FIRST_DAY} to {LAST_DAY}")
+            return value
 
         last = day("end") or today
         first = day("start") or last - timedelta(days=default_days - 1)

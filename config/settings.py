@@ -393,9 +393,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # The API speaks JSON only (no page posts forms to it), and its schema says so.
+    "DEFAULT_PARSER_CLASSES": ["accounts.api.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "accounts.api.errors.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "accounts.api.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
 }
 SPECTACULAR_SETTINGS = {
@@ -407,6 +409,17 @@ SPECTACULAR_SETTINGS = {
     # Swagger UI served from our own static files: no CDN, works offline.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "accounts.api.schema.document_errors",
+    ],
+    # Several models call a field "status"; name each set of values after its owner.
+    "ENUM_NAME_OVERRIDES": {
+        "CredentialStatusEnum": "relay.models.CredentialStatus",
+        "BillingRecordStatusEnum": "billing.models.BillingRecord.Status",
+        "ApiKeyStatusEnum": "relay.api.serializers.API_KEY_STATUSES",
+        "InvitationStatusEnum": "accounts.api.serializers.INVITATION_STATUSES",
+    },
 }
 
 # --- Security -----------------------------------------------------------------

@@ -20,3 +20,9 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("", include("billing.usage_urls")),
 ]
+
+# JSON errors under /api/ (the management API's shape), Django's pages elsewhere.
+handler400 = "accounts.api.errors.bad_request"
+handler403 = "accounts.api.errors.permission_denied"
+handler404 = "accounts.api.errors.page_not_found"
+handler500 = "accounts.api.errors.server_error"

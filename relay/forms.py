@@ -20,12 +20,14 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.models import Team
+from accounts.validators import no_control_characters
 from relay.models import Family, Provider, ProviderCredential, demo_base_url
 from relay.netguard import AddressPolicy, UnsafeUpstreamURL, validate_base_url
 from relay.providers.azure import DEFAULT_API_VERSION
 from relay.secrets import MAX_SECRET_LENGTH
 
 MAX_DEPLOYMENTS = 200
+MAX_NAME_LENGTH = 80
 # Dated Azure API versions ("2024-10-21", "2025-04-01-preview") or the v1 scheme.
 _API_VERSION_RE = re.compile(r"v1|\d{4}-\d{2}-\d{2}(-preview)?")
 # Values that end up in HTTP headers (OpenAI organization and project ids).
@@ -82,8 +84,9 @@ def clean_name(team: Team, name: str, *, exclude: ProviderCredential | None = No
     name = name.strip()
     if not name:
         raise ValidationError(_("Give the credential a name."), code="required")
-    if len(name) > 80:
+    if len(name) > MAX_NAME_LENGTH:
         raise ValidationError(_("Use at most 80 characters."), code="max_length")
+    no_control_characters(name)
     taken = ProviderCredential.objects.filter(team=team, name__iexact=name)
     if exclude is not None:
         taken = taken.exclude(pk=exclude.pk)

@@ -2,23 +2,31 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import AuditEvent, Invitation, Membership, Role, Team
+from accounts.validators import no_control_characters
+
+INVITATION_STATUSES = ("pending", "accepted", "revoked", "expired")
 
 
 class TeamSerializer(serializers.ModelSerializer[Team]):
     role = serializers.SerializerMethodField()
-    name = serializers.CharField(max_length=80, trim_whitespace=True)
+    name = serializers.CharField(
+        max_length=80, trim_whitespace=True, validators=[no_control_characters]
+    )
 
     class Meta:
         model = Team
         fields = ("id", "name", "is_personal", "created_at", "role")
         read_only_fields = ("id", "is_personal", "created_at", "role")
 
-    def get_role(self, team: Team) -> str | None:
-        roles: dict[Any, str] = self.context.get("roles", {})
-        return roles.get(team.pk)
+    @extend_schema_field(serializers.ChoiceField(choices=Role.choices))
+    def get_role(self, team: Team) -> str:
+        """The caller's role in the team (every team listed is one of theirs)."""
+        roles: dict[Any, str] = self.context["roles"]
+        return roles[team.pk]
 
 
 class MemberSerializer(serializers.ModelSerializer[Membership]):
@@ -39,6 +47,7 @@ class InvitationSerializer(serializers.ModelSerializer[Invitation]):
         fields: tuple[str, ...] = ("id", "email", "role", "status", "created_at", "expires_at")
         read_only_fields = ("id", "status", "created_at", "expires_at")
 
+    @extend_schema_field(serializers.ChoiceField(choices=INVITATION_STATUSES))
     def get_status(self, invitation: Invitation) -> str:
         if invitation.accepted_at:
             return "accepted"

@@ -74,12 +74,15 @@ class TeamViewSet(
             name=serializer.validated_data["name"],
             request=self.request,
         )
+        # The roles were read before the team existed; its creator owns it.
+        serializer.context["roles"][serializer.instance.pk] = Role.OWNER
 
     def perform_update(self, serializer: TeamSerializer) -> None:  # type: ignore[override]
-        membership = get_membership(self.request, self.kwargs["team_id"])
-        serializer.instance = actions.rename_team(
-            membership, serializer.validated_data["name"], request=self.request
-        )
+        # PATCH sends any subset of the fields, the empty one included.
+        name = serializer.validated_data.get("name")
+        if name is not None:
+            membership = get_membership(self.request, self.kwargs["team_id"])
+            serializer.instance = actions.rename_team(membership, name, request=self.request)
 
 
 class MemberViewSet(
@@ -105,12 +108,9 @@ class MemberViewSet(
 
     def perform_update(self, serializer: MemberSerializer) -> None:  # type: ignore[override]
         assert serializer.instance is not None
-        actions.change_role(
-            self.membership,
-            serializer.instance,
-            serializer.validated_data["role"],
-            request=self.request,
-        )
+        role = serializer.validated_data.get("role")  # absent from an empty PATCH
+        if role is not None:
+            actions.change_role(self.membership, serializer.instance, role, request=self.request)
 
     def perform_destroy(self, instance: Membership) -> None:
         actions.remove_member(self.membership, instance, request=self.request)

@@ -29,7 +29,8 @@ def budget(help_text: str) -> Any:
         max_value=MAX_BUDGET,
         allow_null=True,
         required=False,
-        help_text=help_text,
+        # A decimal travels as a string, so the schema can only say its range in words.
+        help_text=f"{help_text} From 0 to {MAX_BUDGET:,}; null for no limit.",
     )
 
 

@@ -21,7 +21,17 @@ from rest_framework.response import Response
 
 from accounts.api.base import TeamScopedViewSet
 from billing.api.views import TeamScopedAPIView
-from billing.dashboard import DateRange, Figures, RangeError, Slice, parse_key, summary
+from billing.dashboard import (
+    FIRST_DAY,
+    LAST_DAY,
+    MAX_DAYS,
+    DateRange,
+    Figures,
+    RangeError,
+    Slice,
+    parse_key,
+    summary,
+)
 from billing.models import BillingLineItem, BillingRecord
 from billing.usage import team_currency
 
@@ -112,10 +122,17 @@ class UsageView(TeamScopedAPIView):
     @extend_schema(
         parameters=[
             OpenApiParameter(
-                "start", OpenApiTypes.DATE, description="First day; a week ago by default."
+                "start",
+                OpenApiTypes.DATE,
+                description=f"First day ({FIRST_DAY} to {LAST_DAY}); a week before end by default.",
             ),
-            OpenApiParameter("end", OpenApiTypes.DATE, description="Last day; today by default."),
-            OpenApiParameter("key", OpenApiTypes.UUID, description="Only this API key."),
+            OpenApiParameter(
+                "end",
+                OpenApiTypes.DATE,
+                description=f"Last day ({FIRST_DAY} to {LAST_DAY}); today by default. "
+                f"A range covers at most {MAX_DAYS} days.",
+            ),
+            OpenApiParameter("key", OpenApiTypes.UUID, description="Only this API key's usage."),
         ],
         responses=UsageSerializer,
     )
@@ -124,12 +141,11 @@ class UsageView(TeamScopedAPIView):
             date_range = DateRange.parse(request.query_params, timezone.now().date())
         except RangeError as exc:
             raise ValidationError({"detail": str(exc)}) from exc
-        result = summary(
-            self.team.pk,
-            date_range,
-            team_currency(self.team.pk),
-            parse_key(request.query_params.get("key")),
-        )
+        raw_key = request.query_params.get("key")
+        key = parse_key(raw_key)
+        if raw_key is not None and key is None:
+            raise ValidationError({"key": ["Send an API key's id (a UUID)."]})
+        result = summary(self.team.pk, date_range, team_currency(self.team.pk), key)
         data = {
             "start": date_range.first,
             "end": date_range.last,

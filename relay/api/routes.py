@@ -19,6 +19,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers
 
 from accounts.api.base import TeamScopedViewSet
+from accounts.api.schema import BoundedListSerializer
 from accounts.models import Role, Team
 from relay import routes
 from relay.models import ModelRoute, ProviderCredential, RouteTarget
@@ -101,6 +102,7 @@ class RouteTargetSerializer(serializers.ModelSerializer[RouteTarget]):
 
     class Meta:
         model = RouteTarget
+        list_serializer_class = BoundedListSerializer
         fields = (
             "credential",
             "credential_name",
@@ -150,9 +152,12 @@ class RouteSerializer(serializers.ModelSerializer[ModelRoute]):
     description = serializers.CharField(
         max_length=MAX_DESCRIPTION_LENGTH, required=False, allow_blank=True, default=""
     )
-    targets = RouteTargetSerializer(
+    # min_length and max_length go to the ListSerializer (unknown to the stubs).
+    targets = RouteTargetSerializer(  # type: ignore[call-arg]
         many=True,
         allow_empty=False,
+        min_length=1,
+        max_length=MAX_TARGETS,
         help_text=(f"1-{MAX_TARGETS} targets. On write they replace the route's current targets."),
     )
 

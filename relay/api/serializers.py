@@ -9,17 +9,33 @@ the response that created it.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts import apikey_forms
 from accounts.models import ApiKey, Team
+from billing.api import serializers as limits
+from billing.models import MAX_RPM, MAX_TPM
 from relay import forms as rules
 from relay.models import Provider, ProviderCredential
+from relay.netguard import MAX_URL_LENGTH
 from relay.secrets import MAX_SECRET_LENGTH
+
+API_KEY_STATUSES = ("active", "revoked", "expired")
+
+
+class BlankAsNullURLField(serializers.URLField):
+    """A URL that may be absent: stored as "", answered as null (not a "" that
+    the schema's ``format: uri`` would call invalid)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_null=True, **kwargs)
+
+    def to_representation(self, value: str) -> str | None:  # type: ignore[override]
+        return value or None
 
 
 def _field_errors(exc: DjangoValidationError, default_field: str) -> serializers.ValidationError:
@@ -52,6 +68,10 @@ class ProviderSerializer(serializers.ModelSerializer[Provider]):
         )
         read_only_fields = fields
 
+    docs_url = BlankAsNullURLField(
+        read_only=True, help_text="The provider's documentation; null when the catalog has none."
+    )
+
 
 class ProviderSlugField(serializers.SlugRelatedField[Provider]):
     def get_queryset(self) -> Any:
@@ -65,9 +85,11 @@ class CredentialSerializer(serializers.ModelSerializer[ProviderCredential]):
         error_messages={"does_not_exist": "Unknown provider {value!r}: see /api/providers/."},
     )
     provider_name = serializers.CharField(source="provider.name", read_only=True)
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=rules.MAX_NAME_LENGTH)
     region = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
-    base_url = serializers.CharField(max_length=4096, required=False, allow_blank=True, default="")
+    base_url = serializers.CharField(
+        max_length=MAX_URL_LENGTH, required=False, allow_blank=True, default=""
+    )
     secret = serializers.CharField(
         write_only=True,
         required=False,
@@ -202,24 +224,27 @@ class CredentialTestSerializer(serializers.Serializer[Any]):
 
 
 class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=apikey_forms.MAX_NAME_LENGTH)
     masked_key = serializers.CharField(source="masked", read_only=True)
     allowed_models = serializers.ListField(
-        child=serializers.CharField(max_length=200, trim_whitespace=True),
+        child=serializers.CharField(
+            max_length=apikey_forms.MAX_MODEL_NAME_LENGTH, trim_whitespace=True
+        ),
+        max_length=apikey_forms.MAX_MODELS,
         required=False,
         help_text="Model names or aliases this key may use; empty means all.",
     )
     ip_allowlist = serializers.ListField(
         child=serializers.CharField(max_length=100),
+        max_length=apikey_forms.MAX_NETWORKS,
         required=False,
         help_text="CIDR blocks the key may be used from; empty means any address.",
     )
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
-    rpm_limit = serializers.IntegerField(required=False, allow_null=True)
-    tpm_limit = serializers.IntegerField(required=False, allow_null=True)
-    budget_limit = serializers.DecimalField(
-        max_digits=14, decimal_places=4, required=False, allow_null=True
-    )
+    # The same fields and bounds as key-limits (and the pages): null means no limit.
+    rpm_limit = limits.rate(MAX_RPM, "Requests per minute for this key.")
+    tpm_limit = limits.rate(MAX_TPM, "Tokens per minute for this key.")
+    budget_limit = limits.budget("Spending cap per budget_period, in the team's currency.")
     status = serializers.SerializerMethodField()
     created_by = serializers.EmailField(source="created_by.email", read_only=True, allow_null=True)
     revoked_by = serializers.EmailField(source="revoked_by.email", read_only=True, allow_null=True)
@@ -247,6 +272,7 @@ class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
         )
         read_only_fields = ("id", "last4", "created_at", "last_used_at", "revoked_at")
 
+    @extend_schema_field(serializers.ChoiceField(choices=API_KEY_STATUSES))
     def get_status(self, api_key: ApiKey) -> str:
         if api_key.revoked_at is not None:
             return "revoked"
@@ -269,15 +295,6 @@ class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
         return apikey_forms.clean_expiry(
             expires_at, unchanged=existing.expires_at if existing else None
         )
-
-    def validate_rpm_limit(self, value: int | None) -> int | Decimal | None:
-        return apikey_forms.clean_limit(value)
-
-    def validate_tpm_limit(self, value: int | None) -> int | Decimal | None:
-        return apikey_forms.clean_limit(value)
-
-    def validate_budget_limit(self, value: Decimal | None) -> int | Decimal | None:
-        return apikey_forms.clean_limit(value)
 
 
 class CreatedApiKeySerializer(ApiKeySerializer):

@@ -463,24 +463,14 @@ def test_migrations_apply_to_an_empty_database(deployment: Deployment) -> None:
     assert deployment.migrate.returncode == 0, deployment.migrate.stderr[-4000:]
 
 
-# Warnings `check --deploy` may give, each with the reason it is not fixed in settings.
-EXPLAINED_ELSEWHERE = {
-    # The OpenAPI schema's warnings (no extension for the personal-token authentication, an
-    # enum name collision): owned by the schema work of issue 11, which removes them. When
-    # this code no longer appears, delete this entry so any new one fails here.
-    "drf_spectacular.W001",
-}
-
-
 def test_check_deploy_leaves_no_warning_unexplained(deployment: Deployment) -> None:
     result = manage(deployment.env, "check", "--deploy")
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr
     codes = re.findall(r"\(([a-z_]+\.[A-Z]\d{3})\)", output)
-    unexplained = sorted(set(codes) - EXPLAINED_ELSEWHERE)
-    assert not unexplained, output
-    stale = sorted(EXPLAINED_ELSEWHERE - set(codes))
-    assert not stale, f"{stale} no longer appear: remove them from EXPLAINED_ELSEWHERE"
+    # None at all: what settings.py silences, it silences on purpose (each has its comment
+    # there), and everything else is fixed.
+    assert not codes, output
     # What settings.py silences, it silences on purpose (each has its comment there).
     assert "security." not in output, output
 
