@@ -50,8 +50,9 @@ def test_demo_requests_are_priced_at_zero_without_a_warning(
     redis_client: Any,
 ) -> None:
     settings.BATON_ALLOW_LOOPBACK_UPSTREAMS = True
+    settings.BATON_FAKE_UPSTREAM_URL = fake.base_url  # read when a demo request is routed
     # A fresh embedded install: the catalog with the demo provider, then billing's migrations.
-    seed(Provider, demo_base_url=fake.base_url + "/v1")
+    seed(Provider)
     seed_demo_prices(apps, None)
     owner = User.objects.create_user("newcomer@example.com", "x-sturdy-passphrase-1")
     team = actions.create_team(owner, name="Newcomer")
@@ -90,7 +91,7 @@ def test_demo_requests_are_priced_at_zero_without_a_warning(
 def test_every_demo_model_gets_a_zero_price_and_operator_prices_stay(
     transactional_db: None,
 ) -> None:
-    seed(Provider, demo_base_url="http://127.0.0.1:8001/v1")
+    seed(Provider)
     demo = Provider.objects.get(is_demo=True)
     Price.objects.create(provider=demo, model="demo-fast", input=1, output=2, note="operator's")
     seed_demo_prices(apps, None)
