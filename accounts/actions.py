@@ -23,9 +23,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts import audit
+from accounts.invalidation import bump_team
 from accounts.models import ApiKey, Invitation, Membership, Role, Team, User, role_at_least
 from accounts.validators import single_line
-from relay.invalidation import bump_team
 
 
 class TeamRuleError(Exception):

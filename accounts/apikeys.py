@@ -5,7 +5,7 @@ revoke anyone's; viewers only look. A key is ``ApiKey.PREFIX`` plus 32 random
 base62 characters (``accounts.tokens``); only its HMAC, a lookup prefix and
 its last four characters are stored, and the key itself is handed back once.
 Every change is audited (never with the key) and reaches the relay's caches
-through ``relay.invalidation`` as soon as the transaction commits.
+through ``accounts.invalidation`` as soon as the transaction commits.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from django.views.decorators.debug import sensitive_variables
 
 from accounts import audit, tokens
 from accounts.actions import TeamRuleError
+from accounts.invalidation import bump_team
 from accounts.models import ApiKey, Membership, Role
-from relay.invalidation import bump_team
 
 EDITABLE_FIELDS = (
     "name",
@@ -87,7 +87,7 @@ def create_api_key(
     budget_period: str = "month",
     request: HttpRequest | None = None,
 ) -> IssuedApiKey:
-    """Issue a key; arguments are already cleaned (accounts.apikey_forms)."""
+    """Issue a key; arguments are already cleaned (accounts.apikey_rules)."""
     if not can_create(actor):
         raise PermissionDenied(_("Viewers cannot create API keys."))
     issued = tokens.issue(ApiKey.PREFIX)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts import apikey_views, views
+from accounts import views
 
 urlpatterns = [
     path("", views.landing, name="landing"),
@@ -14,7 +14,6 @@ urlpatterns = [
         views.access_token_revoke,
         name="access_token_revoke",
     ),
-    path("t/<uuid:team_id>/", views.team_overview, name="team_overview"),
     path("t/<uuid:team_id>/settings/", views.team_settings, name="team_settings"),
     path("t/<uuid:team_id>/members/", views.team_members, name="team_members"),
     path(
@@ -31,14 +30,4 @@ urlpatterns = [
         name="invitation_revoke",
     ),
     path("t/<uuid:team_id>/audit/", views.team_audit, name="team_audit"),
-    path("t/<uuid:team_id>/api-keys/", apikey_views.api_key_list, name="api_key_list"),
-    path("t/<uuid:team_id>/api-keys/new/", apikey_views.api_key_create, name="api_key_create"),
-    path(
-        "t/<uuid:team_id>/api-keys/<uuid:key_id>/", apikey_views.api_key_edit, name="api_key_edit"
-    ),
-    path(
-        "t/<uuid:team_id>/api-keys/<uuid:key_id>/revoke/",
-        apikey_views.api_key_revoke,
-        name="api_key_revoke",
-    ),
 ]

@@ -11,15 +11,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts import actions, apikeys, tokens
+from accounts import actions, tokens
 from accounts.api.auth import PAT_PREFIX
 from accounts.context_processors import current_team
 from accounts.forms import AccessTokenForm, InviteForm, RoleForm, TeamForm
 from accounts.models import Membership, PersonalAccessToken, Role
 from accounts.tenancy import SESSION_TEAM_KEY, current_user, get_for_team, get_membership, team_view
-from relay.actions import can_manage_credentials
-from relay.examples import Source, example_model
-from relay.models import ProviderCredential
 
 
 def landing(request: HttpRequest) -> HttpResponse:
@@ -35,32 +32,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if current is None:
         return redirect("team_create")
     return redirect("team_overview", team_id=current.team_id)
-
-
-@team_view()
-def team_overview(request: HttpRequest, membership: Membership) -> HttpResponse:
-    team = membership.team
-    example = example_model(team)
-    return render(
-        request,
-        "accounts/overview.html",
-        {
-            "team": team,
-            "membership": membership,
-            # Getting started: with a model to call (the demo upstream on a new team) the
-            # first request comes first and a real provider after it; without one, the
-            # provider key comes first.
-            "example": example,
-            "has_api_key": team.api_keys.filter(revoked_at=None).exists(),
-            "has_provider": ProviderCredential.objects.filter(team=team)
-            .exclude(provider__is_demo=True)
-            .exists(),
-            "on_demo": example.source == Source.DEMO,
-            "can_create_key": apikeys.can_create(membership),
-            "can_add_provider": can_manage_credentials(membership),
-            "base_url": request.build_absolute_uri("/v1").rstrip("/"),
-        },
-    )
 
 
 @login_required

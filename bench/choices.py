@@ -8,16 +8,16 @@ Called by bench/run.py inside a running stack (``run_choices``); rendered by ben
   callable returning the same bytes, both under uvicorn (bench/probe_asgi.py).
 - ASGI server: Baton under granian vs under uvicorn (uvloop + httptools), same worker count.
 - Limits-store client: redis-py's asyncio client (a blocking connection pool, as a Redis
-  client is usually set up) vs relay/redis_pipe.py, both calling a script with the admit
+  client is usually set up) vs gateway/redis_pipe.py, both calling a script with the admit
   call's shape (14 keys, 26 arguments), one and eight callers at a time.
 - Embedded limits store: the CPU one admit and its settle cost, one at a time, where the
-  embedded default runs relay/admission.lua in process (relay/local_limits.py: lupa and
+  embedded default runs billing/quota/admission.lua in process (billing/quota/local.py: lupa and
   the few Redis commands the script uses) vs the same script on fakeredis (installed into
   bench/.tools for the comparison), and the same calls to the limits Redis through
   redis-py (client side only) for scale. Also standalone: ``python bench/choices.py
   embedded [redis-url]``.
 - Frozen start-up heap: a full garbage-collector pass in a web process before and after
-  ``relay.heap.freeze_startup_heap`` (bench/gc_cost.py).
+  ``gateway.heap.freeze_startup_heap`` (bench/gc_cost.py).
 """
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ async def main():
         async def one():
             return await asyncio.wait_for(script(keys=KEYS, args=ARGS), 1)
     else:
-        from relay.redis_pipe import PipelinedRedis, Script
+        from gateway.redis_pipe import PipelinedRedis, Script
         client, script = PipelinedRedis(url, 1), Script(LUA)
         async def one():
             return await client.evalsha(script, KEYS, ARGS)
@@ -204,9 +204,9 @@ import sys, time, uuid, orjson
 sys.path.insert(0, sys.argv[2])
 which = sys.argv[1]
 from pathlib import Path
-LUA = Path(sys.argv[2], "relay", "admission.lua").read_text()
+LUA = Path(sys.argv[2], "billing", "quota", "admission.lua").read_text()
 if which == "embedded":
-    from relay.local_limits import LocalLimits
+    from billing.quota.local import LocalLimits
     run = LocalLimits(LUA).run
 else:
     if which == "fakeredis":
@@ -507,7 +507,7 @@ def render_choices(c: dict[str, Any]) -> list[str]:
         lines.append(
             "- **Limits-store client** (a script call shaped like admit: 14 keys, 26 arguments): "
             f"redis-py's asyncio client {calls('redis-py')}; Baton's pipelined connection "
-            f"(relay/redis_pipe.py) {calls('pipelined')}. Every request makes two such calls."
+            f"(gateway/redis_pipe.py) {calls('pipelined')}. Every request makes two such calls."
         )
     ea = c.get("embedded_admission", {})
     if ea:
@@ -523,8 +523,8 @@ def render_choices(c: dict[str, Any]) -> list[str]:
 
         lines.append(
             "- **Embedded limits store** (one admit and its settle at a time, every kind of "
-            "limit set): `relay/admission.lua` in process on lupa with the few Redis commands "
-            f"it uses (`relay/local_limits.py`) {pair('embedded')}; the same script on "
+            "limit set): `billing/quota/admission.lua` in process on lupa with the few Redis commands "
+            f"it uses (`billing/quota/local.py`) {pair('embedded')}; the same script on "
             f"fakeredis {pair('fakeredis')}; the same calls to the limits Redis through "
             f"redis-py, client side only, {pair('redis')}."
         )
@@ -535,7 +535,7 @@ def render_choices(c: dict[str, Any]) -> list[str]:
             f"once the application is built; a full garbage-collector pass (which CPython runs "
             f"now and then as requests allocate, with the event loop stopped) takes "
             f"{num(gcc['full_pass_ms'], 2)} ms over them, and {num(gcc['full_pass_frozen_ms'], 2)}"
-            " ms once `relay.heap.freeze_startup_heap` has moved them out of the collector's way."
+            " ms once `gateway.heap.freeze_startup_heap` has moved them out of the collector's way."
         )
     fw = c.get("framework", {})
     if fw:
@@ -567,7 +567,7 @@ def render_choices(c: dict[str, Any]) -> list[str]:
         )
     lines.append(
         "- **Stream chunks** are passed through as bytes: each SSE event is scanned for usage "
-        "and rewritten only when it must be (relay/providers), never parsed and re-serialised "
+        "and rewritten only when it must be (wire/providers), never parsed and re-serialised "
         "as a whole."
     )
     return lines

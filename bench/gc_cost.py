@@ -2,7 +2,7 @@
 
 Run with Baton's environment. Builds the application as a web worker does
 (``config.asgi``), then times full collections (``gc.collect()``, what CPython runs every so
-often as requests allocate) before and after ``relay.heap.freeze_startup_heap``. Prints one
+often as requests allocate) before and after ``gateway.heap.freeze_startup_heap``. Prints one
 JSON line.
 """
 
@@ -33,7 +33,7 @@ def full_pass_ms(times: int = 5) -> float:
 
 def main() -> None:
     from config.asgi import application  # noqa: F401 - what a worker imports
-    from relay import heap
+    from gateway import heap
 
     tracked = len(gc.get_objects())
     before = full_pass_ms()

@@ -1,4 +1,4 @@
-"""What ``relay.observability.record`` costs per request, in microseconds.
+"""What ``gateway.observability.record`` costs per request, in microseconds.
 
 Run with Baton's environment; measures prometheus_client's multiprocess mode (mmap files,
 ``PROMETHEUS_MULTIPROC_DIR``, as in production with several workers) and, in a child
@@ -26,9 +26,9 @@ def measure(iterations: int = 100_000) -> float:
     import django
 
     django.setup()
-    from relay import observability
-    from relay.asgi import Call
-    from relay.providers import Usage
+    from gateway import observability
+    from gateway.call import Call
+    from wire.providers import Usage
 
     target = SimpleNamespace(upstream=SimpleNamespace(provider="openai", model="demo-chat"))
     call = Call(request_id="req_x", started=time.perf_counter(), endpoint="chat", alias="bench")

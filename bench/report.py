@@ -317,7 +317,7 @@ def render_bench(r: dict[str, Any]) -> str:
             "",
             "### Cost of the per-request metrics",
             "",
-            f"`relay.observability.record` per request: {f(mc['multiprocess_us'], 2)} us in "
+            f"`gateway.observability.record` per request: {f(mc['multiprocess_us'], 2)} us in "
             f"multiprocess mode (production), {f(mc['single_process_us'], 2)} us single-process.",
         ]
     if "choices" in r:

@@ -389,7 +389,7 @@ def uvicorn_command(port: int, workers: int, app: str = "config.asgi:application
 
 
 def fake_command(port: int, *extra: str) -> list[str]:
-    return [PY, "-m", "relay.fake_upstream", "--port", str(port), *extra]
+    return [PY, "-m", "fake_upstream", "--port", str(port), *extra]
 
 
 def pip_versions(python: str, names: list[str]) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """From the Redis stream ``baton:usage`` into the ledger, losing nothing.
 
-The relay appends one entry per request to the stream (``relay.metering``)
+The relay appends one entry per request to the stream (``gateway.metering``)
 and forgets it. Consumers read the stream through the consumer group
 ``baton-ledger``:
 
@@ -45,8 +45,8 @@ import orjson
 from django.db import transaction
 
 from billing import conf
+from billing.events import STREAM_KEY, UsageEvent
 from billing.ledger import ingest
-from relay.metering import STREAM_KEY, UsageEvent
 
 log = logging.getLogger("baton.metering")
 

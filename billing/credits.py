@@ -4,7 +4,7 @@ The ledger is append-only (``CreditEntry``); the durable balance is the sum of
 a team's entries in its currency. Usage is debited in batches after the fact
 (``billing.usage.charge_usage``), while the relay refuses a prepaid team as
 soon as its *live* balance runs out: credit ever added minus lifetime spend
-from the limits store (``billing.snapshots``). ``balance`` shows that live
+from the limits store (``billing.quota.snapshots``). ``balance`` shows that live
 figure, falling back to the ledger when the store cannot be reached.
 
 Redemption codes look like ``BATON-7K3Q-M2XD-9HVA-PW4C``: 80 random bits in
@@ -41,7 +41,7 @@ from billing.models import (
 )
 from billing.money import CENT
 from billing.pricing import exchange_rate
-from billing.snapshots import NO_LIMITS, granted_credit
+from billing.quota.snapshots import NO_LIMITS, granted_credit
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
 CODE_LENGTH = 16
@@ -73,7 +73,8 @@ class Balance:
 
 
 def balance(team: Team) -> Balance:
-    from billing.usage import current_use, ledger_spend
+    from billing.quota.live import current_use
+    from billing.usage import ledger_spend
 
     row = TeamLimits.objects.filter(team=team).first()
     currency = row.currency if row else Currency.USD

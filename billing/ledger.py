@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Q
@@ -38,13 +38,11 @@ from django.utils import timezone
 
 from accounts.models import Team
 from billing import conf, fillstate
+from billing.events import UsageEvent
 from billing.models import Currency, ExchangeRate, Price, UsageRecord
 from billing.money import from_nanos
 from billing.periods import floor_hour
 from billing.pricing import to_rate, with_markup
-
-if TYPE_CHECKING:
-    from relay.metering import UsageEvent
 
 log = logging.getLogger("baton.billing")
 

@@ -7,10 +7,17 @@ from typing import Any
 
 from django.db.models.signals import post_delete, post_save
 
+from accounts.invalidation import bump_team
 from accounts.models import Team
 from billing import conf
-from billing.models import ExchangeRate, Price, TeamLimits
-from relay.invalidation import bump_team
+from billing.models import (
+    CredentialLimits,
+    CreditEntry,
+    ExchangeRate,
+    KeyLimits,
+    Price,
+    TeamLimits,
+)
 
 
 def _team_created(sender: type[Team], instance: Team, created: bool, **kwargs: Any) -> None:
@@ -50,3 +57,27 @@ post_save.connect(_team_created, sender=Team, dispatch_uid="billing.team_created
 for _signal in (post_save, post_delete):
     _signal.connect(_price_changed, sender=Price, dispatch_uid=f"billing.price.{id(_signal)}")
     _signal.connect(_rate_changed, sender=ExchangeRate, dispatch_uid=f"billing.rate.{id(_signal)}")
+
+
+def _limits_changed(sender: type, instance: Any, **kwargs: Any) -> None:
+    if not kwargs.get("raw"):
+        bump_team(instance.team_id)
+
+
+for _model in (TeamLimits, KeyLimits, CredentialLimits):
+    post_save.connect(
+        _limits_changed, sender=_model, dispatch_uid=f"relay.bump.save.{_model.__name__}"
+    )
+    post_delete.connect(
+        _limits_changed, sender=_model, dispatch_uid=f"relay.bump.delete.{_model.__name__}"
+    )
+
+
+def _credit_added(sender: type, instance: CreditEntry, created: bool, **kwargs: Any) -> None:
+    """Credit added to the ledger raises the relay's idea of the balance; usage
+    debits do not (the relay counts spend itself)."""
+    if created and not kwargs.get("raw") and instance.kind != CreditEntry.Kind.USAGE:
+        bump_team(instance.team_id)
+
+
+post_save.connect(_credit_added, sender=CreditEntry, dispatch_uid="relay.bump.credit")

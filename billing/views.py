@@ -28,8 +28,9 @@ from billing import limits as actions
 from billing.forms import CredentialLimitsForm, KeyLimitsForm, RedeemForm, TeamLimitsForm
 from billing.models import CredentialLimits, CreditEntry, KeyLimits, TeamLimits
 from billing.money import display
-from billing.snapshots import Limits, key_budget_caps
-from billing.usage import ScopeUse, current_use, period_end
+from billing.quota.live import ScopeUse, current_use
+from billing.quota.snapshots import Limits, key_budget_caps
+from billing.usage import period_end
 from relay.models import ProviderCredential
 
 

@@ -8,8 +8,8 @@ ASGIApp = Any
 
 
 def build_application(django_app: ASGIApp) -> ASGIApp:
-    from relay.asgi import RelayApp
-    from relay.observability import Ops
+    from gateway.asgi import RelayApp
+    from gateway.observability import Ops
 
     relay_app = RelayApp()
     ops = Ops(relay_app)  # /metrics, /healthz, /readyz

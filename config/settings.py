@@ -176,6 +176,7 @@ INSTALLED_APPS = [
     "accounts",
     "relay",
     "billing",
+    "console",
 ]
 
 MIDDLEWARE = [

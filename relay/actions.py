@@ -20,10 +20,10 @@ from django.views.decorators.debug import sensitive_variables
 
 from accounts import audit
 from accounts.actions import TeamRuleError
+from accounts.invalidation import bump_team
 from accounts.models import Membership, Role
 from relay import credential_test
 from relay.forms import address_policy
-from relay.invalidation import bump_team
 from relay.models import CredentialStatus, Provider, ProviderCredential
 from relay.secrets import CredentialBroken, reveal_secret, store_secret
 

@@ -32,8 +32,8 @@ from relay.netguard import (
     guarded_connector,
     unsafe_address_cause,
 )
-from relay.providers import Endpoint, Upstream, UpstreamError, get_adapter
-from relay.scrub import scrub
+from wire.providers import Endpoint, Upstream, UpstreamError, get_adapter
+from wire.scrub import scrub
 
 log = logging.getLogger("baton.credentials")
 

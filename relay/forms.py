@@ -23,8 +23,8 @@ from accounts.models import Team
 from accounts.validators import no_control_characters
 from relay.models import Family, Provider, ProviderCredential, demo_base_url
 from relay.netguard import AddressPolicy, UnsafeUpstreamURL, validate_base_url
-from relay.providers.azure import DEFAULT_API_VERSION
 from relay.secrets import MAX_SECRET_LENGTH
+from wire.providers.azure import DEFAULT_API_VERSION
 
 MAX_DEPLOYMENTS = 200
 MAX_NAME_LENGTH = 80

@@ -14,7 +14,7 @@ from accounts.models import Team
 
 
 class Family(models.TextChoices):
-    """Which adapter speaks to a provider (relay/providers/<family>.py)."""
+    """Which adapter speaks to a provider (wire/providers/<family>.py)."""
 
     OPENAI = "openai", _("OpenAI-compatible")
     AZURE = "azure", _("Azure OpenAI")

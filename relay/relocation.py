@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts import apikeys
-from accounts.apikey_forms import clean_name as clean_api_key_name
+from accounts.apikey_rules import clean_name as clean_api_key_name
 from accounts.models import Membership, Team
 from relay import routes
 from relay.models import ModelRoute, ProviderCredential

@@ -19,8 +19,8 @@ from django.utils.translation import gettext as _
 
 from accounts import audit
 from accounts.actions import TeamRuleError
+from accounts.invalidation import bump_team
 from accounts.models import Membership, Role, Team
-from relay.invalidation import bump_team
 from relay.models import ModelRoute, RouteTarget
 from relay.route_forms import TargetSpec, check_targets
 

@@ -1,4 +1,6 @@
-"""Any change to what the relay caches invalidates that team's cache entries."""
+"""Relay's models: a change to a credential or a route invalidates its team's relay caches
+(accounts/invalidation.py); a new team gets the demo credential. (accounts and billing
+connect the same invalidation for their own models.)"""
 
 from __future__ import annotations
 
@@ -6,42 +8,22 @@ from typing import Any
 
 from django.db.models.signals import post_delete, post_save
 
-from accounts.models import ApiKey, Team
-from billing.models import CredentialLimits, CreditEntry, KeyLimits, TeamLimits
-from relay.invalidation import bump_team
+from accounts.invalidation import bump_team
+from accounts.models import Team
 from relay.models import ModelRoute, ProviderCredential, RouteTarget
 
 
 def _changed(sender: type, instance: Any, **kwargs: Any) -> None:
     if kwargs.get("raw"):
         return
-    bump_team(instance.pk if isinstance(instance, Team) else instance.team_id)
+    bump_team(instance.team_id)
 
 
-for _model in (
-    ApiKey,
-    ProviderCredential,
-    ModelRoute,
-    RouteTarget,
-    Team,
-    TeamLimits,
-    KeyLimits,
-    CredentialLimits,
-):
+for _model in (ProviderCredential, ModelRoute, RouteTarget):
     post_save.connect(_changed, sender=_model, dispatch_uid=f"relay.bump.save.{_model.__name__}")
     post_delete.connect(
         _changed, sender=_model, dispatch_uid=f"relay.bump.delete.{_model.__name__}"
     )
-
-
-def _credit_added(sender: type, instance: CreditEntry, created: bool, **kwargs: Any) -> None:
-    """Credit added to the ledger raises the relay's idea of the balance; usage
-    debits do not (the relay counts spend itself)."""
-    if created and not kwargs.get("raw") and instance.kind != CreditEntry.Kind.USAGE:
-        bump_team(instance.team_id)
-
-
-post_save.connect(_credit_added, sender=CreditEntry, dispatch_uid="relay.bump.credit")
 
 
 def _demo_credential(sender: type, instance: Team, created: bool, **kwargs: Any) -> None:

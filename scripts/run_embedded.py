@@ -48,7 +48,7 @@ def main() -> int:
     env.setdefault("BATON_FAKE_UPSTREAM_URL", f"http://127.0.0.1:{FAKE_PORT}")
     children = [
         subprocess.Popen(
-            [python, "-m", "relay.fake_upstream", "--host", "127.0.0.1", "--port", FAKE_PORT],
+            [python, "-m", "fake_upstream", "--host", "127.0.0.1", "--port", FAKE_PORT],
             env=env,
         ),
         subprocess.Popen(

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 if TYPE_CHECKING:
-    from relay.asgi import RelayApp
+    from gateway.asgi import RelayApp
     from tests.fake_upstream.conftest import ServerThread
 
 T = TypeVar("T")

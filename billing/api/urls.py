@@ -1,5 +1,5 @@
 """The team singletons of billing. Its viewsets are registered on
-``accounts.api.urls.team_scoped``."""
+``config.api.team_scoped``."""
 
 from django.urls import path
 

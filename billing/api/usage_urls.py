@@ -1,5 +1,5 @@
 """The usage endpoint (``billing.api.usage``); billing records are a viewset
-on ``accounts.api.urls.team_scoped``."""
+on ``config.api.team_scoped``."""
 
 from django.urls import path
 

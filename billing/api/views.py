@@ -2,7 +2,7 @@
 
 Singletons of a team (its limits, its balance, redemption) are plain views
 under ``/api/teams/<team_id>/``; per-key and per-credential limits and the
-ledger are viewsets on ``accounts.api.urls.team_scoped``. Both answer 404 to
+ledger are viewsets on ``config.api.team_scoped``. Both answer 404 to
 non-members before anything else, and check the role per method.
 """
 
@@ -31,8 +31,8 @@ from billing.api.serializers import (
     TeamLimitsSerializer,
 )
 from billing.models import CreditEntry, KeyLimits
-from billing.snapshots import Limits, key_budget_caps
-from billing.usage import ScopeUse, current_use
+from billing.quota.live import ScopeUse, current_use
+from billing.quota.snapshots import Limits, key_budget_caps
 from relay.models import ProviderCredential
 
 

@@ -1,30 +1,22 @@
-"""Serializers for credentials, API keys and the catalog.
+"""Serializers for credentials and the catalog.
 
-Input rules are the pages' (``relay.forms``, ``accounts.apikey_forms``), so a
-bad value gets the same message in both places. Secrets are write-only: a
-response carries ``secret_last4``, and an API key's ``key`` appears only in
-the response that created it.
+Input rules are the pages' (``relay.forms``), so a bad value gets the same
+message in both places. Secrets are write-only: a response carries
+``secret_last4`` only.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from accounts import apikey_forms
-from accounts.models import ApiKey, Team
-from billing.api import serializers as limits
-from billing.models import MAX_RPM, MAX_TPM
+from accounts.models import Team
 from relay import forms as rules
 from relay.models import Provider, ProviderCredential
 from relay.netguard import MAX_URL_LENGTH
 from relay.secrets import MAX_SECRET_LENGTH
-
-API_KEY_STATUSES = ("active", "revoked", "expired")
 
 
 class BlankAsNullURLField(serializers.URLField):
@@ -221,87 +213,3 @@ class CredentialTestSerializer(serializers.Serializer[Any]):
     message = serializers.CharField()
     latency_ms = serializers.IntegerField(allow_null=True)
     tested_at = serializers.DateTimeField()
-
-
-class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
-    name = serializers.CharField(max_length=apikey_forms.MAX_NAME_LENGTH)
-    masked_key = serializers.CharField(source="masked", read_only=True)
-    allowed_models = serializers.ListField(
-        child=serializers.CharField(
-            max_length=apikey_forms.MAX_MODEL_NAME_LENGTH, trim_whitespace=True
-        ),
-        max_length=apikey_forms.MAX_MODELS,
-        required=False,
-        help_text="Model names or aliases this key may use; empty means all.",
-    )
-    ip_allowlist = serializers.ListField(
-        child=serializers.CharField(max_length=100),
-        max_length=apikey_forms.MAX_NETWORKS,
-        required=False,
-        help_text="CIDR blocks the key may be used from; empty means any address.",
-    )
-    expires_at = serializers.DateTimeField(required=False, allow_null=True)
-    # The same fields and bounds as key-limits (and the pages): null means no limit.
-    rpm_limit = limits.rate(MAX_RPM, "Requests per minute for this key.")
-    tpm_limit = limits.rate(MAX_TPM, "Tokens per minute for this key.")
-    budget_limit = limits.budget("Spending cap per budget_period, in the team's currency.")
-    status = serializers.SerializerMethodField()
-    created_by = serializers.EmailField(source="created_by.email", read_only=True, allow_null=True)
-    revoked_by = serializers.EmailField(source="revoked_by.email", read_only=True, allow_null=True)
-
-    class Meta:
-        model = ApiKey
-        fields: tuple[str, ...] = (
-            "id",
-            "name",
-            "masked_key",
-            "last4",
-            "status",
-            "allowed_models",
-            "expires_at",
-            "ip_allowlist",
-            "rpm_limit",
-            "tpm_limit",
-            "budget_limit",
-            "budget_period",
-            "created_by",
-            "created_at",
-            "last_used_at",
-            "revoked_at",
-            "revoked_by",
-        )
-        read_only_fields = ("id", "last4", "created_at", "last_used_at", "revoked_at")
-
-    @extend_schema_field(serializers.ChoiceField(choices=API_KEY_STATUSES))
-    def get_status(self, api_key: ApiKey) -> str:
-        if api_key.revoked_at is not None:
-            return "revoked"
-        return "active" if api_key.is_active else "expired"
-
-    def _existing(self) -> ApiKey | None:
-        return self.instance if isinstance(self.instance, ApiKey) else None
-
-    def validate_name(self, name: str) -> str:
-        return apikey_forms.clean_name(self.context["team"], name, exclude=self._existing())
-
-    def validate_allowed_models(self, models: list[str]) -> list[str]:
-        return apikey_forms.clean_allowed_models(models)
-
-    def validate_ip_allowlist(self, entries: list[str]) -> list[str]:
-        return apikey_forms.clean_ip_allowlist(entries)
-
-    def validate_expires_at(self, expires_at: datetime | None) -> datetime | None:
-        existing = self._existing()
-        return apikey_forms.clean_expiry(
-            expires_at, unchanged=existing.expires_at if existing else None
-        )
-
-
-class CreatedApiKeySerializer(ApiKeySerializer):
-    key = serializers.CharField(
-        read_only=True,
-        help_text="The API key itself. Returned only in this response; store it now.",
-    )
-
-    class Meta(ApiKeySerializer.Meta):
-        fields = (*ApiKeySerializer.Meta.fields, "key")

@@ -1,5 +1,5 @@
 """Routes that are not team-scoped. The team-scoped ones (credentials,
-api-keys) are registered on ``accounts.api.urls.team_scoped``."""
+api-keys) are registered on ``config.api.team_scoped``."""
 
 from rest_framework.routers import SimpleRouter
 

@@ -1,8 +1,8 @@
-"""Endpoints for provider credentials, team API keys and the provider catalog.
+"""Endpoints for provider credentials and the provider catalog.
 
 Team-scoped viewsets build on ``TeamScopedViewSet`` (404 for outsiders, a role
-per method) and leave every change to the actions in ``relay.actions`` and
-``accounts.apikeys``, which audit it and refresh the relay's caches.
+per method) and leave every change to the actions in ``relay.actions``, which
+audit it and refresh the relay's caches.
 """
 
 from __future__ import annotations
@@ -13,19 +13,16 @@ from django.db.models import QuerySet
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_variables
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
-from accounts import apikeys
 from accounts.api.base import TeamScopedViewSet
-from accounts.models import ApiKey, Role
+from accounts.models import Role
 from relay import actions
 from relay.api.serializers import (
-    ApiKeySerializer,
-    CreatedApiKeySerializer,
     CredentialSerializer,
     CredentialTestSerializer,
     CredentialUpdateSerializer,
@@ -133,53 +130,3 @@ class CredentialViewSet(
                 }
             ).data
         )
-
-
-class ApiKeyViewSet(
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    TeamScopedViewSet,
-):
-    """A team's API keys for /v1. Members create keys and change or revoke
-    their own; owners and admins manage every key; viewers only list."""
-
-    team_queryset = ApiKey.objects.select_related("created_by", "revoked_by")
-    serializer_class = ApiKeySerializer
-    read_role = Role.VIEWER
-    write_role = Role.MEMBER
-    http_method_names = ["get", "post", "patch", "head", "options"]
-
-    @extend_schema(request=ApiKeySerializer, responses={201: CreatedApiKeySerializer})
-    @method_decorator(sensitive_variables("issued", "data", "response"))
-    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """Issue a key. The response is the only place the key itself appears."""
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        issued = apikeys.create_api_key(
-            self.membership, **serializer.validated_data, request=request
-        )
-        data = dict(
-            CreatedApiKeySerializer(issued.api_key, context=self.get_serializer_context()).data
-        )
-        data["key"] = issued.key
-        response = Response(data, status=status.HTTP_201_CREATED)
-        response["Cache-Control"] = "no-store"
-        return response
-
-    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
-        apikeys.update_api_key(
-            self.membership,
-            cast(ApiKey, serializer.instance),
-            request=self.request,
-            **serializer.validated_data,
-        )
-
-    @extend_schema(request=None, responses=ApiKeySerializer)
-    @action(detail=True, methods=["post"])
-    def revoke(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """Revoke the key everywhere within a second. Revoking cannot be undone."""
-        api_key = self.get_object()
-        apikeys.revoke_api_key(self.membership, api_key, request=request)
-        return Response(ApiKeySerializer(api_key, context=self.get_serializer_context()).data)

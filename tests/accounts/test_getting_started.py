@@ -160,7 +160,7 @@ def test_without_any_model_the_provider_key_comes_first(cast: Cast) -> None:
 
 def test_the_example_model_of_a_member_key(cast: Cast) -> None:
     """The same choice for keys made through the API's actions (no page involved)."""
-    from relay.examples import Source, example_model
+    from console.examples import Source, example_model
 
     credential = openai_credential(cast)
     issued = apikeys.create_api_key(cast.membership(cast.bob), name="bob's", allowed_models=["o3"])

@@ -25,12 +25,12 @@ from django.utils import timezone
 from accounts import actions, apikeys, audit, tokens
 from accounts.api.auth import PAT_PREFIX
 from accounts.models import ApiKey, Invitation, PersonalAccessToken, Role
+from billing.events import UsageEvent
 from billing.ledger import ingest
 from billing.models import BillingRecord, CredentialLimits, KeyLimits, TeamLimits
 from billing.tasks import rollup_usage_task, update_billing_records_task
 from relay import actions as relay_actions
 from relay import routes as relay_routes
-from relay.metering import UsageEvent
 from relay.models import ModelRoute, Provider, ProviderCredential
 from relay.route_forms import TargetSpec
 from tests.conftest import Cast

@@ -17,7 +17,7 @@ import orjson
 import pytest
 import uvicorn
 
-from relay.fake_upstream import create_app
+from fake_upstream import create_app
 
 KEY = "sk-test-1234"
 AUTH = {"Authorization": f"Bearer {KEY}"}

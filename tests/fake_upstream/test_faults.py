@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from relay.fake_upstream import create_app
+from fake_upstream import create_app
 from tests.fake_upstream.conftest import (
     ANTHROPIC_AUTH,
     AUTH,

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from relay.fake_upstream import faults
-from relay.fake_upstream.app import resolve
-from relay.fake_upstream.tokens import (
+from fake_upstream import faults
+from fake_upstream.app import resolve
+from fake_upstream.tokens import (
     count_tokens,
     embedding,
     prompt_tokens,
@@ -123,7 +123,7 @@ def test_mounted_under_root_path() -> None:
 
     import httpx
 
-    from relay.fake_upstream import create_app
+    from fake_upstream import create_app
 
     async def call() -> httpx.Response:
         transport = httpx.ASGITransport(app=create_app(), root_path="/demo")

@@ -1,6 +1,6 @@
 """Fixtures for provider credentials and team API keys.
 
-Credentials point at the fake upstream (``relay.fake_upstream``) served on a
+Credentials point at the fake upstream (``fake_upstream``) served on a
 loopback port, so these tests allow loopback upstreams; the SSRF tests turn
 that off again. Secrets are distinctive strings so that dump and log scans
 can look for them.
@@ -16,8 +16,8 @@ import pytest
 from django.test import Client
 
 from accounts.models import ApiKey
+from fake_upstream import create_app
 from relay import actions
-from relay.fake_upstream import create_app
 from relay.models import Provider, ProviderCredential
 from relay.secrets import keyring
 from tests.conftest import Cast

@@ -23,6 +23,7 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from accounts.models import ApiKey, Team
+from billing.events import UsageEvent
 from billing.ledger import ingest
 from billing.models import (
     BillingLineItem,
@@ -33,7 +34,6 @@ from billing.models import (
     TeamLimits,
     UsageRecord,
 )
-from relay.metering import UsageEvent
 from tests.conftest import Cast
 from tests.quotas import conftest as quota_fixtures
 from tests.relay.conftest import make_key

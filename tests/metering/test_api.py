@@ -9,12 +9,12 @@ from typing import Any
 from django.core.management import call_command
 from django.utils import timezone
 
+from billing.events import STREAM_KEY
 from billing.models import UsageRecord
 from billing.records import bill
 from billing.rollups import rollup
 from config.celery import app
 from config.schedule import BEAT_SCHEDULE
-from relay.metering import STREAM_KEY
 from tests.conftest import client_for
 from tests.metering.conftest import Metered, event, ledger_totals, traffic
 

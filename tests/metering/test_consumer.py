@@ -20,8 +20,9 @@ from django.utils import timezone
 
 from billing import consumer as consumer_module
 from billing.consumer import DEAD_LETTERS, GROUP, Consumer, consume
+from billing.events import STREAM_KEY, UsageEvent
 from billing.models import UsageRecord
-from relay.metering import STREAM_KEY, RedisStreamSink, UsageEvent
+from gateway.metering import RedisStreamSink
 from tests.metering.conftest import Metered, event
 from tests.quotas.processes import free_port, wait_for_port
 

@@ -16,7 +16,7 @@ from billing.ledger import ingest
 from billing.models import Price, TeamLimits, UsageRecord
 from billing.money import from_nanos
 from billing.pricing import rates_for
-from billing.snapshots import team_quota
+from billing.quota.snapshots import team_quota
 from tests.conftest import client_for
 from tests.metering.conftest import Metered, event
 

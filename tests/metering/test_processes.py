@@ -19,9 +19,9 @@ from django.db import connection
 from django.utils import timezone
 
 from billing.consumer import GROUP
+from billing.events import STREAM_KEY
 from billing.models import BillingRecord, HourlyUsage, UsageRecord
 from billing.tasks import consume_usage_task, rollup_usage_task, update_billing_records_task
-from relay.metering import STREAM_KEY
 from tests.metering.conftest import Metered, event
 from tests.quotas.conftest import Quota, chat
 from tests.quotas.processes import ROOT, baton

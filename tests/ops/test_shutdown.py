@@ -14,8 +14,8 @@ import pytest
 
 from accounts import actions
 from accounts.models import User
+from billing.events import STREAM_KEY, UsageEvent
 from relay.catalog_seed import seed
-from relay.metering import STREAM_KEY, UsageEvent
 from relay.models import Provider
 from tests.ops.conftest import BatonProcess
 from tests.relay.conftest import make_credential, make_key, make_route

@@ -27,8 +27,9 @@ from accounts import actions
 from accounts.models import ApiKey, Membership, Role, Team, User
 from billing.consumer import Consumer
 from billing.models import Price, TeamLimits, UsageRecord
+from billing.quota.local import LOCAL
+from billing.quota.script import periods, scope_keys
 from config.routing import build_application
-from relay.admission import LOCAL, periods, scope_keys
 from relay.catalog_seed import seed
 from relay.models import Provider, ProviderCredential
 from tests.fake_upstream.conftest import Fake, ServerThread

@@ -14,7 +14,7 @@ import redis as redis_lib
 from django.conf import settings
 
 from billing.models import KeyLimits, Price
-from relay.admission import periods, scope_keys
+from billing.quota.script import periods, scope_keys
 from tests.polling import until
 from tests.quotas.conftest import Quota, chat
 from tests.quotas.processes import baton

@@ -15,7 +15,7 @@ from django.conf import settings
 from prometheus_client import REGISTRY
 
 from billing.models import KeyLimits
-from relay.admission import periods, scope_keys
+from billing.quota.script import periods, scope_keys
 from tests.quotas.conftest import OUTPUT_PRICE, Quota, chat
 
 CONCURRENT = 200

@@ -19,8 +19,8 @@ from accounts import actions
 from accounts.models import AuditEvent, Team, User
 from billing import credits
 from billing.models import AppendOnly, CreditEntry, ExchangeRate, Price, TeamLimits, UsageRecord
+from billing.quota.script import periods, scope_keys
 from billing.usage import charge_usage
-from relay.admission import periods, scope_keys
 from relay.catalog_seed import seed
 from relay.models import Provider
 from tests.conftest import Cast, client_for

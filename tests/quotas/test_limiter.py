@@ -1,8 +1,8 @@
 """The admission script itself, on Redis and in process: the same cases, the same answers.
 
-These drive ``relay/admission.lua`` with identical KEYS and ARGV on a real
+These drive ``billing/quota/admission.lua`` with identical KEYS and ARGV on a real
 Redis (through redis-py) and on the embedded default's in-process store
-(``relay/local_limits.py``: the same script on lupa's Lua 5.1).
+(``billing/quota/local.py``: the same script on lupa's Lua 5.1).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import pytest
 import redis as redis_lib
 from django.conf import settings
 
-from relay.admission import LUA, credential_keys, periods, scope_keys
-from relay.local_limits import LocalLimits
+from billing.quota.local import LocalLimits
+from billing.quota.script import LUA, credential_keys, periods, scope_keys
 
 Run = Callable[[list[str], list[Any]], list[Any]]
 NONE = [-1] * 6

@@ -1,4 +1,4 @@
-"""The embedded default's limits store (relay/local_limits.py): Lua scripts on
+"""The embedded default's limits store (billing/quota/local.py): Lua scripts on
 lupa with the Redis commands admission.lua uses, answering as Redis answers,
 called from the relay's event loop and the pages' threads at once."""
 
@@ -20,11 +20,11 @@ import pytest
 import redis as redis_lib
 from django.conf import settings
 
-from billing.snapshots import Limits
-from billing.usage import current_use
-from relay import local_limits
-from relay.admission import LUA, periods, scope_keys
-from relay.local_limits import LocalLimits
+from billing.quota import local as local_limits
+from billing.quota.live import current_use
+from billing.quota.local import LocalLimits
+from billing.quota.script import LUA, periods, scope_keys
+from billing.quota.snapshots import Limits
 from tests.quotas.conftest import Quota, chat
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -234,8 +234,8 @@ def test_reset_forgets_everything_like_a_restart() -> None:
 def test_a_process_with_a_limits_redis_never_loads_lua() -> None:
     code = (
         "import sys, django; django.setup()\n"
-        "from relay.admission import Admission\n"
-        "import billing.usage\n"
+        "from gateway.admission import Admission\n"
+        "import billing.quota.live\n"
         "admission = Admission(); admission.configure()\n"
         "assert admission.redis is not None and admission.local is None\n"
         "print('lupa' in sys.modules)\n"

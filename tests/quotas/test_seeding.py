@@ -11,7 +11,7 @@ import httpx
 from django.utils import timezone
 
 from billing.models import UsageRecord
-from relay.admission import LOCAL
+from billing.quota.local import LOCAL
 from tests.quotas.conftest import Quota, chat
 
 

@@ -28,7 +28,7 @@ from tests.fake_upstream.conftest import Fake, ServerThread
 
 @pytest.fixture(scope="session")
 def fake_upstream() -> Iterator[Fake]:
-    from relay.fake_upstream import create_app
+    from fake_upstream import create_app
 
     with ServerThread(create_app()) as server:
         handle = Fake(server.base_url)
@@ -64,7 +64,7 @@ class Relay:
 
 
 # Random-looking, as real provider keys are: the relay masks any eight characters of a
-# credential's secret in upstream errors (relay/scrub.py), so a secret made of words
+# credential's secret in upstream errors (wire/scrub.py), so a secret made of words
 # such as "upstream" would mask those words in Baton's own messages too.
 UPSTREAM_SECRET = "sk-Qf3vT9xLm2Rk8Wp4Zc7Hn1234"
 

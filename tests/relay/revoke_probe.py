@@ -23,7 +23,7 @@ django.setup()
 import redis.asyncio as aioredis  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from relay.cache import RelayCache  # noqa: E402
+from gateway.cache import RelayCache  # noqa: E402
 
 
 async def main(presented: str) -> None:

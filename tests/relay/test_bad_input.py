@@ -15,7 +15,7 @@ import httpx
 import orjson
 import pytest
 
-from relay.asgi import header_value
+from gateway.asgi import header_value
 from tests.relay.conftest import Relay, make_credential, make_route
 
 BAD_BODIES: list[Any] = [

@@ -20,13 +20,13 @@ from django.core.asgi import get_asgi_application
 from django.test import Client
 
 from accounts import actions
+from accounts.invalidation import bump_team_now
 from accounts.models import User
 from billing.models import Price
 from config.routing import build_application
+from fake_upstream import create_app
 from relay.catalog_seed import DEMO_PROVIDER, seed
-from relay.fake_upstream import create_app
 from relay.forms import provider_choices
-from relay.invalidation import bump_team_now
 from relay.models import Provider, ProviderCredential
 from tests.fake_upstream.conftest import Fake, ServerThread
 

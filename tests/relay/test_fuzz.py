@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 
 from accounts import actions
 from accounts.models import User
-from relay.asgi import RelayApp
+from gateway.asgi import RelayApp
 from relay.catalog_seed import seed
 from relay.models import Provider
 from tests.relay.conftest import make_credential, make_key, make_route

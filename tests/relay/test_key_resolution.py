@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from accounts import actions
 from accounts.models import ApiKey, User
-from relay.cache import RelayCache
+from gateway.cache import RelayCache
 from tests.relay.conftest import make_key
 
 ROOT = Path(__file__).resolve().parents[2]

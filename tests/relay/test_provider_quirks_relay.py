@@ -1,7 +1,7 @@
 """Provider quirks seen through the relay, against the fake upstream's flavors.
 
 The adapters' unit tests cover each wire shape byte by byte
-(tests/relay/providers); these prove the relay bills and relays them right.
+(tests/wire/providers); these prove the relay bills and relays them right.
 """
 
 from __future__ import annotations

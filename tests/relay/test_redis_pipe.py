@@ -1,4 +1,4 @@
-"""The pipelined limits-store connection (relay/redis_pipe.py) against a real redis-server:
+"""The pipelined limits-store connection (gateway/redis_pipe.py) against a real redis-server:
 replies reach the right callers, calls of one loop turn share a write, and every way the
 server can fail ends in redis-py's exceptions within the timeout, then recovers."""
 
@@ -17,7 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from relay.redis_pipe import PipelinedRedis, Script, encode
+from gateway.redis_pipe import PipelinedRedis, Script, encode
 from tests.polling import until_async
 from tests.quotas.processes import redis_server
 

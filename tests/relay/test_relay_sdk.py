@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from accounts.models import ApiKey
-from relay.metering import STREAM_KEY, UsageEvent
+from billing.events import STREAM_KEY, UsageEvent
 from tests.ops.test_metrics import scrape, total
 from tests.relay.conftest import Relay, make_credential, make_key, make_route
 

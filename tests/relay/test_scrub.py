@@ -1,4 +1,4 @@
-"""relay/scrub.py: what of a provider secret may appear in text passed on from the provider."""
+"""wire/scrub.py: what of a provider secret may appear in text passed on from the provider."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from urllib.parse import quote
 import pytest
 
 from relay import credential_test
-from relay.providers.base import MAX_MESSAGE_CHARS, UpstreamError
-from relay.scrub import MIN_RUN, scrub
+from wire.providers.base import MAX_MESSAGE_CHARS, UpstreamError
+from wire.scrub import MIN_RUN, scrub
 
 SECRET = "sk-proj-Zx81+Qm/Tb47=Lw0pHc3Vn6Ry"
 HINT = "…" + SECRET[-4:]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 
-from relay.metering import BATCH_SIZE, Sink, UsageEvent
+from billing.events import UsageEvent
+from gateway.metering import BATCH_SIZE, Sink
 
 
 class MemorySink(Sink):

@@ -1,0 +1,34 @@
+"""What the relay knows about one request while it runs.
+
+``RelayApp`` fills a ``Call`` step by step; at the end it becomes the request's
+usage event (settle) and its metrics and log line (gateway/observability.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gateway.admission import Hold
+from gateway.contexts import KeyContext, Target
+from wire.providers import Usage
+
+
+@dataclass(slots=True)
+class Call:
+    """Bookkeeping for one relay request, turned into its usage event at the end."""
+
+    request_id: str
+    started: float
+    endpoint: str = ""
+    key: KeyContext | None = None
+    alias: str = ""
+    target: Target | None = None
+    streamed: bool = False
+    attempts: int = 0
+    status: int = 0
+    error_class: str = ""
+    usage: Usage = field(default_factory=Usage)
+    upstream_seconds: float = 0.0
+    ttfb: float | None = None
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    hold: Hold | None = None

@@ -1,0 +1,102 @@
+"""The sink that carries usage events off the hot path.
+
+The relay builds one ``UsageEvent`` (billing/events.py, the contract with the
+ledger) per request, successful or not, and hands it to the sink with ``emit``, which never blocks: events are batched by a
+background task. With Redis the batch is appended to a Redis stream (read by
+the metering consumer into the ledger); in the embedded default the batch is
+written straight into the ledger table. Stopping the process flushes what is
+pending (graceful shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from abc import ABC, abstractmethod
+from typing import Any
+
+from billing.events import STREAM_KEY, UsageEvent
+from billing.ledger import ingest
+from gateway.db import in_thread
+
+log = logging.getLogger("baton.metering")
+
+BATCH_SIZE = 500
+FLUSH_INTERVAL = 0.05
+
+
+class Sink(ABC):
+    def __init__(self) -> None:
+        self.pending: list[UsageEvent] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.written = 0
+
+    def emit(self, event: UsageEvent) -> None:
+        self.pending.append(event)
+        if len(self.pending) >= BATCH_SIZE:
+            self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        """Let the flusher finish (a write in progress completes) and write the rest.
+
+        The flusher is told to stop rather than cancelled: a cancellation arriving as a
+        full batch woke it was lost inside ``asyncio.wait_for`` and it ran on for ever;
+        and a cancelled write would drop its batch."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await asyncio.wait({self._task})  # a cancellation of stop() itself still propagates
+        await self.flush()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FLUSH_INTERVAL):
+                    await self._wake.wait()
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, []
+        try:
+            await self.write(batch)
+            self.written += len(batch)
+        except Exception:
+            # Keep the events and retry on the next tick: losing them is losing money.
+            log.exception("could not write %d usage events; will retry", len(batch))
+            self.pending[:0] = batch
+        except asyncio.CancelledError:
+            self.pending[:0] = batch  # replays are harmless: the ledger ignores known ids
+            raise
+
+    @abstractmethod
+    async def write(self, batch: list[UsageEvent]) -> None:
+        """Durably store a batch; raise to have it retried."""
+
+
+class RedisStreamSink(Sink):
+    def __init__(self, redis: Any) -> None:
+        super().__init__()
+        self.redis = redis
+
+    async def write(self, batch: list[UsageEvent]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for event in batch:
+            pipe.xadd(STREAM_KEY, {"event": event.to_json()})
+        await pipe.execute()
+
+
+class DatabaseSink(Sink):
+    """Embedded default: straight into the ledger, in a worker thread."""
+
+    async def write(self, batch: list[UsageEvent]) -> None:
+        # Priced on the way in; replays of a request id are ignored.
+        await in_thread(ingest, batch)
