@@ -8,9 +8,7 @@ OpenAI-compatible provider with request quirks is one entry in
 
 from __future__ import annotations
 
-from .anthropic import AnthropicAdapter
-from .azure import AzureAdapter
-from .base import (
+from wire.base import (
     Adapter,
     Endpoint,
     StreamTranslator,
@@ -19,6 +17,9 @@ from .base import (
     UpstreamRequest,
     Usage,
 )
+
+from .anthropic import AnthropicAdapter
+from .azure import AzureAdapter
 from .openai_compat import OpenAICompatAdapter
 
 __all__ = [

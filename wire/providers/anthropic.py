@@ -30,24 +30,23 @@ from typing import Any
 
 import orjson
 
-from wire.tokens import text_token_units
-
-from .anthropic_convert import (
-    finish_reason,
-    from_anthropic_response,
-    models_to_openai,
-    to_anthropic_request,
-)
-from .base import Endpoint, Upstream, UpstreamError, UpstreamRequest, Usage, add_extra_headers
-from .errors import (
+from wire.base import Endpoint, Upstream, UpstreamError, UpstreamRequest, Usage, add_extra_headers
+from wire.errors import (
     error_from_payload,
     error_from_response,
     load_json_object,
     malformed_chunk_error,
 )
-from .sse import DONE_EVENT, event_fields
-from .translator import TranslatorBase
-from .usage import usage_from_anthropic
+from wire.sse import DONE_EVENT, event_fields
+from wire.tokens import text_token_units
+from wire.translate.messages import (
+    finish_reason,
+    from_anthropic_response,
+    models_to_openai,
+    to_anthropic_request,
+)
+from wire.translator import TranslatorBase
+from wire.usage import usage_from_anthropic
 
 DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
 

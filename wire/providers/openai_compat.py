@@ -42,19 +42,19 @@ from typing import Any
 
 import orjson
 
-from wire.tokens import text_token_units, units_to_tokens
-
-from .base import Endpoint, Upstream, UpstreamError, UpstreamRequest, Usage, add_extra_headers
-from .errors import (
+from wire.base import Endpoint, Upstream, UpstreamError, UpstreamRequest, Usage, add_extra_headers
+from wire.errors import (
     error_from_payload,
     error_from_response,
     load_json_object,
     malformed_chunk_error,
 )
+from wire.sse import DONE_EVENT, event_fields
+from wire.tokens import text_token_units, units_to_tokens
+from wire.translator import TranslatorBase
+from wire.usage import usage_from_openai
+
 from .quirks import Quirks, apply_quirks, quirks_for, upstream_model
-from .sse import DONE_EVENT, event_fields
-from .translator import TranslatorBase
-from .usage import usage_from_openai
 
 PATHS: dict[str, str] = {
     "chat": "/chat/completions",

@@ -28,8 +28,8 @@ from typing import Any, TypeGuard
 
 import orjson
 
-from .base import UpstreamError, Usage
-from .usage import usage_from_anthropic
+from wire.base import UpstreamError, Usage
+from wire.usage import usage_from_anthropic
 
 DEFAULT_MAX_TOKENS = 4096
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .base import Usage
+from wire.base import Usage
 
 
 def usage_from_openai(raw: Mapping[str, Any]) -> tuple[Usage, bool]:

@@ -11,11 +11,10 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 
+from wire.base import UpstreamError, Usage
+from wire.errors import oversized_event_error
+from wire.sse import EventSplitter
 from wire.tokens import units_to_tokens
-
-from .base import UpstreamError, Usage
-from .errors import oversized_event_error
-from .sse import EventSplitter
 
 
 class TranslatorBase(ABC):
