@@ -90,6 +90,10 @@ class TranslatorBase(ABC):
         error event, without anything of the credential's key the provider echoed."""
         self.error = error.scrub_secret(self._secret)
         self._closed = True
+        return self._error_event(self.error)
+
+    def _error_event(self, error: UpstreamError) -> bytes:
+        """How this stream says it failed: an OpenAI error event; native dialects override."""
         return error.sse_event()
 
     @abstractmethod

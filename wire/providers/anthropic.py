@@ -8,7 +8,8 @@ typed events into ``chat.completion.chunk`` events (providers.md section 6):
 - ``content_block_start`` of a ``tool_use``: a new ``tool_calls[i]`` with its id,
   name and empty arguments;
 - ``content_block_delta``: ``content``, ``tool_calls[i].function.arguments``
-  fragments or ``reasoning_content`` (signatures and citations are dropped);
+  fragments or ``reasoning_content``; a thinking block's signature as a
+  ``thinking_blocks`` delta (LiteLLM's convention); citations are dropped;
 - ``message_delta``: the ``finish_reason`` chunk;
 - ``message_stop``: the usage chunk (if the client asked for usage), then ``[DONE]``;
 - ``ping`` and ``content_block_stop``: nothing;
@@ -46,7 +47,7 @@ from wire.translate.messages import (
     to_anthropic_request,
 )
 from wire.translator import TranslatorBase
-from wire.usage import usage_from_anthropic
+from wire.usage import MessagesUsage
 
 DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
 
@@ -68,7 +69,13 @@ class AnthropicAdapter:
     family = "anthropic"
 
     def build_request(
-        self, endpoint: Endpoint, body: dict[str, Any], upstream: Upstream, *, stream: bool
+        self,
+        endpoint: Endpoint,
+        body: dict[str, Any],
+        upstream: Upstream,
+        *,
+        stream: bool,
+        forward: Mapping[str, str] | None = None,
     ) -> UpstreamRequest:
         if endpoint not in ("chat", "models"):
             raise unsupported_endpoint(endpoint)
@@ -116,14 +123,11 @@ class AnthropicAdapter:
 
 class AnthropicStreamTranslator(TranslatorBase):
     __slots__ = (
-        "_cache_read",
-        "_cache_write",
         "_created",
         "_final_usage_seen",
         "_head",
-        "_input",
-        "_output",
         "_tool_index",
+        "_tracker",
     )
 
     def __init__(self, *, client_wants_usage: bool, created: int, secret: str = "") -> None:
@@ -131,10 +135,7 @@ class AnthropicStreamTranslator(TranslatorBase):
         self._created = created
         self._head = self._chunk_head("", "")
         self._tool_index: dict[Any, int] = {}  # content block index -> tool_calls index
-        self._input = 0
-        self._cache_read = 0
-        self._cache_write = 0
-        self._output = 0
+        self._tracker = MessagesUsage()
         self._final_usage_seen = False
 
     def _completion_reported(self) -> bool:
@@ -225,7 +226,12 @@ class AnthropicStreamTranslator(TranslatorBase):
             return self._chunk({"tool_calls": [call]})
         if delta_type == "thinking_delta":
             return self._text(delta.get("thinking"), "reasoning_content")
-        return b""  # signature_delta, citations_delta
+        if delta_type == "signature_delta" and isinstance(delta.get("signature"), str):
+            # LiteLLM's thinking_blocks convention: the signature reaches chat clients that
+            # keep it (and Baton's own translators), so the block can be sent back whole.
+            block = {"type": "thinking", "thinking": "", "signature": delta["signature"]}
+            return self._chunk({"thinking_blocks": [block]})
+        return b""  # citations_delta
 
     def _text(self, text: Any, field: str) -> bytes:
         if not isinstance(text, str) or not text:
@@ -239,20 +245,8 @@ class AnthropicStreamTranslator(TranslatorBase):
             self._units += text_token_units(text)
 
     def _take_usage(self, raw: Any) -> None:
-        if not isinstance(raw, dict):
-            return
-        self._input = max(self._input, _int(raw.get("input_tokens")))
-        self._cache_read = max(self._cache_read, _int(raw.get("cache_read_input_tokens")))
-        self._cache_write = max(self._cache_write, _int(raw.get("cache_creation_input_tokens")))
-        self._output = max(self._output, _int(raw.get("output_tokens")))
-        self.usage = usage_from_anthropic(
-            {
-                "input_tokens": self._input,
-                "cache_read_input_tokens": self._cache_read,
-                "cache_creation_input_tokens": self._cache_write,
-                "output_tokens": self._output,
-            }
-        )
+        if isinstance(raw, dict):
+            self.usage = self._tracker.take(raw)
 
     def _chunk_head(self, message_id: str, model: str) -> bytes:
         # Every chunk of a stream shares id, created and model: serialise that

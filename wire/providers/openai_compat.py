@@ -71,7 +71,13 @@ class OpenAICompatAdapter:
     family = "openai"
 
     def build_request(
-        self, endpoint: Endpoint, body: dict[str, Any], upstream: Upstream, *, stream: bool
+        self,
+        endpoint: Endpoint,
+        body: dict[str, Any],
+        upstream: Upstream,
+        *,
+        stream: bool,
+        forward: Mapping[str, str] | None = None,
     ) -> UpstreamRequest:
         headers = self.headers(upstream)
         url = self.url(endpoint, upstream)
@@ -82,6 +88,7 @@ class OpenAICompatAdapter:
         payload["model"] = self.body_model(upstream, quirks)
         _set_stream(payload, stream and endpoint != "embeddings", quirks)
         apply_quirks(payload, quirks, upstream.model)
+        _drop_thinking_blocks(payload)
         headers["Content-Type"] = "application/json"
         return UpstreamRequest("POST", url, headers, orjson.dumps(payload))
 
@@ -333,3 +340,17 @@ def _message_units(choices: Any) -> int:
                     texts += [function.get("name"), function.get("arguments")]
         units += sum(text_token_units(t) for t in texts if isinstance(t, str))
     return units
+
+
+def _drop_thinking_blocks(payload: dict[str, Any]) -> None:
+    """``thinking_blocks`` is the chat pivot's carrier for signed Anthropic thinking
+    (LiteLLM's convention), not a field any chat provider knows: it never leaves Baton.
+    The reasoning text it holds stays in ``reasoning_content``."""
+    messages = payload.get("messages")
+    if not isinstance(messages, list):
+        return
+    if any(isinstance(m, dict) and "thinking_blocks" in m for m in messages):
+        payload["messages"] = [
+            {k: v for k, v in m.items() if k != "thinking_blocks"} if isinstance(m, dict) else m
+            for m in messages
+        ]
