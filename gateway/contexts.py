@@ -124,6 +124,7 @@ def _upstream(credential: ProviderCredential, secret: str, model: str) -> Upstre
         api_key=secret,
         model=model,
         extras=credential.extras or {},
+        natives=credential.native_dialects(),
     )
 
 

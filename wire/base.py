@@ -234,17 +234,29 @@ def add_extra_headers(headers: dict[str, str], extras: Mapping[str, Any]) -> Non
 
 
 class StreamTranslator(Protocol):
-    """Incremental upstream-SSE to OpenAI-SSE conversion for one stream.
+    """Incremental upstream-SSE to client-SSE conversion for one stream.
 
     Memory is bounded by the largest single event, never by the stream.
     After ``error`` is set the translator is closed: later input is ignored
     and ``finish`` returns nothing (the error event was the last output).
     """
 
-    usage: Usage | None  # best usage reported so far (None if the provider sent none)
-    completion_chars: int  # generated characters seen (content, reasoning, tool arguments)
     error: UpstreamError | None  # set once an in-stream error (or a broken stream) was seen
-    saw_done: bool  # the upstream itself signalled a normal end ([DONE] / message_stop)
+
+    @property
+    def usage(self) -> Usage | None:
+        """The best usage reported so far (None if the provider sent none)."""
+        ...
+
+    @property
+    def completion_chars(self) -> int:
+        """Generated characters seen (content, reasoning, tool arguments)."""
+        ...
+
+    @property
+    def saw_done(self) -> bool:
+        """The upstream itself signalled a normal end ([DONE] / message_stop)."""
+        ...
 
     def feed(self, data: bytes) -> bytes:
         """Raw upstream bytes (any chunking) in, bytes for the client out."""
