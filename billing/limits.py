@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from django.core.exceptions import PermissionDenied
@@ -50,23 +48,8 @@ def _check_can_edit(actor: Membership) -> None:
         raise PermissionDenied(_("Only owners and admins can change limits."))
 
 
-def jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
-
-
 def _apply(instance: Any, values: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
-    unknown = set(values) - set(allowed)
-    if unknown:
-        raise TypeError(f"not editable: {sorted(unknown)}")
-    changes = {
-        name: {"old": jsonable(getattr(instance, name)), "new": jsonable(value)}
-        for name, value in values.items()
-        if getattr(instance, name) != value
-    }
+    changes = audit.changes(instance, values, allowed)
     for name in changes:
         setattr(instance, name, values[name])
     return changes
