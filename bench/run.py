@@ -610,6 +610,20 @@ def phase_unloaded(stack: Stack, requests: int) -> dict[str, Any]:
     return result
 
 
+def baton_saturated(stack: Stack, args: argparse.Namespace, fake_pids: list[int]) -> dict[str, Any]:
+    """The saturated phase through Baton, at each of ``args.concurrency``."""
+    return phase_saturated(
+        "baton",
+        stack.target("baton")["url"],
+        stack.key,
+        "bench",
+        stack.baton.pids(),
+        fake_pids,
+        args.concurrency,
+        args.seconds,
+    )
+
+
 def phase_saturated(
     name: str,
     url: str,
@@ -879,16 +893,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             )
             for kind in ("json", "stream")
         }
-        report["saturated"] = phase_saturated(
-            "baton",
-            stack.target("baton")["url"],
-            stack.key,
-            "bench",
-            stack.baton.pids(),
-            fake_pids,
-            args.concurrency,
-            args.seconds,
-        )
+        report["saturated"] = baton_saturated(stack, args, fake_pids)
         if args.profile:
             report["profile"] = phase_profile(stack, fake_pids, args.seconds)
         rate = best(report["saturated"]["stream"])["rps"] / 2
@@ -992,16 +997,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
             args.seconds,
         )
         proxy.stop()
-        report["baton"] = phase_saturated(
-            "baton",
-            stack.target("baton")["url"],
-            stack.key,
-            "bench",
-            stack.baton.pids(),
-            fake_pids,
-            args.concurrency,
-            args.seconds,
-        )
+        report["baton"] = baton_saturated(stack, args, fake_pids)
     ratios: dict[str, Any] = {}
     for kind in ("json", "stream"):
         ratios[kind] = [
