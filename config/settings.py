@@ -418,7 +418,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "CredentialStatusEnum": "relay.models.CredentialStatus",
         "BillingRecordStatusEnum": "billing.models.BillingRecord.Status",
-        "ApiKeyStatusEnum": "relay.api.serializers.API_KEY_STATUSES",
+        "ApiKeyStatusEnum": "console.api.API_KEY_STATUSES",
         "InvitationStatusEnum": "accounts.api.serializers.INVITATION_STATUSES",
     },
 }

@@ -43,7 +43,7 @@ import pytest
 from django.conf import settings
 from django.urls import reverse
 
-from tests.ops.conftest import BatonProcess, free_port
+from scripts.services import free_port
 from tests.ops.production import (
     DEPLOY,
     ROOT,
@@ -53,6 +53,7 @@ from tests.ops.production import (
     manage,
     production_env,
 )
+from tests.processes import BatonProcess
 from tests.test_tenancy import team_scoped_patterns
 
 pytestmark = pytest.mark.production
