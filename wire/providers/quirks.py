@@ -1,6 +1,7 @@
 """Request fixes for OpenAI-compatible providers that are not quite compatible.
 
-One :class:`Quirks` entry per catalog provider id (providers.md section 4);
+One :class:`Quirks` entry per catalog provider id, each fix from the provider's
+API page (docs/providers.md lists them) or, where the code says so, from traffic;
 providers without an entry get the body as the client sent it. Adding a
 provider that needs fixes means adding one entry here, and adding a new kind
 of fix means one field plus a few lines in :func:`apply_quirks`.
