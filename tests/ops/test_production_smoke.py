@@ -9,7 +9,7 @@ every page with 500. This module takes deploy/'s own steps, read from deploy/'s 
 3. ``manage.py check --deploy`` and ``makemigrations --check``;
 4. the compose file's ``uvicorn`` command line, with the compose file's environment and
    ``deploy/baton.env.example`` filled in (tests/ops/production.py), behind a pretend TLS proxy
-   as the README's deployment has it (``BEHIND_TLS_PROXY``: the client sends
+   as docs/deployment.md has it (``BEHIND_TLS_PROXY``: the client sends
    ``X-Forwarded-Proto: https`` and, like a browser on HTTPS, returns Secure cookies);
 
 and then signs up, logs in, walks every team page and the API docs with their static files,
