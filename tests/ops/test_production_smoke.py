@@ -438,6 +438,7 @@ def dockerignored(path: str) -> bool:
         ".venv/bin/python",
         ".git/config",
         "staticfiles/staticfiles.json",
+        "tests/agents/node_modules/.bin/claude",  # the agent CLIs for the tests, 660 MB
     ],
 )
 def test_the_image_build_leaves_local_secrets_and_state_out(path: str) -> None:
