@@ -67,10 +67,11 @@ minimax   stateless false  reasoning_text 400 *fake*   400 *fake*   OpenAI's, no
   ``function_call`` ("No tool call found for function call output with call_id …."), a
   ``function_call`` without its output ("No tool output found for function call …."), content
   part types by role, ``phase`` values, a ``json_object`` format without "json" in the input.
-* **Tools.** ``function``, ``custom`` and ``namespace`` tools are accepted everywhere; built-in
-  (hosted) tools such as ``web_search`` only on OpenAI and Azure, which accept but never run
-  them here (no ``web_search_call`` item); elsewhere they are 400 ``invalid_value`` on
-  ``tools[i].type``. With function tools the fake calls one (the one ``tool_choice`` names,
+* **Tools.** ``function``, ``custom`` and ``namespace`` tools are accepted everywhere; OpenAI's
+  built-in tool types (``web_search``, ``tool_search``, ``file_search``… see ``HOSTED_TOOLS``;
+  Codex 0.171.0 sends ``web_search`` and a client-executed ``tool_search``) only on OpenAI and
+  Azure, which accept but never run them here (no ``web_search_call`` item); elsewhere they
+  are 400 ``invalid_value`` on ``tools[i].type``, so a relay must drop them. With function tools the fake calls one (the one ``tool_choice`` names,
   else one whose name is a word of the prompt, else the first top-level function, else the
   first inside a namespace, with ``namespace`` set on the call), unless ``tool_choice`` is
   ``none``, or the last input item is a ``function_call_output`` and the choice is not forced:
@@ -530,6 +531,7 @@ class Request:
     summary: bool
     max_output_tokens: int | None
     text_format: dict[str, Any]
+    verbosity: str
     prompt_cache_key: str | None
     obfuscate: bool
     body: dict[str, Any]
@@ -855,6 +857,7 @@ def parse(fl: Flavor, body: dict[str, Any], key: str, strict: bool, state: State
         summary=summary is not None,
         max_output_tokens=max_output,
         text_format=text_format,
+        verbosity=str(_obj(body.get("text")).get("verbosity") or "medium"),
         prompt_cache_key=cache_key,
         obfuscate=dialect.obfuscation and options.get("include_obfuscation") is not False,
         body=body,
@@ -1147,7 +1150,7 @@ def response_object(
         "service_tier": body.get("service_tier") or "default",
         "store": req.store,
         "temperature": body.get("temperature", 1.0),
-        "text": {"format": req.text_format, "verbosity": "medium"},
+        "text": {"format": req.text_format, "verbosity": req.verbosity},
         "tool_choice": req.tool_choice,
         "tools": req.tools.echo,
         "top_p": body.get("top_p", 1.0),
