@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 UV_VERSION := 0.13.9
 UV := $(VENV)/bin/uv
 
-.PHONY: run test lint fmt install lock messages check-test-binaries bench bench-compare check-bench-binaries
+.PHONY: run test lint fmt install lock messages check-test-binaries bench bench-compare check-bench-binaries agents
 
 # Installs exactly what uv.lock pins (hash-checked), then Baton itself without resolving
 # anything. --locked refuses a lock that no longer matches pyproject.toml: run `make lock`.
@@ -41,6 +41,19 @@ check-test-binaries:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { echo "PostgreSQL server binaries are missing: apt-get install postgresql"; exit 1; }
 	@command -v redis-server >/dev/null || { echo "redis-server is missing: apt-get install redis-server"; exit 1; }
 	@command -v chromium >/dev/null || { echo "chromium is missing (browser tests): apt-get install chromium"; exit 1; }
+
+# The real coding-agent CLIs the `agents` tests drive (Claude Code, Codex CLI): exactly the
+# versions and hashes tests/agents/package-lock.json pins, from the npm registry. Runs npm only
+# when the lock changed, so it is quick when already installed; `make test` never downloads
+# them (the agents tests fail, saying to run this, when they are missing).
+AGENTS_DIR := tests/agents
+AGENTS_STAMP := $(AGENTS_DIR)/node_modules/.installed-stamp
+$(AGENTS_STAMP): $(AGENTS_DIR)/package.json $(AGENTS_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing (agent CLI tests): apt-get install npm"; exit 1; }
+	cd $(AGENTS_DIR) && npm ci --include=optional --no-audit --no-fund --loglevel=warn
+	@touch $@
+
+agents: $(AGENTS_STAMP)
 
 # The whole suite on throwaway PostgreSQL and Redis servers plus headless Chromium.
 test: $(STAMP) check-test-binaries

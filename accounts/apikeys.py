@@ -61,14 +61,6 @@ def _check_can_manage(actor: Membership, api_key: ApiKey) -> None:
         raise PermissionDenied(_("Members can only change their own API keys."))
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
-
-
 def _duplicate_name() -> TeamRuleError:
     return TeamRuleError(_("This team already has an active API key with that name."))
 
@@ -115,7 +107,7 @@ def create_api_key(
                 api_key,
                 request=request,
                 **{
-                    field: _jsonable(getattr(api_key, field))
+                    field: audit.jsonable(getattr(api_key, field))
                     for field in EDITABLE_FIELDS
                     if field != "name"
                 },
@@ -133,14 +125,7 @@ def update_api_key(
     _check_can_manage(actor, api_key)
     if api_key.revoked_at is not None:
         raise TeamRuleError(_("This API key has been revoked and cannot be changed."))
-    unknown = set(values) - set(EDITABLE_FIELDS)
-    if unknown:
-        raise TypeError(f"not editable: {sorted(unknown)}")
-    changes = {
-        field: {"old": _jsonable(getattr(api_key, field)), "new": _jsonable(value)}
-        for field, value in values.items()
-        if getattr(api_key, field) != value
-    }
+    changes = audit.changes(api_key, values, EDITABLE_FIELDS)
     if not changes:
         return api_key
     try:

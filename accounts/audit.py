@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db import models
@@ -38,3 +41,27 @@ def record(
         ip_address=client_ip(request),
         details=details,
     )
+
+
+def jsonable(value: Any) -> Any:
+    """A field's value as the audit log's JSON keeps it (decimals and times as text)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def changes(
+    instance: models.Model, values: Mapping[str, Any], editable: Iterable[str]
+) -> dict[str, dict[str, Any]]:
+    """The old and new value of each field that ``values`` would change on ``instance``, as
+    an audit event's details. A field outside ``editable`` is a caller's mistake (TypeError)."""
+    unknown = set(values) - set(editable)
+    if unknown:
+        raise TypeError(f"not editable: {sorted(unknown)}")
+    return {
+        name: {"old": jsonable(getattr(instance, name)), "new": jsonable(value)}
+        for name, value in values.items()
+        if getattr(instance, name) != value
+    }

@@ -16,6 +16,7 @@ from accounts.api.auth import PAT_PREFIX
 from accounts.context_processors import current_team
 from accounts.forms import AccessTokenForm, InviteForm, RoleForm, TeamForm
 from accounts.models import Membership, PersonalAccessToken, Role
+from accounts.pages import refusals_on, submitted
 from accounts.tenancy import SESSION_TEAM_KEY, current_user, get_for_team, get_membership, team_view
 
 
@@ -37,7 +38,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @login_required
 def team_create(request: HttpRequest) -> HttpResponse:
     form = TeamForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    if submitted(request, form):
         team = actions.create_team(
             current_user(request), name=form.cleaned_data["name"], request=request
         )
@@ -58,12 +59,9 @@ def team_switch(request: HttpRequest) -> HttpResponse:
 def team_settings(request: HttpRequest, membership: Membership) -> HttpResponse:
     team = membership.team
     form = TeamForm(request.POST or None, initial={"name": team.name})
-    if request.method == "POST" and form.is_valid():
-        try:
+    if submitted(request, form):
+        with refusals_on(form):
             actions.rename_team(membership, form.cleaned_data["name"], request=request)
-        except actions.TeamRuleError as exc:
-            form.add_error(None, str(exc))
-        else:
             messages.success(request, _("Team renamed."))
             return redirect("team_settings", team_id=team.pk)
     return render(
@@ -76,17 +74,14 @@ def team_members(request: HttpRequest, membership: Membership) -> HttpResponse:
     team = membership.team
     form = InviteForm(request.POST or None)
     issued = None
-    if request.method == "POST" and form.is_valid():
-        try:
+    if submitted(request, form):
+        with refusals_on(form):
             issued = actions.invite(
                 membership,
                 email=form.cleaned_data["email"],
                 role=form.cleaned_data["role"],
                 request=request,
             )
-        except actions.TeamRuleError as exc:
-            form.add_error(None, str(exc))
-        else:
             messages.success(
                 request, _("Invitation sent to %(email)s.") % {"email": issued.invitation.email}
             )
@@ -236,7 +231,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
 def access_tokens(request: HttpRequest) -> HttpResponse:
     form = AccessTokenForm(request.POST or None)
     issued = None
-    if request.method == "POST" and form.is_valid():
+    if submitted(request, form):
         issued = tokens.issue(PAT_PREFIX)
         PersonalAccessToken.objects.create(
             user=current_user(request),

@@ -23,7 +23,6 @@ import resource
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,9 @@ from typing import Any
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(1, str(ROOT))  # after bench/ itself: scripts/services.py for free ports
+from scripts.services import free_port  # noqa: E402
+
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
 PY = sys.executable
@@ -52,12 +54,6 @@ TOOLS = BENCH / ".tools"  # granian and py-spy, installed on demand with pip --t
 
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- processes and /proc accounting ------------------------------------------------------------
@@ -614,6 +610,20 @@ def phase_unloaded(stack: Stack, requests: int) -> dict[str, Any]:
     return result
 
 
+def baton_saturated(stack: Stack, args: argparse.Namespace, fake_pids: list[int]) -> dict[str, Any]:
+    """The saturated phase through Baton, at each of ``args.concurrency``."""
+    return phase_saturated(
+        "baton",
+        stack.target("baton")["url"],
+        stack.key,
+        "bench",
+        stack.baton.pids(),
+        fake_pids,
+        args.concurrency,
+        args.seconds,
+    )
+
+
 def phase_saturated(
     name: str,
     url: str,
@@ -883,16 +893,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             )
             for kind in ("json", "stream")
         }
-        report["saturated"] = phase_saturated(
-            "baton",
-            stack.target("baton")["url"],
-            stack.key,
-            "bench",
-            stack.baton.pids(),
-            fake_pids,
-            args.concurrency,
-            args.seconds,
-        )
+        report["saturated"] = baton_saturated(stack, args, fake_pids)
         if args.profile:
             report["profile"] = phase_profile(stack, fake_pids, args.seconds)
         rate = best(report["saturated"]["stream"])["rps"] / 2
@@ -996,16 +997,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
             args.seconds,
         )
         proxy.stop()
-        report["baton"] = phase_saturated(
-            "baton",
-            stack.target("baton")["url"],
-            stack.key,
-            "bench",
-            stack.baton.pids(),
-            fake_pids,
-            args.concurrency,
-            args.seconds,
-        )
+        report["baton"] = baton_saturated(stack, args, fake_pids)
     ratios: dict[str, Any] = {}
     for kind in ("json", "stream"):
         ratios[kind] = [

@@ -26,7 +26,6 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts import audit
 from billing import credits
-from billing.limits import jsonable
 from billing.metering_admin import has_rolled_up_usage
 from billing.models import (
     CredentialLimits,
@@ -149,7 +148,10 @@ class TeamLimitsAdmin(admin.ModelAdmin):
         with transaction.atomic():
             super().save_model(request, obj, form, change)
             changes = {
-                name: {"old": jsonable(form.initial.get(name)), "new": jsonable(getattr(obj, name))}
+                name: {
+                    "old": audit.jsonable(form.initial.get(name)),
+                    "new": audit.jsonable(getattr(obj, name)),
+                }
                 for name in form.changed_data
                 if name not in ("team", "currency")
             }

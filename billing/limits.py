@@ -2,16 +2,16 @@
 
 Owners and admins change limits; everyone in the team sees them. Every
 change is audited with its old and new values and reaches the relay within a
-second (relay/signals.py bumps the team's cache version on save). A key's
+second (billing/signals.py bumps the team's cache version on save). A key's
 requests and tokens per minute live on ``ApiKey`` itself and go through
 ``accounts.apikeys.update_api_key``; its other limits live in ``KeyLimits``.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 
 from accounts import apikeys, audit
 from accounts.actions import TeamRuleError
-from accounts.models import ApiKey, Membership, Role
+from accounts.models import ApiKey, Membership, Role, Team
 from billing.models import CredentialLimits, KeyLimits, TeamLimits
 from relay.models import ProviderCredential
 
@@ -36,6 +36,8 @@ KEY_FIELDS = (
 KEY_OWN_FIELDS = ("rpm_limit", "tpm_limit")  # stored on ApiKey
 CREDENTIAL_FIELDS = ("rpm_limit", "tpm_limit")
 
+Row = TypeVar("Row", TeamLimits, KeyLimits, CredentialLimits)
+
 
 def can_edit(membership: Membership) -> bool:
     return membership.has_role(Role.ADMIN)
@@ -46,26 +48,67 @@ def _check_can_edit(actor: Membership) -> None:
         raise PermissionDenied(_("Only owners and admins can change limits."))
 
 
-def jsonable(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
-
-
 def _apply(instance: Any, values: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
-    unknown = set(values) - set(allowed)
-    if unknown:
-        raise TypeError(f"not editable: {sorted(unknown)}")
-    changes = {
-        name: {"old": jsonable(getattr(instance, name)), "new": jsonable(value)}
-        for name, value in values.items()
-        if getattr(instance, name) != value
-    }
+    changes = audit.changes(instance, values, allowed)
     for name in changes:
         setattr(instance, name, values[name])
     return changes
+
+
+@dataclass(frozen=True)
+class _Kind(Generic[Row]):
+    """One kind of limits row: what it belongs to and how a change is audited."""
+
+    model: type[Row]
+    owner: str  # the row's field naming the team, key or credential it belongs to
+    fields: tuple[str, ...]
+    action: str
+
+    def row(self, owner: Any, *, lock: bool = False) -> Row:
+        """``owner``'s row, or an unsaved one with the defaults of no limits."""
+        rows = self.model.objects.filter(**{self.owner: owner})
+        if lock:
+            rows = rows.select_for_update()
+        row = rows.first()
+        if row is None:
+            row = self.model(**{self.owner: owner})
+            row.team_id = _team_id(owner)
+        return row
+
+    def update(
+        self,
+        actor: Membership,
+        owner: Any,
+        values: dict[str, Any],
+        request: HttpRequest | None,
+        before: Callable[[], None] | None = None,
+    ) -> Row:
+        """Change ``owner``'s row (``before`` runs first, in the same transaction) and audit
+        what changed."""
+        _check_can_edit(actor)
+        if _team_id(owner) != actor.team_id:
+            raise PermissionDenied
+        with transaction.atomic():
+            if before is not None:
+                before()
+            limits = self.row(owner, lock=True)
+            changes = _apply(limits, values, self.fields)
+            if changes:
+                limits.full_clean()
+                limits.save()
+                audit.record(
+                    actor.team, actor.user, self.action, owner, request=request, changes=changes
+                )
+        return limits
+
+
+def _team_id(owner: Team | ApiKey | ProviderCredential) -> Any:
+    return owner.pk if isinstance(owner, Team) else owner.team_id
+
+
+TEAM = _Kind(TeamLimits, "team", TEAM_FIELDS, "limits.team_updated")
+KEY = _Kind(KeyLimits, "api_key", KEY_FIELDS, "limits.key_updated")
+CREDENTIAL = _Kind(CredentialLimits, "credential", CREDENTIAL_FIELDS, "limits.credential_updated")
 
 
 def team_limits(team_id: Any) -> TeamLimits:
@@ -74,68 +117,31 @@ def team_limits(team_id: Any) -> TeamLimits:
 
 
 def key_limits(api_key: ApiKey) -> KeyLimits:
-    return KeyLimits.objects.filter(api_key=api_key).first() or KeyLimits(
-        api_key=api_key, team_id=api_key.team_id
-    )
+    return KEY.row(api_key)
 
 
 def credential_limits(credential: ProviderCredential) -> CredentialLimits:
-    return CredentialLimits.objects.filter(credential=credential).first() or CredentialLimits(
-        credential=credential, team_id=credential.team_id
-    )
+    return CREDENTIAL.row(credential)
 
 
 def update_team_limits(
     actor: Membership, *, request: HttpRequest | None = None, **values: Any
 ) -> TeamLimits:
-    _check_can_edit(actor)
-    with transaction.atomic():
-        limits = TeamLimits.objects.select_for_update().filter(team=actor.team).first()
-        if limits is None:
-            limits = TeamLimits(team=actor.team)
-        changes = _apply(limits, values, TEAM_FIELDS)
-        if changes:
-            limits.full_clean()
-            limits.save()
-            audit.record(
-                actor.team,
-                actor.user,
-                "limits.team_updated",
-                actor.team,
-                request=request,
-                changes=changes,
-            )
-    return limits
+    return TEAM.update(actor, actor.team, values, request)
 
 
 def update_key_limits(
     actor: Membership, api_key: ApiKey, *, request: HttpRequest | None = None, **values: Any
 ) -> KeyLimits:
-    _check_can_edit(actor)
-    if api_key.team_id != actor.team_id:
-        raise PermissionDenied
-    if api_key.revoked_at is not None:
-        raise TeamRuleError(_("This API key has been revoked and cannot be changed."))
     own = {name: values.pop(name) for name in KEY_OWN_FIELDS if name in values}
-    with transaction.atomic():
+
+    def own_fields_first() -> None:
+        if api_key.revoked_at is not None:
+            raise TeamRuleError(_("This API key has been revoked and cannot be changed."))
         if own:
             apikeys.update_api_key(actor, api_key, request=request, **own)
-        limits = KeyLimits.objects.select_for_update().filter(api_key=api_key).first()
-        if limits is None:
-            limits = KeyLimits(api_key=api_key, team_id=api_key.team_id)
-        changes = _apply(limits, values, KEY_FIELDS)
-        if changes:
-            limits.full_clean()
-            limits.save()
-            audit.record(
-                actor.team,
-                actor.user,
-                "limits.key_updated",
-                api_key,
-                request=request,
-                changes=changes,
-            )
-    return limits
+
+    return KEY.update(actor, api_key, values, request, before=own_fields_first)
 
 
 def update_credential_limits(
@@ -145,23 +151,4 @@ def update_credential_limits(
     request: HttpRequest | None = None,
     **values: Any,
 ) -> CredentialLimits:
-    _check_can_edit(actor)
-    if credential.team_id != actor.team_id:
-        raise PermissionDenied
-    with transaction.atomic():
-        limits = CredentialLimits.objects.select_for_update().filter(credential=credential).first()
-        if limits is None:
-            limits = CredentialLimits(credential=credential, team_id=credential.team_id)
-        changes = _apply(limits, values, CREDENTIAL_FIELDS)
-        if changes:
-            limits.full_clean()
-            limits.save()
-            audit.record(
-                actor.team,
-                actor.user,
-                "limits.credential_updated",
-                credential,
-                request=request,
-                changes=changes,
-            )
-    return limits
+    return CREDENTIAL.update(actor, credential, values, request)

@@ -31,7 +31,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Max, Min, Q, Sum
+from django.db.models import Max, Min, Q, QuerySet, Sum
 from django.utils import timezone
 
 from billing import conf, fillstate
@@ -67,43 +67,37 @@ def _empty() -> Sums:
     return {**dict.fromkeys(LINE_SUMS, 0), "amount": Decimal(0)}
 
 
+def _by_model(rows: QuerySet[Any], amount: str) -> dict[str, ByModel]:
+    """The sums of ``rows`` (``amount`` and LINE_SUMS) per team, provider and model."""
+    out: dict[str, ByModel] = defaultdict(dict)
+    for row in (
+        rows.values("team_id", "provider", "model")
+        .annotate(x_amount=Sum(amount), **{f"x_{name}": Sum(name) for name in LINE_SUMS})
+        .order_by()
+    ):
+        sums = {name: row[f"x_{name}"] or 0 for name in LINE_SUMS}
+        sums["amount"] = row["x_amount"] or Decimal(0)
+        out[str(row["team_id"])][(row["provider"], row["model"])] = sums
+    return out
+
+
 def usage_by_model(period: Period, team_ids: Iterable[Any] | None = None) -> dict[str, ByModel]:
     """Rollup sums of a period per team, provider and model (one query)."""
     hours = HourlyUsage.objects.filter(hour__gte=period.start, hour__lt=period.end)
     if team_ids is not None:
         hours = hours.filter(team_id__in=list(team_ids))
-    rows = (
-        hours.values("team_id", "provider", "model")
-        .annotate(x_amount=Sum("cost"), **{f"x_{name}": Sum(name) for name in LINE_SUMS})
-        .order_by()
-    )
-    out: dict[str, ByModel] = defaultdict(dict)
-    for row in rows:
-        sums = {name: row[f"x_{name}"] or 0 for name in LINE_SUMS}
-        sums["amount"] = row["x_amount"] or Decimal(0)
-        out[str(row["team_id"])][(row["provider"], row["model"])] = sums
-    return out
+    return _by_model(hours, "cost")
 
 
 def billed_by_model(period: Period, team_ids: Iterable[Any]) -> dict[str, ByModel]:
     """What closed records already billed for a period (its own usage lines
     and adjustments on later records), per team, provider and model."""
-    rows = (
-        BillingLineItem.objects.filter(
-            team_id__in=list(team_ids),
-            for_period_start=period.start,
-            record__status=BillingRecord.Status.CLOSED,
-        )
-        .values("team_id", "provider", "model")
-        .annotate(x_amount=Sum("amount"), **{f"x_{name}": Sum(name) for name in LINE_SUMS})
-        .order_by()
+    lines = BillingLineItem.objects.filter(
+        team_id__in=list(team_ids),
+        for_period_start=period.start,
+        record__status=BillingRecord.Status.CLOSED,
     )
-    out: dict[str, ByModel] = defaultdict(dict)
-    for row in rows:
-        sums = {name: row[f"x_{name}"] or 0 for name in LINE_SUMS}
-        sums["amount"] = row["x_amount"] or Decimal(0)
-        out[str(row["team_id"])][(row["provider"], row["model"])] = sums
-    return out
+    return _by_model(lines, "amount")
 
 
 def _line(

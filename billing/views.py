@@ -20,8 +20,8 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from accounts.actions import TeamRuleError
 from accounts.models import ApiKey, Membership, Role
+from accounts.pages import refusals_on, submitted
 from accounts.tenancy import get_for_team, team_view
 from billing import credits
 from billing import limits as actions
@@ -138,7 +138,7 @@ def team_limits(request: HttpRequest, membership: Membership) -> HttpResponse:
     form = TeamLimitsForm(
         request.POST or None, initial={name: getattr(row, name) for name in actions.TEAM_FIELDS}
     )
-    if request.method == "POST" and form.is_valid():
+    if submitted(request, form):
         actions.update_team_limits(membership, request=request, **form.cleaned_data)
         messages.success(request, _("Team limits saved. They apply to requests within a second."))
         return redirect("team_limits", team_id=team.pk)
@@ -203,21 +203,17 @@ def key_limits(request: HttpRequest, membership: Membership, key_id: uuid.UUID) 
     initial = {name: getattr(extra, name) for name in actions.KEY_FIELDS if hasattr(extra, name)}
     initial |= {"rpm_limit": api_key.rpm_limit, "tpm_limit": api_key.tpm_limit}
     form = KeyLimitsForm(request.POST or None, initial=initial)
-    if request.method == "POST":
-        if api_key.revoked_at is not None:
-            raise PermissionDenied
-        if form.is_valid():
-            try:
-                actions.update_key_limits(membership, api_key, request=request, **form.cleaned_data)
-            except TeamRuleError as exc:
-                form.add_error(None, str(exc))
-            else:
-                messages.success(
-                    request,
-                    _("Limits of “%(name)s” saved. They apply within a second.")
-                    % {"name": api_key.name},
-                )
-                return redirect("key_limits", team_id=team.pk, key_id=api_key.pk)
+    if request.method == "POST" and api_key.revoked_at is not None:
+        raise PermissionDenied
+    if submitted(request, form):
+        with refusals_on(form):
+            actions.update_key_limits(membership, api_key, request=request, **form.cleaned_data)
+            messages.success(
+                request,
+                _("Limits of “%(name)s” saved. They apply within a second.")
+                % {"name": api_key.name},
+            )
+            return redirect("key_limits", team_id=team.pk, key_id=api_key.pk)
     row = actions.team_limits(team.pk)
     live = current_use(
         team.pk,
@@ -259,7 +255,7 @@ def credential_limits(
         request.POST or None,
         initial={"rpm_limit": current.rpm_limit, "tpm_limit": current.tpm_limit},
     )
-    if request.method == "POST" and form.is_valid():
+    if submitted(request, form):
         actions.update_credential_limits(
             membership, credential, request=request, **form.cleaned_data
         )
@@ -276,12 +272,9 @@ def credential_limits(
 def team_credits(request: HttpRequest, membership: Membership) -> HttpResponse:
     team = membership.team
     form = RedeemForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
+    if submitted(request, form):
+        with refusals_on(form, "code", credits.CreditError):
             entry = credits.redeem(membership, form.cleaned_data["code"], request=request)
-        except credits.CreditError as exc:
-            form.add_error("code", str(exc))
-        else:
             messages.success(
                 request,
                 _("Code redeemed: %(amount)s %(currency)s added to your credit.")

@@ -8,7 +8,11 @@ silently wrong default.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+N = TypeVar("N", int, float)
 
 
 class ImproperlyConfiguredEnv(RuntimeError):
@@ -44,30 +48,25 @@ def envbool(name: str, default: bool = False) -> bool:
     raise ImproperlyConfiguredEnv(f"{name} must be one of true/false/1/0/yes/no, got {raw!r}")
 
 
-def envint(name: str, default: int, *, minimum: int | None = None) -> int:
+def _number(name: str, default: N, minimum: N | None, parse: Callable[[str], N], what: str) -> N:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError as exc:
-        raise ImproperlyConfiguredEnv(f"{name} must be an integer, got {raw!r}") from exc
+        raise ImproperlyConfiguredEnv(f"{name} must be {what}, got {raw!r}") from exc
     if minimum is not None and value < minimum:
         raise ImproperlyConfiguredEnv(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def envint(name: str, default: int, *, minimum: int | None = None) -> int:
+    return _number(name, default, minimum, int, "an integer")
 
 
 def envfloat(name: str, default: float, *, minimum: float | None = None) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ImproperlyConfiguredEnv(f"{name} must be a number, got {raw!r}") from exc
-    if minimum is not None and value < minimum:
-        raise ImproperlyConfiguredEnv(f"{name} must be at least {minimum}, got {value}")
-    return value
+    return _number(name, default, minimum, float, "a number")
 
 
 def envlist(name: str, default: list[str] | None = None) -> list[str]:

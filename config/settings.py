@@ -269,7 +269,7 @@ else:
 
 # --- Quotas, credits and billing ------------------------------------------------
 # Read here as given; billing/conf.py validates them at start (BillingConfig.ready)
-# and the README lists what each means. Empty means "the default".
+# and docs/configuration.md lists what each means. Empty means "the default".
 BATON_SIGNUP_CREDIT = envstr("BATON_SIGNUP_CREDIT", "5.00")
 BATON_NEW_TEAM_BILLING = envstr("BATON_NEW_TEAM_BILLING", "prepaid")
 BATON_UNPRICED_MODELS = envstr("BATON_UNPRICED_MODELS", "zero")
@@ -418,7 +418,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "CredentialStatusEnum": "relay.models.CredentialStatus",
         "BillingRecordStatusEnum": "billing.models.BillingRecord.Status",
-        "ApiKeyStatusEnum": "relay.api.serializers.API_KEY_STATUSES",
+        "ApiKeyStatusEnum": "console.api.API_KEY_STATUSES",
         "InvitationStatusEnum": "accounts.api.serializers.INVITATION_STATUSES",
     },
 }
@@ -495,7 +495,7 @@ if BATON_REQUEST_LOG not in {"off", "errors", "all"}:
 
 # /metrics (Prometheus) is served only to a bearer token and/or from allowed
 # networks; with neither set, only loopback may scrape. With several worker
-# processes set PROMETHEUS_MULTIPROC_DIR to an empty directory (see README).
+# processes set PROMETHEUS_MULTIPROC_DIR to an empty directory (see docs/operations.md).
 BATON_METRICS_TOKEN = envstr("BATON_METRICS_TOKEN")
 BATON_METRICS_ALLOW = envlist("BATON_METRICS_ALLOW")
 for _network in BATON_METRICS_ALLOW:

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 from accounts import apikeys
 from accounts.actions import TeamRuleError
 from accounts.models import ApiKey, Membership, Role
+from accounts.pages import refusals_on, relay_base_url, submitted
 from accounts.tenancy import get_for_team, team_view
 from console.examples import example_model
 from console.forms import ApiKeyForm
@@ -29,10 +30,6 @@ from console.forms import ApiKeyForm
 
 def _api_key(membership: Membership, key_id: uuid.UUID) -> ApiKey:
     return get_for_team(ApiKey.objects.select_related("created_by"), membership.team_id, pk=key_id)
-
-
-def relay_base_url(request: HttpRequest) -> str:
-    return request.build_absolute_uri("/v1").rstrip("/")
 
 
 @team_view()
@@ -61,12 +58,9 @@ def api_key_list(request: HttpRequest, membership: Membership) -> HttpResponse:
 @team_view(min_role=Role.MEMBER)
 def api_key_create(request: HttpRequest, membership: Membership) -> HttpResponse:
     form = ApiKeyForm(request.POST or None, team=membership.team)
-    if request.method == "POST" and form.is_valid():
-        try:
+    if submitted(request, form):
+        with refusals_on(form, "name"):
             issued = apikeys.create_api_key(membership, **form.cleaned_data, request=request)
-        except TeamRuleError as exc:
-            form.add_error("name", str(exc))
-        else:
             response = render(
                 request,
                 "accounts/api_keys_created.html",
@@ -99,12 +93,9 @@ def api_key_edit(request: HttpRequest, membership: Membership, key_id: uuid.UUID
     if not apikeys.can_manage(membership, api_key) or api_key.revoked_at is not None:
         raise PermissionDenied
     form = ApiKeyForm(request.POST or None, team=membership.team, instance=api_key)
-    if request.method == "POST" and form.is_valid():
-        try:
+    if submitted(request, form):
+        with refusals_on(form, "name"):
             apikeys.update_api_key(membership, api_key, **form.cleaned_data, request=request)
-        except TeamRuleError as exc:
-            form.add_error("name", str(exc))
-        else:
             messages.success(request, _("API key “%(name)s” updated.") % {"name": api_key.name})
             return redirect("api_key_list", team_id=membership.team_id)
     return render(

@@ -7,6 +7,7 @@ from django.shortcuts import render
 
 from accounts import apikeys
 from accounts.models import Membership
+from accounts.pages import relay_base_url
 from accounts.tenancy import team_view
 from console.examples import Source, example_model
 from relay.actions import can_manage_credentials
@@ -34,6 +35,6 @@ def team_overview(request: HttpRequest, membership: Membership) -> HttpResponse:
             "on_demo": example.source == Source.DEMO,
             "can_create_key": apikeys.can_create(membership),
             "can_add_provider": can_manage_credentials(membership),
-            "base_url": request.build_absolute_uri("/v1").rstrip("/"),
+            "base_url": relay_base_url(request),
         },
     )

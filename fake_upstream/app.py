@@ -12,6 +12,8 @@ Routes (each may be prefixed with ``/_f/{directives}``, see faults.py):
     /azure/openai/deployments/{d}/...?api-version=...   Azure classic (model = deployment)
     /azure/openai/v1/...                         Azure v1
       ... = POST chat/completions | completions | embeddings, GET models | models/{id}
+    POST /v1/responses, /openai/v1/responses, /azure/openai/v1/responses,
+         /{qwen,ark,deepseek,minimax}/v1/responses      Responses API (see responses.py)
     /anthropic/v1/messages, GET /anthropic/v1/models   Anthropic Messages
     GET /_fake/health, GET|DELETE /_fake/requests      introspection for tests
 
@@ -37,6 +39,7 @@ from urllib.parse import parse_qs
 import orjson
 
 from fake_upstream import faults as fault_mod
+from fake_upstream import responses as responses_mod
 from fake_upstream.faults import Faults, FaultSyntaxError
 from fake_upstream.flavors import (
     FLAVORS,
@@ -134,6 +137,7 @@ class Record:
     stream: bool = False
     completed: bool = False
     cancelled: bool = False
+    endpoint: str | None = None  # "chat/completions", "responses", "messages", "models"...
 
 
 @dataclass(slots=True)
@@ -156,6 +160,8 @@ class JsonOut:
 class StreamOut:
     events: Iterator[Event]
     keep_alive: bool = False
+    # The stream's own in-band failure for ``error_after`` (default: flavors.stream_error).
+    on_error: Callable[[str | None], bytes] | None = None
 
 
 Outcome = JsonOut | StreamOut
@@ -534,6 +540,7 @@ class FakeUpstream:
         self.jitter = jitter_ms / 1000
         self.history: deque[Record] = deque(maxlen=HISTORY)
         self._next_id = 0
+        self.responses = responses_mod.State()
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -606,6 +613,7 @@ class FakeUpstream:
             body=None if body is _INVALID_JSON else body,
             started_at=time.time(),
             stream=isinstance(body, dict) and body.get("stream") is True,
+            endpoint=route.endpoint,
         )
         self.history.append(record)
         exchange = Exchange(receive, send, record)
@@ -629,6 +637,8 @@ class FakeUpstream:
         body: Any,
     ) -> None:
         fl = route.flavor
+        if route.endpoint == "responses" and responses_mod.serves(fl):
+            fl = responses_mod.error_flavor(fl)
         if faults.hang:
             await ex.until_disconnect()
             return
@@ -666,15 +676,22 @@ class FakeUpstream:
             if not query.get("api-version") or endpoint not in _POST_ENDPOINTS:
                 return JsonOut(*error(fl, 404, "Resource not found"))
         is_models = endpoint == "models" or endpoint.startswith("models/")
-        known = is_models or (
-            endpoint == "messages" if fl.kind == "anthropic" else endpoint in _POST_ENDPOINTS
+        is_responses = endpoint == "responses" and responses_mod.serves(fl)
+        known = (
+            is_models
+            or is_responses
+            or (endpoint == "messages" if fl.kind == "anthropic" else endpoint in _POST_ENDPOINTS)
         )
         if not known:
             return JsonOut(*error(fl, 404, f"Invalid URL ({method} {scope['path']})"))
+        if is_responses:
+            fl = responses_mod.error_flavor(fl)
         if method != ("GET" if is_models else "POST"):
             return JsonOut(*error(fl, 405, f"Invalid method for URL ({method} {scope['path']})"))
         # Local Ollama ignores keys; everyone else wants one, and "bad..." keys are rejected.
         if (key is None and fl.name != "ollama") or (key is not None and key.startswith("bad")):
+            if is_responses:
+                return JsonOut(*responses_mod.auth_refusal(route.flavor, key))
             return JsonOut(*auth_failure(fl, key))
         if fl.kind == "anthropic" and b"anthropic-version" not in headers:
             return _bad_request(fl, "anthropic-version: header is required")
@@ -690,11 +707,26 @@ class FakeUpstream:
             )
         if fl.kind == "anthropic":
             return handle_messages(fl, body, faults)
+        if is_responses and key is not None:
+            return self._responses(route.flavor, body, faults, key)
         if endpoint == "chat/completions":
             return handle_chat(fl, route, body, faults)
         if endpoint == "completions":
             return handle_completions(fl, route, body, faults)
         return handle_embeddings(fl, route, body)
+
+    def _responses(self, fl: Flavor, body: dict[str, Any], faults: Faults, key: str) -> Outcome:
+        result = responses_mod.handle(
+            fl,
+            body,
+            key,
+            strict=faults.strict_reasoning,
+            chunks=faults.chunks,
+            state=self.responses,
+        )
+        if isinstance(result, responses_mod.Stream):
+            return StreamOut(iter(result), on_error=result.fail)
+        return JsonOut(*result)
 
     @staticmethod
     def _models(fl: Flavor, endpoint: str) -> JsonOut:
@@ -743,7 +775,10 @@ class FakeUpstream:
                 data = malformed(fl, data)
             if number == faults.error_after:
                 await ex.chunk(data)
-                await ex.end_stream(stream_error(fl, error_message))
+                tail = (
+                    out.on_error(error_message) if out.on_error else stream_error(fl, error_message)
+                )
+                await ex.end_stream(tail)
                 return
             if number == faults.drop_after:
                 await ex.chunk(data)

@@ -1,9 +1,15 @@
 """Per-provider wire shapes: auth failures, errors, usage objects, bodies and stream events.
 
-Baton's adapters exist to smooth over exactly these differences (see
-/work/shared/reference/providers.md), so the fake reproduces them byte-for-byte where the
-reference documents them: where usage sits in a stream, how errors look, which status an auth
-failure uses. Everything here is pure (dicts in, bytes out); timing and faults live in app.py.
+Baton's adapters exist to smooth over exactly these differences, so the fake reproduces them
+byte-for-byte where the providers document them: where usage sits in a stream, how errors look,
+which status an auth failure uses. The sources are each provider's own pages (docs/providers.md
+lists them), for instance OpenAI's chunk object
+(https://platform.openai.com/docs/api-reference/chat-streaming), Moonshot's chat API with usage
+inside ``choices[0].usage`` (https://platform.moonshot.ai/docs/api/chat), Zhipu's business error
+codes (https://docs.z.ai/api-reference/api-code), MiniMax's ``base_resp`` codes
+(https://platform.minimax.io/docs/api-reference/errorcode) and Anthropic's stream events
+(https://docs.anthropic.com/en/api/messages-streaming). Everything here is pure (dicts in,
+bytes out); timing and faults live in app.py.
 """
 
 from __future__ import annotations

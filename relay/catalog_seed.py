@@ -3,9 +3,12 @@ serves natively besides chat (its Anthropic-compatible Messages endpoint: DeepSe
 https://api-docs.deepseek.com/guides/anthropic_api, DashScope /apps/anthropic, Zhipu
 /api/anthropic, Moonshot and MiniMax /anthropic), and the models it is known to offer.
 
-Operators edit the catalog in the admin afterwards; this list only seeds it
-(`manage.py seed_catalog` re-applies it without touching edited rows' other
-fields). Prices live in billing's price catalog, not here.
+Base URLs per region and model names come from each provider's API documentation
+(docs/providers.md lists the pages). Operators edit the catalog in the admin afterwards;
+this list only seeds it: ``seed`` creates the entries that are missing and leaves
+existing rows alone, so a new entry reaches installed databases through a data
+migration that calls ``seed`` again (relay/migrations/0002_seed_provider_catalog.py is
+the first). Prices live in billing's price catalog, not here.
 """
 
 from __future__ import annotations

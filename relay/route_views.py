@@ -18,8 +18,8 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
-from accounts.actions import TeamRuleError
 from accounts.models import ApiKey, Membership, Role, Team
+from accounts.pages import refusals_on, relay_base_url, submitted
 from accounts.tenancy import get_for_team, team_view
 from relay import relocation, routes
 from relay.models import CredentialStatus, ModelRoute, ProviderCredential, RouteTarget
@@ -32,10 +32,6 @@ def optional_url(name: str, team_id: Any) -> str | None:
         return reverse(name, kwargs={"team_id": team_id})
     except NoReverseMatch:
         return None
-
-
-def relay_base_url(request: HttpRequest) -> str:
-    return request.build_absolute_uri("/v1").rstrip("/")
 
 
 def _routes(team: Team) -> list[ModelRoute]:
@@ -144,8 +140,8 @@ def _form_page(
     form: RouteForm,
     formset: Any,
     route: ModelRoute | None,
-    status: int = 200,
 ) -> HttpResponse:
+    """The alias form again: 400 after a POST that was not saved."""
     credentials = _credentials(membership.team)
     return render(
         request,
@@ -159,8 +155,17 @@ def _form_page(
             "model_hints": _model_hints(credentials),
             "all_models": sorted({m for h in _model_hints(credentials) for m in h["models"]}),
         },
-        status=status,
+        status=400 if request.method == "POST" else 200,
     )
+
+
+def _values(form: RouteForm, formset: Any) -> dict[str, Any]:
+    """What create_route and update_route take from the alias form and its target rows."""
+    return {
+        "alias": form.cleaned_data["alias"],
+        "description": form.cleaned_data["description"],
+        "targets": formset.specs(),
+    }
 
 
 @team_view(min_role=Role.ADMIN)
@@ -169,27 +174,15 @@ def route_create(request: HttpRequest, membership: Membership) -> HttpResponse:
     data = request.POST if request.method == "POST" else None
     form = RouteForm(data, team=team, initial={"alias": request.GET.get("alias", "")[:128]})
     formset = target_formset(team, data, extra=3)
-    if data is not None:
-        form_ok, formset_ok = form.is_valid(), formset.is_valid()
-        if form_ok and formset_ok:
-            try:
-                route = routes.create_route(
-                    membership,
-                    alias=form.cleaned_data["alias"],
-                    description=form.cleaned_data["description"],
-                    targets=formset.specs(),
-                    request=request,
-                )
-            except TeamRuleError as exc:
-                form.add_error("alias", str(exc))
-            else:
-                messages.success(
-                    request,
-                    _("Model alias “%(alias)s” saved. Requests for it now go to its targets.")
-                    % {"alias": route.alias},
-                )
-                return redirect("route_list", team_id=team.pk)
-        return _form_page(request, membership, form=form, formset=formset, route=None, status=400)
+    if submitted(request, form, formset):
+        with refusals_on(form, "alias"):
+            route = routes.create_route(membership, **_values(form, formset), request=request)
+            messages.success(
+                request,
+                _("Model alias “%(alias)s” saved. Requests for it now go to its targets.")
+                % {"alias": route.alias},
+            )
+            return redirect("route_list", team_id=team.pk)
     return _form_page(request, membership, form=form, formset=formset, route=None)
 
 
@@ -200,26 +193,13 @@ def route_edit(request: HttpRequest, membership: Membership, route_id: int) -> H
     data = request.POST if request.method == "POST" else None
     form = RouteForm(data, team=team, route=route)
     formset = target_formset(team, data, route=route)
-    if data is not None:
-        form_ok, formset_ok = form.is_valid(), formset.is_valid()
-        if form_ok and formset_ok:
-            try:
-                routes.update_route(
-                    membership,
-                    route,
-                    alias=form.cleaned_data["alias"],
-                    description=form.cleaned_data["description"],
-                    targets=formset.specs(),
-                    request=request,
-                )
-            except TeamRuleError as exc:
-                form.add_error("alias", str(exc))
-            else:
-                messages.success(
-                    request, _("Model alias “%(alias)s” updated.") % {"alias": route.alias}
-                )
-                return redirect("route_list", team_id=team.pk)
-        return _form_page(request, membership, form=form, formset=formset, route=route, status=400)
+    if submitted(request, form, formset):
+        with refusals_on(form, "alias"):
+            routes.update_route(membership, route, **_values(form, formset), request=request)
+            messages.success(
+                request, _("Model alias “%(alias)s” updated.") % {"alias": route.alias}
+            )
+            return redirect("route_list", team_id=team.pk)
     return _form_page(request, membership, form=form, formset=formset, route=route)
 
 
@@ -271,8 +251,8 @@ def route_relocate(request: HttpRequest, membership: Membership) -> HttpResponse
         credentials=credentials,
         initial={"issue_key": not context["has_api_keys"]},
     )
-    if data is not None and form.is_valid():
-        try:
+    if submitted(request, form):
+        with refusals_on(form):
             result = relocation.apply(
                 membership,
                 form.plan,
@@ -281,9 +261,6 @@ def route_relocate(request: HttpRequest, membership: Membership) -> HttpResponse
                 else "",
                 request=request,
             )
-        except TeamRuleError as exc:
-            form.add_error(None, str(exc))
-        else:
             response = render(
                 request,
                 "relay/relocate_done.html",

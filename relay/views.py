@@ -8,6 +8,7 @@ through ``get_for_team``: another team's credential id is a 404.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -16,8 +17,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
-from accounts.actions import TeamRuleError
 from accounts.models import Membership, Role
+from accounts.pages import refusals_on, submitted
 from accounts.tenancy import get_for_team, team_view
 from relay import actions
 from relay.forms import (
@@ -76,27 +77,24 @@ def credential_list(request: HttpRequest, membership: Membership) -> HttpRespons
     )
 
 
+# What update_credential takes from either form; create_credential also takes the provider
+# and the secret.
+EDITABLE = ("name", "region", "base_url", "extras", "enabled")
+
+
+def _values(form: CredentialForm | CredentialEditForm, *names: str) -> dict[str, Any]:
+    return {name: form.cleaned_data[name] for name in (*EDITABLE, *names)}
+
+
 @sensitive_post_parameters("secret")
 @team_view(min_role=Role.ADMIN)
 def credential_create(request: HttpRequest, membership: Membership) -> HttpResponse:
     form = CredentialForm(request.POST or None, team=membership.team)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
+    if submitted(request, form):
+        with refusals_on(form, "name"):
             credential = actions.create_credential(
-                membership,
-                name=data["name"],
-                provider=data["provider"],
-                secret=data["secret"],
-                region=data["region"],
-                base_url=data["base_url"],
-                extras=data["extras"],
-                enabled=data["enabled"],
-                request=request,
+                membership, **_values(form, "provider", "secret"), request=request
             )
-        except TeamRuleError as exc:
-            form.add_error("name", str(exc))
-        else:
             messages.success(
                 request,
                 _("Provider key “%(name)s” saved. Run a test to check that it works.")
@@ -123,22 +121,9 @@ def credential_detail(
 ) -> HttpResponse:
     credential = _credential(membership, credential_id)
     form = CredentialEditForm(request.POST or None, credential=credential)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            actions.update_credential(
-                membership,
-                credential,
-                name=data["name"],
-                region=data["region"],
-                base_url=data["base_url"],
-                extras=data["extras"],
-                enabled=data["enabled"],
-                request=request,
-            )
-        except TeamRuleError as exc:
-            form.add_error("name", str(exc))
-        else:
+    if submitted(request, form):
+        with refusals_on(form, "name"):
+            actions.update_credential(membership, credential, **_values(form), request=request)
             messages.success(
                 request, _("Provider key “%(name)s” updated.") % {"name": credential.name}
             )

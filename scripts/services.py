@@ -1,4 +1,10 @@
-"""Throwaway PostgreSQL and Redis servers from the machine's own binaries.
+"""Throwaway servers for the tests and the benchmark, from the machine's own binaries.
+
+The one home of what starts a server for a test or a benchmark run: ``free_port``,
+``wait_for_port`` (which notices a server that died at start), a throwaway PostgreSQL cluster
+(``postgres``) and throwaway Redis servers (``redis_server``: plain, with an append-only file,
+with TLS, or with any other redis-server option). ``scripts/services.py``, ``tests/`` and
+``bench/`` all use it; it imports nothing of Baton.
 
 ``python scripts/services.py -- CMD ARGS...`` starts a fresh PostgreSQL cluster
 and a Redis server on free loopback ports in a temporary directory, runs CMD
@@ -24,12 +30,19 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+LOOPBACK = "127.0.0.1"
 
-class MissingBinary(SystemExit):
-    pass
+
+class ServiceError(RuntimeError):
+    """A server could not be started."""
+
+
+class MissingBinary(ServiceError):
+    """The server's program is not installed."""
 
 
 def _pg_bindir() -> Path:
@@ -43,7 +56,7 @@ def _pg_bindir() -> Path:
     raise MissingBinary("PostgreSQL server binaries not found: apt-get install postgresql")
 
 
-def _redis_server() -> str:
+def _redis_binary() -> str:
     found = shutil.which("redis-server")
     if not found:
         raise MissingBinary("redis-server not found: apt-get install redis-server")
@@ -51,25 +64,61 @@ def _redis_server() -> str:
 
 
 def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
 
 
-def _wait_for_port(
-    port: int, what: str, proc: subprocess.Popen[bytes], timeout: float = 30
+def wait_for_port(
+    port: int, proc: subprocess.Popen[bytes], what: str = "process", timeout: float = 30
 ) -> None:
+    """Return once ``port`` accepts connections; fail at once if ``proc`` exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"{what} exited at start with status {proc.returncode}")
+            raise ServiceError(f"{what} exited at start with status {proc.returncode}")
         with (
             contextlib.suppress(OSError),
-            socket.create_connection(("127.0.0.1", port), timeout=0.2),
+            socket.create_connection((LOOPBACK, port), timeout=0.2),
         ):
             return
         time.sleep(0.05)
-    raise SystemExit(f"{what} did not start listening on port {port}")
+    raise ServiceError(f"{what} did not start listening on port {port}")
+
+
+@dataclass
+class Server:
+    """A server process of a test or a benchmark, listening on ``port``."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://{LOOPBACK}:{self.port}/0"
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no save (a crash)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+    def stop(self, timeout: float = 10) -> None:
+        """A clean shutdown (thawed first if a test froze it), or SIGKILL after ``timeout``."""
+        if self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signal.SIGCONT)
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
 
 
 def _as_postgres() -> dict[str, Any]:
@@ -87,6 +136,7 @@ def _as_postgres() -> dict[str, Any]:
 
 @contextlib.contextmanager
 def postgres(workdir: Path) -> Iterator[str]:
+    """A fresh PostgreSQL cluster in ``workdir/pg`` with a database ``baton``: its URL."""
     bindir = _pg_bindir()
     datadir = workdir / "pg"
     datadir.mkdir()
@@ -121,7 +171,7 @@ def postgres(workdir: Path) -> Iterator[str]:
             "-k",
             str(workdir),
             "-c",
-            "listen_addresses=127.0.0.1",
+            f"listen_addresses={LOOPBACK}",
             "-c",
             "fsync=off",
             "-c",
@@ -136,22 +186,22 @@ def postgres(workdir: Path) -> Iterator[str]:
         **drop,
     )
     try:
-        _wait_for_port(port, "postgres", proc)
+        wait_for_port(port, proc, "postgres")
         # The server accepts connections a moment before it accepts logins.
         deadline = time.monotonic() + 20
         while (
             subprocess.run(
-                [str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "baton"],
+                [str(bindir / "pg_isready"), "-h", LOOPBACK, "-p", str(port), "-U", "baton"],
                 stdout=subprocess.DEVNULL,
             ).returncode
             and time.monotonic() < deadline
         ):
             time.sleep(0.1)
         subprocess.run(
-            [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "baton", "baton"],
+            [str(bindir / "createdb"), "-h", LOOPBACK, "-p", str(port), "-U", "baton", "baton"],
             check=True,
         )
-        yield f"postgres://baton@127.0.0.1:{port}/baton"
+        yield f"postgres://baton@{LOOPBACK}:{port}/baton"
     finally:
         proc.send_signal(signal.SIGINT)  # fast shutdown
         try:
@@ -161,37 +211,37 @@ def postgres(workdir: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def redis(workdir: Path) -> Iterator[str]:
-    port = free_port()
-    redis_dir = workdir / "redis"
-    redis_dir.mkdir()
-    proc = subprocess.Popen(
-        [
-            _redis_server(),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(redis_dir),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--protected-mode",
-            "yes",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        _wait_for_port(port, "redis-server", proc)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def redis_server(
+    *options: str,
+    port: int | None = None,
+    directory: str | Path | None = None,
+    appendonly: bool = False,
+    tls: tuple[str, str] | None = None,
+) -> Iterator[Server]:
+    """A throwaway redis-server on loopback, stopped (and thawed) on the way out.
+
+    ``options`` are redis-server's own and come last, so they win (e.g. ``"--requirepass",
+    "secret"`` or ``"--enable-debug-command", "local"``). ``directory`` keeps its files (and
+    with ``appendonly`` its append-only file) for a server started again on the same
+    ``port``; by default they go in a temporary directory. ``tls``, a (certificate, key) pair
+    of PEM files where the certificate is its own CA, serves TLS only, on ``port``.
+    """
+    port = port or free_port()
+    with contextlib.ExitStack() as cleanup:
+        if directory is None:
+            directory = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="baton-redis-"))
+        command = [_redis_binary(), "--port", str(port), "--bind", LOOPBACK]
+        command += ["--dir", str(directory), "--save", ""]
+        command += ["--appendonly", "yes" if appendonly else "no", "--protected-mode", "yes"]
+        if tls is not None:
+            cert, key = tls
+            command += ["--port", "0", "--tls-port", str(port), "--tls-auth-clients", "no"]
+            command += ["--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", cert]
+        proc = subprocess.Popen([*command, *options], stdout=subprocess.DEVNULL)
+        server = Server(proc, port)
+        cleanup.callback(server.stop)
+        wait_for_port(port, proc, "redis-server")
+        yield server
 
 
 def main(argv: list[str]) -> int:
@@ -201,10 +251,14 @@ def main(argv: list[str]) -> int:
     command = argv[argv.index("--") + 1 :]
     workdir = Path(tempfile.mkdtemp(prefix="baton-services-"))
     try:
-        with postgres(workdir) as database_url, redis(workdir) as redis_url:
-            env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
-            print(f"services: PostgreSQL at {database_url}, Redis at {redis_url}", flush=True)
+        redis_dir = workdir / "redis"
+        redis_dir.mkdir()
+        with postgres(workdir) as database_url, redis_server(directory=redis_dir) as redis:
+            env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis.redis_url}
+            print(f"services: PostgreSQL at {database_url}, Redis at {redis.redis_url}", flush=True)
             return subprocess.call(command, env=env)
+    except ServiceError as exc:
+        raise SystemExit(str(exc)) from None
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -1,7 +1,7 @@
 """Shared types of the provider protocol layer.
 
 Everything in ``wire.providers`` is pure: bytes and dicts in, bytes and dicts
-out, no network and no Django. The hot path (``relay`` views) resolves an
+out, no network and no Django. The hot path (gateway/asgi.py) resolves an
 :class:`Upstream`, asks :func:`wire.providers.get_adapter` for the adapter of
 its family, sends the :class:`UpstreamRequest` it builds and hands the reply
 back to the same adapter. Every upstream failure comes back as one

@@ -1,7 +1,8 @@
 """Normalising every provider's error shape to one :class:`UpstreamError`.
 
-Shapes handled (providers.md section 5), all by the same code so that a new
-OpenAI-compatible provider needs no error mapping of its own:
+Shapes handled (from each provider's error page, listed in docs/providers.md), all
+by the same code so that a new OpenAI-compatible provider needs no error mapping of
+its own:
 
 - ``{"error": {"message", "type", "param", "code"}}``: OpenAI, Azure, Qwen,
   Zhipu (``code`` is a business code such as "1302"), Moonshot, DeepSeek,
@@ -124,8 +125,8 @@ _DEFAULT_STATUS: dict[str, int] = {
     "other": 502,
 }
 
-# MiniMax ``base_resp.status_code``: (HTTP status, kind). 1026/1027/1039 come
-# from MiniMax's error-code page and are not in providers.md.
+# MiniMax ``base_resp.status_code``: (HTTP status, kind), from MiniMax's error-code page
+# (https://platform.minimax.io/docs/api-reference/errorcode).
 _MINIMAX_CODES: dict[int, tuple[int, ErrorKind]] = {
     1000: (500, "server"),  # unknown error, retry
     1001: (500, "server"),  # timeout, retry

@@ -1,10 +1,10 @@
 """Reading provider usage objects into :class:`Usage`.
 
 OpenAI-compatible providers agree on ``prompt_tokens``/``completion_tokens``
-and disagree on everything else (providers.md section 3): cache hits are
-``prompt_tokens_details.cached_tokens`` (OpenAI, Zhipu, DeepSeek), a
-top-level ``cached_tokens`` (Moonshot, StepFun) or ``prompt_cache_hit_tokens``
-(DeepSeek); some send only ``total_tokens``; Gemini has been seen without
+and disagree on everything else (each provider's API page; docs/providers.md
+lists them): cache hits are ``prompt_tokens_details.cached_tokens`` (OpenAI,
+Zhipu, DeepSeek), a top-level ``cached_tokens`` (Moonshot, StepFun) or
+``prompt_cache_hit_tokens`` (DeepSeek); some send only ``total_tokens``; Gemini has been seen without
 ``completion_tokens`` and leaves thinking tokens out of it (they are only in
 ``total_tokens``). Anthropic reports input *excluding* cache reads and
 writes, so its prompt total is the sum of the three.

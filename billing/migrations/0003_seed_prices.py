@@ -1,10 +1,13 @@
-"""Seed the price catalog from ../shared/reference/providers.md section 8
-(list prices per 1M tokens, as of mid-2026). Operators add new versions in
-the admin; these rows only give a fresh install sensible defaults.
+"""Seed the price catalog with list prices per 1M tokens, as each provider's
+pricing page gave them in mid-2026 (docs/providers.md lists the pages; Zhipu's
+GLM-4.5 and Moonshot's kimi-k2.6 figures came from third-party listings).
+Operators add new versions in the admin; these rows only give a fresh install
+sensible defaults.
 
 Anthropic's cached input is 0.1x and its 5-minute cache write 1.25x the input
-price (providers.md section 6); Zhipu bills cache hits at 1/5. An empty
-cached or cache-write price means "same as input".
+price (https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching);
+Zhipu bills cache hits at 1/5. An empty cached or cache-write price means
+"same as input".
 """
 
 from datetime import datetime, timezone
@@ -13,7 +16,7 @@ from decimal import Decimal
 from django.db import migrations
 
 EFFECTIVE = datetime(2025, 1, 1, tzinfo=timezone.utc)
-NOTE = "list price from providers.md (mid-2026)"
+NOTE = "list price from the provider's pricing page (mid-2026)"
 
 # provider, model, input, cached input, cache write, output, currency
 PRICES = [

@@ -231,8 +231,9 @@ def test_bad_key_shapes(fake: Fake, base: str, status: int, shape: Any) -> None:
     assert contains(response.json(), shape), response.text
 
 
-# Each provider's answer to a request without a key, as the reference documents it: 401 in
-# its own error shape; MiniMax answers HTTP 200 with a non-zero base_resp (1004, its auth code).
+# Each provider's answer to a request without a key, as its error page documents it (the
+# pages are listed in docs/providers.md): 401 in its own error shape; MiniMax answers
+# HTTP 200 with a non-zero base_resp (1004, its auth code).
 MISSING_KEY: dict[str, tuple[int, Any]] = {
     "/v1": (
         401,

@@ -8,7 +8,6 @@ can look for them.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +19,7 @@ from fake_upstream import create_app
 from relay import actions
 from relay.models import Provider, ProviderCredential
 from relay.secrets import keyring
+from scripts.services import free_port
 from tests.conftest import Cast
 from tests.fake_upstream.conftest import ServerThread
 
@@ -80,10 +80,7 @@ def make_credential(
 
 def free_port_url() -> str:
     """A loopback base URL where nothing listens."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
+    return f"http://127.0.0.1:{free_port()}/v1"
 
 
 def counts() -> tuple[int, int]:

@@ -6,12 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
-import signal
-import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,8 +19,8 @@ from billing.consumer import DEAD_LETTERS, GROUP, Consumer, consume
 from billing.events import STREAM_KEY, UsageEvent
 from billing.models import UsageRecord
 from gateway.metering import RedisStreamSink
+from scripts.services import Server, free_port, redis_server
 from tests.metering.conftest import Metered, event
-from tests.quotas.processes import free_port, wait_for_port
 
 
 def events(metered: Metered, count: int) -> list[UsageEvent]:
@@ -141,35 +137,9 @@ def test_only_one_scheduled_run_consumes_at_a_time(metered: Metered, redis_clien
     assert result is not None and result.written == 3
 
 
-@contextlib.contextmanager
-def aof_redis(directory: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    binary = shutil.which("redis-server")
-    assert binary
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--dir",
-            directory,
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port, proc)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
+def aof_redis(directory: str, port: int) -> contextlib.AbstractContextManager[Server]:
+    """A Redis that writes every command to its append-only file before it answers."""
+    return redis_server("--appendfsync", "always", port=port, directory=directory, appendonly=True)
 
 
 def test_a_redis_crash_with_aof_loses_no_event(metered: Metered) -> None:
@@ -192,8 +162,7 @@ def test_a_redis_crash_with_aof_loses_no_event(metered: Metered) -> None:
             reader.ensure_group()
             assert len(reader.read()) == 15  # read, never acknowledged
             client.close()
-            os.kill(server.pid, signal.SIGKILL)  # no shutdown, no save
-            server.wait(10)
+            server.kill()  # SIGKILL: no shutdown, no save
         with aof_redis(directory, port):
             client = redis_lib.Redis(port=port)
             assert client.xlen(STREAM_KEY) == 40

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from billing.consumer import GROUP
@@ -23,19 +22,14 @@ from billing.events import STREAM_KEY
 from billing.models import BillingRecord, HourlyUsage, UsageRecord
 from billing.tasks import consume_usage_task, rollup_usage_task, update_billing_records_task
 from tests.metering.conftest import Metered, event
+from tests.processes import ROOT, baton, subprocess_database_url
 from tests.quotas.conftest import Quota, chat
-from tests.quotas.processes import ROOT, baton
-
-
-def database_url() -> str:
-    database = connection.settings_dict
-    return f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
 
 
 def environment(**extra: str) -> dict[str, str]:
     return {
         **os.environ,
-        "DATABASE_URL": database_url(),
+        "DATABASE_URL": subprocess_database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "BATON_TESTING": "1",
         **extra,

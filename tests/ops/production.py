@@ -49,7 +49,7 @@ def example_env() -> dict[str, str]:
 
 
 def fresh_secrets() -> dict[str, str]:
-    """Secrets generated the way the README and the example file say to."""
+    """Secrets generated the way docs/configuration.md and the example file say to."""
     return {
         "SECRET_KEY": secrets.token_urlsafe(50),
         "BATON_MASTER_KEYS": "k1:" + base64.b64encode(os.urandom(32)).decode(),

@@ -8,15 +8,10 @@ allow-list on /v1, the per-IP sign-in limit and the audit log are checked throug
 
 from __future__ import annotations
 
-import os
 import shlex
-import subprocess
 import sys
-import tempfile
-import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,13 +23,13 @@ from accounts.models import AuditEvent, Team, User
 from relay.catalog_seed import seed
 from relay.models import Provider
 from scripts.run_embedded import baton_command
+from scripts.services import free_port
 from tests.accounts.test_api import token_for
 from tests.fake_upstream.conftest import Fake
-from tests.ops.conftest import free_port, subprocess_database_url
 from tests.ops.production import interpolate
+from tests.processes import ROOT, BatonProcess
 from tests.relay.conftest import make_credential, make_key, make_route
 
-ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
 MESSAGES = [{"role": "user", "content": "where am I?"}]
 
@@ -52,51 +47,18 @@ def compose_trusted_proxies() -> str:
     return interpolate(COMPOSE["services"]["web"]["environment"].get("BATON_TRUSTED_PROXIES", ""))
 
 
-class Served:
-    """Baton under the given uvicorn command, in a subprocess."""
+class Served(BatonProcess):
+    """Baton under the given uvicorn command, in a subprocess, with a client on it."""
 
     def __init__(self, command: list[str], port: int, env: dict[str, str]) -> None:
-        self.log = tempfile.NamedTemporaryFile(prefix="baton-xff-", suffix=".log", delete=False)  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env={
-                **os.environ,
-                "BATON_TESTING": "1",
-                "DATABASE_URL": subprocess_database_url(),
-                "BATON_ALLOW_LOOPBACK_UPSTREAMS": "true",
-                "SECURE_COOKIES": "false",  # plain http here
-                **env,
-            },
-        )
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
-        deadline = time.monotonic() + 30
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"baton exited at start:\n{self.logs()}")
-            try:
-                if self.http.get("/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"baton did not start:\n{self.logs()}")
-            time.sleep(0.1)
+        # Plain http here: no Secure cookies.
+        super().__init__({"SECURE_COOKIES": "false", **env}, port=port, command=command)
+        self.http = httpx.Client(base_url=self.base_url, timeout=10)
+        self.wait_ready()
 
-    def logs(self) -> str:
-        return Path(self.log.name).read_text(errors="replace")
-
-    def stop(self) -> None:
+    def stop(self, timeout: float = 20) -> None:
         self.http.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        Path(self.log.name).unlink(missing_ok=True)
+        super().stop(timeout)
 
 
 class World:

@@ -13,8 +13,8 @@ from accounts import actions
 from accounts.models import User
 from relay.catalog_seed import seed
 from relay.models import Provider
-from tests.ops.conftest import BatonProcess
 from tests.polling import until, wait_idle
+from tests.processes import BatonProcess
 from tests.relay.conftest import Relay, make_credential, make_key, make_route
 from tests.relay.test_warm_path import QueryCounter, calls
 

@@ -9,7 +9,7 @@ every page with 500. This module takes deploy/'s own steps, read from deploy/'s 
 3. ``manage.py check --deploy`` and ``makemigrations --check``;
 4. the compose file's ``uvicorn`` command line, with the compose file's environment and
    ``deploy/baton.env.example`` filled in (tests/ops/production.py), behind a pretend TLS proxy
-   as the README's deployment has it (``BEHIND_TLS_PROXY``: the client sends
+   as docs/deployment.md has it (``BEHIND_TLS_PROXY``: the client sends
    ``X-Forwarded-Proto: https`` and, like a browser on HTTPS, returns Secure cookies);
 
 and then signs up, logs in, walks every team page and the API docs with their static files,
@@ -43,7 +43,7 @@ import pytest
 from django.conf import settings
 from django.urls import reverse
 
-from tests.ops.conftest import BatonProcess, free_port
+from scripts.services import free_port
 from tests.ops.production import (
     DEPLOY,
     ROOT,
@@ -53,6 +53,7 @@ from tests.ops.production import (
     manage,
     production_env,
 )
+from tests.processes import BatonProcess
 from tests.test_tenancy import team_scoped_patterns
 
 pytestmark = pytest.mark.production
@@ -437,6 +438,7 @@ def dockerignored(path: str) -> bool:
         ".venv/bin/python",
         ".git/config",
         "staticfiles/staticfiles.json",
+        "tests/agents/node_modules/.bin/claude",  # the agent CLIs for the tests, 660 MB
     ],
 )
 def test_the_image_build_leaves_local_secrets_and_state_out(path: str) -> None:

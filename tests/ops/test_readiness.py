@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,8 +14,9 @@ import pytest
 from django.core.asgi import get_asgi_application
 
 from config.routing import build_application
+from scripts.services import free_port, redis_server
 from tests.fake_upstream.conftest import ServerThread
-from tests.ops.conftest import BatonProcess, free_port
+from tests.processes import BatonProcess
 from tests.relay.conftest import Relay
 
 
@@ -33,39 +32,8 @@ def test_ready_when_everything_answers(relay: Relay) -> None:
 
 @pytest.fixture
 def own_redis() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="baton-ops-redis-")
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            workdir,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    try:
-        yield f"redis://127.0.0.1:{port}/0", proc
-    finally:
-        proc.kill()
-        proc.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
+    with redis_server() as server:
+        yield server.redis_url, server.proc
 
 
 def test_not_ready_when_redis_dies(

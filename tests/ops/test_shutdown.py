@@ -17,7 +17,7 @@ from accounts.models import User
 from billing.events import STREAM_KEY, UsageEvent
 from relay.catalog_seed import seed
 from relay.models import Provider
-from tests.ops.conftest import BatonProcess
+from tests.processes import BatonProcess
 from tests.relay.conftest import make_credential, make_key, make_route
 
 MESSAGES: Any = [{"role": "user", "content": "a long answer please"}]

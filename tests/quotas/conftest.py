@@ -5,7 +5,7 @@ goes to the fake upstream's ``demo-chat``, priced at 1000 USD per 1M output
 tokens and nothing for input: a request with ``max_tokens=10`` costs exactly
 0.01 USD, and its estimate is exactly that too. ``quota.serve()`` starts a
 fresh Baton (its own RelayApp) in a thread; subprocess helpers live in
-``tests/quotas/processes.py``.
+``tests/processes.py`` (Baton) and ``scripts/services.py`` (Redis).
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from django.conf import settings
 from billing.models import KeyLimits, Price
 from billing.quota.script import periods, scope_keys
 from tests.polling import until
+from tests.processes import baton
 from tests.quotas.conftest import Quota, chat
-from tests.quotas.processes import baton
 from tests.relay.conftest import make_credential, make_route
 
 # Long windows: nothing refills while the test runs, so the counts are exact.

@@ -13,9 +13,9 @@ import openai
 import pytest
 from prometheus_client import REGISTRY
 
+from scripts.services import redis_server
 from tests.polling import until
 from tests.quotas.conftest import Quota, chat
-from tests.quotas.processes import redis_server
 
 
 def unavailable(outcome: str) -> float:

@@ -11,7 +11,7 @@ import httpx
 
 from accounts import actions, apikeys
 from accounts.models import ApiKey, AuditEvent, Membership, Role, Team, User
-from tests.ops.conftest import BatonProcess
+from tests.processes import BatonProcess
 
 
 def status(base_url: str, key: str) -> httpx.Response:

@@ -26,6 +26,7 @@ from relay.netguard import (
     unsafe_address_cause,
     validate_base_url,
 )
+from scripts.services import free_port
 
 STRICT = AddressPolicy()
 LOOPBACK_OK = AddressPolicy(allow_loopback=True)
@@ -457,9 +458,7 @@ def test_guarded_resolver_checks_the_default_resolver(monkeypatch: pytest.Monkey
 
 def test_ordinary_connection_errors_are_not_mistaken_for_refusals() -> None:
     async def fetch_closed_port() -> BaseException:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = free_port()
         async with aiohttp.ClientSession(connector=guarded_connector(LOOPBACK_OK)) as session:
             try:
                 await session.get(f"http://127.0.0.1:{port}/")

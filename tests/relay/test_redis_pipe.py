@@ -18,8 +18,8 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.redis_pipe import PipelinedRedis, Script, encode
+from scripts.services import redis_server
 from tests.polling import until_async
-from tests.quotas.processes import redis_server
 
 ECHO = Script("return {KEYS[1], ARGV[1]}")
 
@@ -272,14 +272,10 @@ def self_signed(directory: str) -> tuple[str, str]:
 
 
 def test_tls_with_the_servers_certificate_verified() -> None:
-    from tests.quotas.processes import free_port
-
     with tempfile.TemporaryDirectory() as directory:
         cert, key = self_signed(directory)
-        port = free_port()
-        tls = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", cert]
-        tls += ["--tls-key-file", key, "--tls-ca-cert-file", cert, "--tls-auth-clients", "no"]
-        with redis_server(*tls, port=port):
+        with redis_server(tls=(cert, key)) as server:
+            port = server.port
 
             async def main() -> None:
                 trusted = PipelinedRedis(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}", 2)

@@ -3,7 +3,6 @@ for Acme (Qwen and Zhipu) and for Globex (the other team)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,23 +12,14 @@ from django.test import Client
 from accounts.models import Team
 from relay.catalog_seed import seed
 from relay.models import ModelRoute, Provider, ProviderCredential, RouteTarget
-from relay.secrets import keyring, store_secret
+from relay.secrets import store_secret
 from tests.conftest import Cast
+
+# Fast password hashing and a fresh keyring for every test, as for the credential tests.
+from tests.keys.conftest import _fast_passwords, _fresh_keyring  # noqa: F401
 
 # The running relay and fake upstream, for the end-to-end test.
 from tests.relay.conftest import fake, fake_upstream, redis_client, relay  # noqa: F401
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings: Any) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_keyring() -> Iterator[None]:
-    keyring.cache_clear()
-    yield
-    keyring.cache_clear()
 
 
 @pytest.fixture

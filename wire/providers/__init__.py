@@ -3,7 +3,8 @@
 ``get_adapter(upstream.family)`` returns the module-level adapter of a family.
 Adding a family is one module plus one line in ``_ADAPTERS``; adding an
 OpenAI-compatible provider with request quirks is one entry in
-:data:`wire.providers.quirks.QUIRKS` (see README.md in this package).
+:data:`wire.providers.quirks.QUIRKS` (see README.md in this package, and
+ARCHITECTURE.md at the repository root, "Where to add: a provider").
 """
 
 from __future__ import annotations

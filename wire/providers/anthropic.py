@@ -2,7 +2,8 @@
 
 Request and response bodies are converted in :mod:`.anthropic_convert`. This
 module holds the adapter and the stream translator, which turns Anthropic's
-typed events into ``chat.completion.chunk`` events (providers.md section 6):
+typed events (https://docs.anthropic.com/en/api/messages-streaming) into
+``chat.completion.chunk`` events:
 
 - ``message_start``: the first chunk, ``delta: {"role": "assistant", "content": ""}``;
 - ``content_block_start`` of a ``tool_use``: a new ``tool_calls[i]`` with its id,

@@ -1,6 +1,7 @@
 """Azure OpenAI: the OpenAI wire format behind Azure's URLs and ``api-key`` header.
 
-Two URL schemes (providers.md section 2):
+Two URL schemes (https://learn.microsoft.com/azure/ai-foundry/openai/reference and
+https://learn.microsoft.com/azure/ai-foundry/openai/api-version-lifecycle):
 
 - classic: ``{base}/openai/deployments/{deployment}/{path}?api-version={v}``,
   where the deployment name selects the model. Operators map model names to

@@ -1,6 +1,7 @@
 """Request fixes for OpenAI-compatible providers that are not quite compatible.
 
-One :class:`Quirks` entry per catalog provider id (providers.md section 4);
+One :class:`Quirks` entry per catalog provider id, each fix from the provider's
+API page (docs/providers.md lists them) or, where the code says so, from traffic;
 providers without an entry get the body as the client sent it. Adding a
 provider that needs fixes means adding one entry here, and adding a new kind
 of fix means one field plus a few lines in :func:`apply_quirks`.
@@ -72,6 +73,11 @@ QUIRKS: dict[str, Quirks] = {
             ModelRule(("kimi-k2.5", "kimi-k2.6"), frozenset({"temperature", "top_p", "n"})),
         ),
     ),
+    # The temperature and top_p ranges, n = 1 and the tool_choice forms are MiniMax's
+    # documented limits (https://platform.minimax.io/docs/api-reference/text-openai-api). The
+    # 400s on stream_options, parallel_tool_calls, strict: null, an assistant content: null
+    # and several system messages are not in its documentation: other OpenAI clients
+    # reported them from traffic.
     "minimax": Quirks(
         stream_usage=False,  # 400 on stream_options; the final chunk carries usage anyway
         drop=frozenset({"n", "parallel_tool_calls"}),

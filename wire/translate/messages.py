@@ -1,4 +1,9 @@
-"""OpenAI chat bodies to Anthropic Messages and back (providers.md section 6).
+"""OpenAI chat bodies to Anthropic Messages and back.
+
+Anthropic's side is https://docs.anthropic.com/en/api/messages: ``system`` at the top
+level, only ``user`` and ``assistant`` turns, ``max_tokens`` required, tool calls as
+``tool_use`` blocks whose ``input`` is an object, ``input_tokens`` counted without the
+cache reads and writes.
 
 The request is rebuilt from an allow-list rather than copied: Anthropic
 rejects unknown top-level fields, so OpenAI-only parameters (penalties,
