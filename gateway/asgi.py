@@ -413,6 +413,8 @@ class RelayApp:
                 continue
             call.upstream_seconds += time.perf_counter() - sent_at
             response.release()
+            if response.status == 404:
+                continue  # this endpoint does not count after all: Baton does
             if response.status >= 400:
                 error = self.upstream_failed(
                     target, adapter.parse_error(response.status, raw, response.headers)
