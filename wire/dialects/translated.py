@@ -99,6 +99,14 @@ class ChainedTranslator:
         return self.inner.saw_done
 
     @property
+    def tool_ids(self) -> list[str]:
+        return getattr(self.inner, "tool_ids", [])
+
+    @property
+    def reasoning_parts(self) -> list[str] | None:
+        return getattr(self.inner, "reasoning_parts", None)
+
+    @property
     def estimated_completion_tokens(self) -> int:
         return self.inner.estimated_completion_tokens
 

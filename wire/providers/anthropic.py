@@ -193,6 +193,7 @@ class AnthropicStreamTranslator(TranslatorBase):
             return b""
         block_type = block.get("type")
         if block_type == "tool_use":
+            self._note_tool(block.get("id"))
             tool_index = len(self._tool_index)
             self._tool_index[event.get("index")] = tool_index
             name = block.get("name")
@@ -226,6 +227,7 @@ class AnthropicStreamTranslator(TranslatorBase):
             call = {"index": tool_index, "function": {"arguments": fragment}}
             return self._chunk({"tool_calls": [call]})
         if delta_type == "thinking_delta":
+            self._note_reasoning(delta.get("thinking"))
             return self._text(delta.get("thinking"), "reasoning_content")
         if delta_type == "signature_delta" and isinstance(delta.get("signature"), str):
             # LiteLLM's thinking_blocks convention: the signature reaches chat clients that

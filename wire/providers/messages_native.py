@@ -125,7 +125,11 @@ class MessagesPassThrough(TranslatorBase):
         if not isinstance(event, dict):
             return self._fail(malformed_chunk_error())
         kind = str(event.get("type") or kind)
-        if kind == "message_start":
+        if kind == "content_block_start":
+            block = event.get("content_block")
+            if isinstance(block, dict) and block.get("type") == "tool_use":
+                self._note_tool(block.get("id"))
+        elif kind == "message_start":
             message = event.get("message")
             if isinstance(message, dict):
                 self._take(message.get("usage"))

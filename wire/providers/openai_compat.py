@@ -257,11 +257,14 @@ class OpenAIStreamTranslator(TranslatorBase):
                 text = delta.get(key)
                 if text:
                     self._add_text(text)
+                    if key != "content":
+                        self._note_reasoning(text)
             tool_calls = delta.get("tool_calls")
             if tool_calls and isinstance(tool_calls, list):
                 for call in tool_calls:
                     if isinstance(call, dict):
                         self._add_function(call.get("function"))
+                        self._note_tool(call.get("id"))
             function_call = delta.get("function_call")  # legacy function calling
             if function_call:
                 self._add_function(function_call)
