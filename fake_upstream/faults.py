@@ -3,7 +3,8 @@
 Faults live in the base URL rather than in headers or the body so that a test can point one
 credential of a provider at a "broken" base URL and leave the others healthy, without Baton
 having to forward anything special. Directives are ``key=value`` pairs joined by ``;`` or
-``,``; ``hang`` and ``echo_key`` may be written without a value. Stream chunk numbers are 1-based and count
+``,``; ``hang``, ``echo_key``, ``strict_reasoning`` and ``redacted`` may be written without
+a value. Stream chunk numbers are 1-based and count
 every SSE event the fake emits (role chunk, content chunks, finish/usage chunks, ``[DONE]``,
 Anthropic's ``ping``...), but not SSE comments.
 
@@ -24,6 +25,12 @@ echo_key        put the presented key in the message of the ``status`` reply and
                 ``error_after`` event, as a careless provider does:
                 ``full`` (also the bare word), ``prefix`` (its first 12 characters and
                 ``...``) or ``url`` (URL-encoded, every reserved character escaped)
+strict_reasoning refuse a request whose history lost or altered the reasoning of a tool-call
+                turn, with the provider's own status and text (see reasoning.py): Messages
+                endpoints check thinking blocks and their signatures; chat endpoints
+                check ``reasoning_content`` (DeepSeek, Moonshot, Zhipu) or MiniMax's
+                ``<think>`` / ``reasoning_details``
+redacted        Messages: a thinking reply also carries a ``redacted_thinking`` block
 =============== ===========================================================================
 """
 
@@ -56,22 +63,25 @@ class Faults:
     malformed_at: int | None = None
     hang: bool = False
     echo_key: str | None = None
+    strict_reasoning: bool = False
+    redacted: bool = False
 
 
 NONE = Faults()
 _INT = frozenset({"status", "chunks", "drop_after", "error_after", "malformed_at"})
 _FLOAT = frozenset({"retry_after", "latency_ms", "first_byte_ms", "tps", "chunk_ms"})
+_BOOL = frozenset({"hang", "strict_reasoning", "redacted"})
 _KEYS = frozenset(f.name for f in fields(Faults))
 ECHO_FORMS = frozenset({"full", "prefix", "url"})
 
 
 def _convert(key: str, raw: str) -> object:
-    if key == "hang":
+    if key in _BOOL:
         if raw in ("", "1", "true", "yes"):
             return True
         if raw in ("0", "false", "no"):
             return False
-        raise FaultSyntaxError(f"fault directive 'hang' expects a boolean, got {raw!r}")
+        raise FaultSyntaxError(f"fault directive {key!r} expects a boolean, got {raw!r}")
     if key == "echo_key":
         form = raw or "full"
         if form not in ECHO_FORMS:
