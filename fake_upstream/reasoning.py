@@ -12,10 +12,10 @@ Signed thinking (Messages). A thinking block's ``signature`` is the fake's own M
 thinking text, the account (the API key presented), the flavor, the number of
 ``redacted_thinking`` blocks that follow it and keyed digests of the conversation prefix the
 block was produced after: ``system``, ``tools`` and the earlier messages, compared with
-``cache_control`` removed and string content read as one text block. So, like Anthropic's
-(https://platform.claude.com/docs/en/build-with-claude/extended-thinking and
-.../preserved-thinking), a block is bound to its account and its conversation: a different
-key, an edited text or an edited prefix no longer verifies. ``redacted_thinking.data`` is
+``cache_control`` and ``null`` fields removed and string content read as one text block.
+So, like Anthropic's (https://platform.claude.com/docs/en/build-with-claude/extended-thinking
+and .../preserved-thinking), a block is bound to its account and its conversation: a
+different key, an edited text or an edited prefix no longer verifies. ``redacted_thinking.data`` is
 bound the same way.
 
 Strict mode (the ``strict_reasoning`` fault directive). Only there are echo rules enforced,
@@ -138,9 +138,10 @@ def thinking_text(prompt: str, tool: str | None, after_tool: bool) -> str:
 
 
 def strip(value: Any) -> Any:
-    """``value`` without ``cache_control`` anywhere (caching never changes the prefix)."""
+    """``value`` without ``cache_control`` anywhere (caching never changes the prefix) and
+    without ``null`` fields (a typed server reads ``"citations": null`` as absent)."""
     if isinstance(value, dict):
-        return {k: strip(v) for k, v in value.items() if k != "cache_control"}
+        return {k: strip(v) for k, v in value.items() if k != "cache_control" and v is not None}
     if isinstance(value, list):
         return [strip(v) for v in value]
     return value
