@@ -507,7 +507,7 @@ def create(
         prefix = reasoning.Prefix(payload.get("system"), payload.get("tools"), messages)
         count = 1 if faults.redacted else 0
         signature = reasoning.sign(fl.name, key, thought, prefix, count)
-        hidden = [reasoning.redacted_data(fl.name, key, prefix, k) for k in range(count)]
+        hidden = [reasoning.redacted_data(fl.name, key, prefix, 1 + k) for k in range(count)]
         thinking = Thinking(thought, signature, hidden)
     usage = cache.usage(fl, key, payload, reply.completion_tokens)
     if payload.get("stream") is True:

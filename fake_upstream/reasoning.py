@@ -222,13 +222,14 @@ def verify(
     return Verdict.OK, payload[1]
 
 
-def redacted_data(flavor: str, account: str, prefix: Prefix, index: int) -> str:
-    """An opaque ``redacted_thinking.data`` bound like a signature."""
-    body = _REDACTED_MAGIC + bytes([index]) + prefix.all()
+def redacted_data(flavor: str, account: str, prefix: Prefix, position: int) -> str:
+    """An opaque ``redacted_thinking.data`` bound like a signature, and to its position in
+    the reply's content (so a block that moved, or lost the thinking before it, is caught)."""
+    body = _REDACTED_MAGIC + bytes([position % 256]) + prefix.all()
     return base64.b64encode(body + _mac(flavor, account, body)).decode()
 
 
-def verify_redacted(flavor: str, account: str, data: object, prefix: Prefix) -> bool:
+def verify_redacted(flavor: str, account: str, data: object, prefix: Prefix, position: int) -> bool:
     if not isinstance(data, str):
         return False
     try:
@@ -238,6 +239,7 @@ def verify_redacted(flavor: str, account: str, data: object, prefix: Prefix) -> 
     body, mac = raw[:-_MAC], raw[-_MAC:]
     return (
         body.startswith(_REDACTED_MAGIC)
+        and body[2:3] == bytes([position % 256])
         and body[3:] == prefix.all()
         and hmac.compare_digest(mac, _mac(flavor, account, body))
     )
@@ -335,7 +337,8 @@ def check_messages(
         for j, block in enumerate(content):
             b = _obj(block)
             if b.get("type") == "redacted_thinking":
-                if i == latest and not verify_redacted(flavor, account, b.get("data"), prefix):
+                good = verify_redacted(flavor, account, b.get("data"), prefix, j)
+                if i == latest and not good:
                     return _modified(i, j)
                 continue
             if b.get("type") != "thinking":

@@ -21,6 +21,7 @@ BASES = {
     "minimax": ("/minimax/anthropic", "MiniMax-M2"),
 }
 HELLO: list[MessageParam] = [{"role": "user", "content": "Hello there"}]
+BETA_HELLO: Any = HELLO  # the beta endpoints type their params separately
 TOOLS: list[ToolParam] = [
     {
         "name": "Bash",
@@ -127,7 +128,7 @@ def test_count_tokens_where_the_provider_has_it(fake_server: ServerThread, fake:
     # As Claude Code sends it: the beta header and ?beta=true.
     beta = sdk.beta.messages.count_tokens(
         model="claude-haiku-5-5",
-        messages=HELLO,
+        messages=BETA_HELLO,
         betas=["token-counting-2024-11-01"],
         extra_query={"beta": "true"},
     )
@@ -232,7 +233,7 @@ def test_keys_headers_query_and_unknown_fields(fake_server: ServerThread, fake: 
     bearer.beta.messages.create(
         model="claude-sonnet-5-5",
         max_tokens=8,
-        messages=HELLO,
+        messages=BETA_HELLO,
         metadata={"user_id": '{"device": "x"}'},
         betas=["claude-code-20250219", "interleaved-thinking-2025-05-14"],
         extra_body=extra,
