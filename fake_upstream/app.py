@@ -12,8 +12,19 @@ Routes (each may be prefixed with ``/_f/{directives}``, see faults.py):
     /azure/openai/deployments/{d}/...?api-version=...   Azure classic (model = deployment)
     /azure/openai/v1/...                         Azure v1
       ... = POST chat/completions | completions | embeddings, GET models | models/{id}
-    /anthropic/v1/messages, GET /anthropic/v1/models   Anthropic Messages
+    /anthropic/v1/...                            Anthropic Messages (messages.py):
+      POST messages | messages/count_tokens, GET models | models/{id}
+    /{deepseek,qwen,zhipu,moonshot,minimax}/anthropic/v1/...
+                                                 the same providers' Anthropic-compatible
+      POST messages                              endpoints (messages.py); count_tokens and
+                                                 models answer 404 there (only Anthropic
+                                                 documents them)
     GET /_fake/health, GET|DELETE /_fake/requests      introspection for tests
+
+Any query string is accepted (Claude Code sends ``?beta=true``) and recorded. The request
+history also records the ``anthropic-version`` and ``anthropic-beta`` headers as received.
+Reasoning (who thinks, signatures, strict echo rules) is in reasoning.py; which tool the fake
+calls, and when it answers a tool result with text, in tools.py.
 
 Disconnects are watched with a task that waits on ``receive()`` for ``http.disconnect`` (uvicorn
 silently drops sends to a closed socket, so sending alone would never notice); every delay races
