@@ -76,7 +76,7 @@ minimax   stateless false  reasoning_text 400 *fake*   400 *fake*   OpenAI's, no
   first inside a namespace, with ``namespace`` set on the call), unless ``tool_choice`` is
   ``none``, or the last input item is a ``function_call_output`` and the choice is not forced:
   then it answers with a message, so an agent loop ends. Arguments follow the chat and
-  Messages rule: each required string property gets the prompt's first backticked text, else
+  Messages rule: each required string property gets the prompt's last backticked text, else
   its first word, so "run `echo hi`" makes Codex's ``exec_command`` ``{"cmd": "echo hi"}``;
   no string property gives ``{"q": <first word>}``.
 * **Reply text**: ``Echo:`` and the text of the last user message, or of the last

@@ -6,10 +6,10 @@ One rule for chat and Messages alike, so an agent loop through any dialect behav
   turn holding a ``tool_result`` block) gets a text answer, so a loop ends after one round
   trip: first turn ``tool_use``, second turn text. A forced ``tool_choice`` still calls.
 - Otherwise, when tools are offered and ``tool_choice`` is not ``none``: the named tool if
-  ``tool_choice`` names one, else the first tool whose name appears as a word in the last
+  ``tool_choice`` names one, else the tool named last (as a word) in the last
   user text, else the first tool.
 - Arguments: each string property the tool's schema requires (or, with no ``required``,
-  each string property) gets the text between the first pair of backticks in the prompt,
+  each string property) gets the text between the last pair of backticks in the prompt,
   else the prompt's first word; a schema with no string property gets ``{"q": <first
   word>}``. So ``Use Bash to run `echo hi``` makes a Claude Code ``Bash`` call with
   ``{"command": "echo hi"}``.
@@ -45,8 +45,13 @@ def after_tool_result(messages: list[Any]) -> bool:
 
 
 def _named_in(prompt: str, names: list[str]) -> str | None:
-    words = set(re.findall(r"[\w.-]+", prompt))
-    return next((name for name in names if name in words), None)
+    """The tool named last in the prompt: the user's own words come after whatever context
+    a client puts first in the turn (Claude Code's reminders name other tools)."""
+    last: dict[str, int] = {}
+    for match in re.finditer(r"[\w.-]+", prompt):
+        last[match.group()] = match.start()
+    named = [(last[name], name) for name in names if name in last]
+    return max(named)[1] if named else None
 
 
 def pick(
@@ -87,8 +92,9 @@ def pick(
 def arguments(schema: dict[str, Any], prompt: str) -> str:
     """The call's arguments as JSON text, filled from the prompt (see the module docstring)."""
     words = split_tokens(prompt)
-    quoted = _BACKTICKS.search(prompt)
-    value = quoted.group(1) if quoted else (words[0] if words else "")
+    # The last quoted span: the user's own words come after a client's context.
+    quoted = _BACKTICKS.findall(prompt)
+    value = quoted[-1] if quoted else (words[0] if words else "")
     properties = _obj(schema.get("properties"))
     required = schema.get("required")
     names = required if isinstance(required, list) and required else list(properties)
