@@ -14,8 +14,19 @@ Routes (each may be prefixed with ``/_f/{directives}``, see faults.py):
       ... = POST chat/completions | completions | embeddings, GET models | models/{id}
     POST /v1/responses, /openai/v1/responses, /azure/openai/v1/responses,
          /{qwen,ark,deepseek,minimax}/v1/responses      Responses API (see responses.py)
-    /anthropic/v1/messages, GET /anthropic/v1/models   Anthropic Messages
+    /anthropic/v1/...                            Anthropic Messages (messages.py):
+      POST messages | messages/count_tokens, GET models | models/{id}
+    /{deepseek,qwen,zhipu,moonshot,minimax}/anthropic/v1/...
+                                                 the same providers' Anthropic-compatible
+      POST messages                              endpoints (messages.py); count_tokens and
+                                                 models answer 404 there (only Anthropic
+                                                 documents them)
     GET /_fake/health, GET|DELETE /_fake/requests      introspection for tests
+
+Any query string is accepted (Claude Code sends ``?beta=true``) and recorded. The request
+history also records the ``anthropic-version`` and ``anthropic-beta`` headers as received.
+Reasoning (who thinks, signatures, strict echo rules) is in reasoning.py; which tool the fake
+calls, and when it answers a tool result with text, in tools.py.
 
 Disconnects are watched with a task that waits on ``receive()`` for ``http.disconnect`` (uvicorn
 silently drops sends to a closed socket, so sending alone would never notice); every delay races
@@ -39,6 +50,8 @@ from urllib.parse import parse_qs
 import orjson
 
 from fake_upstream import faults as fault_mod
+from fake_upstream import messages as messages_mod
+from fake_upstream import reasoning, tools
 from fake_upstream import responses as responses_mod
 from fake_upstream.faults import Faults, FaultSyntaxError
 from fake_upstream.flavors import (
@@ -47,9 +60,6 @@ from fake_upstream.flavors import (
     MODEL_LISTS,
     Event,
     Flavor,
-    anthropic_body,
-    anthropic_stream,
-    anthropic_usage,
     auth_failure,
     chat_body,
     completion_body,
@@ -60,6 +70,7 @@ from fake_upstream.flavors import (
     model_detail,
     new_id,
     openai_stream,
+    reasoning_style,
     stream_error,
 )
 from fake_upstream.tokens import (
@@ -73,7 +84,6 @@ from fake_upstream.tokens import (
     prompt_tokens,
     reply_length,
     reply_words,
-    split_tokens,
 )
 
 Message = MutableMapping[str, Any]  # the standard ASGI typing, so any server accepts the app
@@ -138,6 +148,9 @@ class Record:
     completed: bool = False
     cancelled: bool = False
     endpoint: str | None = None  # "chat/completions", "responses", "messages", "models"...
+    # As received, so tests can assert a relay forwarded them (None = header absent).
+    anthropic_version: str | None = None
+    anthropic_beta: str | None = None
 
 
 @dataclass(slots=True)
@@ -183,6 +196,8 @@ def resolve(path: str) -> Route | None:
             return None
         return Route(FLAVORS["azure"], endpoint, deployment=deployment, azure_classic=True)
     prefix, _, rest = path[1:].partition("/")
+    if rest.startswith("anthropic/v1/") and prefix in messages_mod.FLAVORS_WITH_MESSAGES:
+        return Route(messages_mod.FLAVORS_WITH_MESSAGES[prefix], rest[len("anthropic/v1/") :])
     if prefix in _OPENAI_PREFIXES and rest.startswith("v1/"):
         return Route(FLAVORS[prefix], rest[3:])
     return None
@@ -196,10 +211,11 @@ def _bearer(headers: dict[bytes, bytes]) -> str | None:
 
 
 def api_key(fl: Flavor, headers: dict[bytes, bytes]) -> str | None:
-    """The credential a provider reads: Anthropic's x-api-key, Azure's api-key, else Bearer."""
+    """The credential a provider reads: x-api-key (or Bearer) on Messages endpoints, Azure's
+    api-key, else Bearer."""
     if fl.kind == "anthropic":
         raw = headers.get(b"x-api-key")
-        return raw.decode("latin-1") if raw else None
+        return raw.decode("latin-1") if raw else _bearer(headers)
     if fl.name == "azure" and headers.get(b"api-key"):
         return headers[b"api-key"].decode("latin-1")
     return _bearer(headers)
@@ -222,45 +238,18 @@ def _positive_int(body: dict[str, Any], key: str, upper: int | None = None) -> i
     return int(value)
 
 
-def _tool_reply(prefix: str, name: str, prompt: str) -> Reply:
-    words = split_tokens(prompt)
-    arguments = orjson.dumps({"q": words[0] if words else ""}).decode()
-    return Reply((), False, ToolCall(new_id(prefix), name, arguments))
-
-
-def _obj(value: object) -> dict[str, Any]:
-    """``value`` if it is a JSON object, else an empty one (bodies are untrusted input)."""
-    return value if isinstance(value, dict) else {}
-
-
-def _openai_tool(body: dict[str, Any]) -> str | None:
-    """The tool the fake should "call": the named one, else the first; None when not calling."""
-    tools = body.get("tools")
-    choice = body.get("tool_choice")
-    if not isinstance(tools, list) or not tools or choice == "none":
-        return None
-    named = _obj(_obj(choice).get("function")).get("name")
-    if isinstance(named, str):
-        return named
-    first = _obj(tools[0])
-    name = _obj(first.get("function")).get("name") or first.get("name")
-    return name if isinstance(name, str) else "tool"
-
-
-def _anthropic_tool(body: dict[str, Any]) -> str | None:
-    tools = body.get("tools")
-    choice = _obj(body.get("tool_choice"))
-    if not isinstance(tools, list) or not tools or choice.get("type") == "none":
-        return None
-    if choice.get("type") == "tool" and isinstance(choice.get("name"), str):
-        return str(choice["name"])
-    return str(_obj(tools[0]).get("name") or "tool")
-
-
 # --- endpoint handlers (pure: parsed request in, outcome out) --------------------------------
 
 
-def handle_chat(fl: Flavor, route: Route, body: dict[str, Any], faults: Faults) -> Outcome:
+def handle_chat(
+    fl: Flavor,
+    route: Route,
+    body: dict[str, Any],
+    faults: Faults,
+    key: str | None = None,
+    memory: reasoning.ReasoningMemory | None = None,
+) -> Outcome:
+    """Chat completions; thinking flavors add reasoning (and check it in strict mode)."""
     model = body.get("model") or route.deployment
     if not isinstance(model, str) or not model:
         return _bad_request(fl, "you must provide a model parameter", "model")
@@ -284,22 +273,38 @@ def handle_chat(fl: Flavor, route: Route, body: dict[str, Any], faults: Faults) 
         n = _positive_int(body, "n", 128) or 1
     except ValueError as exc:
         return _bad_request(fl, f"Invalid value for '{exc}'.", str(exc))
+    account = key or ""
+    memory = memory if memory is not None else reasoning.ReasoningMemory()
+    thinks = reasoning.chat_thinking(fl.name, model, body)
+    if faults.strict_reasoning and thinks:
+        refusal = reasoning.check_chat(fl.name, messages, account, memory)
+        if refusal is not None:
+            return JsonOut(*error(fl, 400, refusal[0], code=refusal[1]))
     prompt = prompt_tokens(messages)
-    text = last_user_text(messages)
-    tool = _openai_tool(body)
-    if tool is not None:
-        reply = _tool_reply("call_", tool, text)
+    after = tools.after_tool_result(messages)
+    last = messages[-1] if isinstance(messages[-1], dict) else {}
+    text = content_text(last.get("content")) if after else last_user_text(messages)
+    picked = tools.pick(body.get("tools"), body.get("tool_choice"), text, messages, dialect="chat")
+    thought = ""
+    if thinks:
+        thought = reasoning.thinking_text(text, picked[0] if picked else None, after)
+    if picked is not None:
+        call = ToolCall(new_id("call_"), picked[0], tools.arguments(picked[1], text))
+        reply = Reply((), False, call, reasoning=thought)
+        if thought:
+            memory.remember(account, call.id, thought)
     else:
         length, capped = reply_length(cap, faults.chunks, cap_is_target=True)
-        reply = Reply(reply_words(text, length), capped)
+        reply = Reply(reply_words(text, length), capped, reasoning=thought)
+    style = reasoning_style(fl, body.get("reasoning_split") is True)
     if body.get("stream") is True:
         options = body.get("stream_options")
         include = isinstance(options, dict) and options.get("include_usage") is True
         events = openai_stream(
-            fl, reply, model=model, prompt=prompt, include_usage=include, chat=True
+            fl, reply, model=model, prompt=prompt, include_usage=include, chat=True, style=style
         )
         return StreamOut(events, keep_alive=fl.name == "deepseek")
-    out = chat_body(fl, reply, model=model, prompt=prompt, n=n)
+    out = chat_body(fl, reply, model=model, prompt=prompt, n=n, style=style)
     return JsonOut(200, orjson.dumps(out), reply.completion_tokens)
 
 
@@ -367,48 +372,6 @@ def handle_embeddings(fl: Flavor, route: Route, body: dict[str, Any]) -> Outcome
         vec = embedding(text, dims)
         vectors.append(embedding_base64(vec) if as_base64 else vec)
     return JsonOut(200, orjson.dumps(embeddings_body(model, vectors, prompt)))
-
-
-def handle_messages(fl: Flavor, body: dict[str, Any], faults: Faults) -> Outcome:
-    """Anthropic Messages API: validation, then the same deterministic reply as elsewhere."""
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        return _bad_request(fl, "model: Field required")
-    try:
-        cap = _positive_int(body, "max_tokens")
-    except ValueError:
-        return _bad_request(fl, "max_tokens: Input should be a valid positive integer")
-    if cap is None:
-        return _bad_request(fl, "max_tokens: Field required")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        return _bad_request(fl, "messages: at least one message is required")
-    for i, message in enumerate(messages):
-        role = message.get("role") if isinstance(message, dict) else None
-        if role not in ("user", "assistant"):
-            hint = (
-                ' The Messages API accepts a top-level `system` parameter, not "system" as '
-                "an input message role."
-                if role == "system"
-                else ""
-            )
-            return _bad_request(
-                fl, f"messages.{i}.role: Input should be 'user' or 'assistant'.{hint}"
-            )
-    system = content_text(body.get("system"))
-    prompt = prompt_tokens(messages, system)
-    text = last_user_text(messages)
-    tool = _anthropic_tool(body)
-    if tool is not None:
-        reply = _tool_reply("toolu_", tool, text)
-    else:
-        length, capped = reply_length(cap, faults.chunks, cap_is_target=False)
-        reply = Reply(reply_words(text, length), capped)
-    usage_obj = anthropic_usage(prompt, count_tokens(system), reply.completion_tokens)
-    if body.get("stream") is True:
-        return StreamOut(anthropic_stream(reply, model=model, usage_obj=usage_obj))
-    out = anthropic_body(reply, model=model, usage_obj=usage_obj)
-    return JsonOut(200, orjson.dumps(out), reply.completion_tokens)
 
 
 # --- per-request plumbing ----------------------------------------------------------------------
@@ -494,6 +457,11 @@ class Exchange:
             self.record.cancelled = True
 
 
+def _header(headers: dict[bytes, bytes], name: bytes) -> str | None:
+    raw = headers.get(name)
+    return None if raw is None else raw.decode("latin-1")
+
+
 async def _read_body(receive: Receive) -> bytes | None:
     """The whole request body, or None when the client left while sending it."""
     message = await receive()
@@ -541,6 +509,8 @@ class FakeUpstream:
         self.history: deque[Record] = deque(maxlen=HISTORY)
         self._next_id = 0
         self.responses = responses_mod.State()
+        self.memory = reasoning.ReasoningMemory()  # chat: reasoning of each tool call made
+        self.prompt_cache = messages_mod.PromptCache()  # Messages: prefixes written so far
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -614,6 +584,8 @@ class FakeUpstream:
             started_at=time.time(),
             stream=isinstance(body, dict) and body.get("stream") is True,
             endpoint=route.endpoint,
+            anthropic_version=_header(headers, b"anthropic-version"),
+            anthropic_beta=_header(headers, b"anthropic-beta"),
         )
         self.history.append(record)
         exchange = Exchange(receive, send, record)
@@ -671,17 +643,18 @@ class FakeUpstream:
     ) -> Outcome:
         """Everything after timing faults: route checks, auth, body validation, the reply."""
         fl, endpoint, method = route.flavor, route.endpoint, scope["method"]
+        if fl.kind == "anthropic":
+            result = messages_mod.dispatch(
+                fl, endpoint, method, scope["path"], headers, key, body, faults, self.prompt_cache
+            )
+            return JsonOut(*result) if isinstance(result, tuple) else StreamOut(result)
         if route.azure_classic:
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             if not query.get("api-version") or endpoint not in _POST_ENDPOINTS:
                 return JsonOut(*error(fl, 404, "Resource not found"))
         is_models = endpoint == "models" or endpoint.startswith("models/")
         is_responses = endpoint == "responses" and responses_mod.serves(fl)
-        known = (
-            is_models
-            or is_responses
-            or (endpoint == "messages" if fl.kind == "anthropic" else endpoint in _POST_ENDPOINTS)
-        )
+        known = is_models or is_responses or endpoint in _POST_ENDPOINTS
         if not known:
             return JsonOut(*error(fl, 404, f"Invalid URL ({method} {scope['path']})"))
         if is_responses:
@@ -693,8 +666,6 @@ class FakeUpstream:
             if is_responses:
                 return JsonOut(*responses_mod.auth_refusal(route.flavor, key))
             return JsonOut(*auth_failure(fl, key))
-        if fl.kind == "anthropic" and b"anthropic-version" not in headers:
-            return _bad_request(fl, "anthropic-version: header is required")
         if is_models:
             return self._models(fl, endpoint)
         if not isinstance(body, dict):
@@ -705,12 +676,10 @@ class FakeUpstream:
                 "We could not parse the JSON body of your request. The API "
                 "expects a JSON payload, but what was sent was not valid JSON.",
             )
-        if fl.kind == "anthropic":
-            return handle_messages(fl, body, faults)
         if is_responses and key is not None:
             return self._responses(route.flavor, body, faults, key)
         if endpoint == "chat/completions":
-            return handle_chat(fl, route, body, faults)
+            return handle_chat(fl, route, body, faults, key, self.memory)
         if endpoint == "completions":
             return handle_completions(fl, route, body, faults)
         return handle_embeddings(fl, route, body)

@@ -63,12 +63,20 @@ FLAVORS: dict[str, Flavor] = {
         Flavor(
             "qwen",
             "on_request",
-            ("qwen-plus", "qwen-flash", "qwen3-max", "text-embedding-v4"),
+            ("qwen3-max", "qwen3.5-plus", "qwen-plus", "qwen-flash", "text-embedding-v4"),
             "system",
         ),
-        Flavor("deepseek", "on_request", ("deepseek-chat", "deepseek-reasoner"), "deepseek"),
         Flavor(
-            "moonshot", "in_choice", ("kimi-k2.6", "moonshot-v1-8k", "moonshot-v1-32k"), "moonshot"
+            "deepseek",
+            "on_request",
+            ("deepseek-v4-flash", "deepseek-v4-pro", "deepseek-chat", "deepseek-reasoner"),
+            "deepseek",
+        ),
+        Flavor(
+            "moonshot",
+            "in_choice",
+            ("kimi-k2.6", "kimi-k2.5", "moonshot-v1-8k", "moonshot-v1-32k"),
+            "moonshot",
         ),
         Flavor(
             "siliconflow",
@@ -76,8 +84,18 @@ FLAVORS: dict[str, Flavor] = {
             ("deepseek-ai/DeepSeek-V3", "Qwen/Qwen3-8B", "BAAI/bge-m3"),
             "siliconflow",
         ),
-        Flavor("zhipu", "final_chunk", ("glm-4.6", "glm-4.5-air", "embedding-3"), "zhipu"),
-        Flavor("minimax", "final_chunk", ("MiniMax-M2", "MiniMax-Text-01"), "minimax"),
+        Flavor(
+            "zhipu",
+            "final_chunk",
+            ("glm-5", "glm-4.7", "glm-4.6", "glm-4.5-air", "embedding-3"),
+            "zhipu",
+        ),
+        Flavor(
+            "minimax",
+            "final_chunk",
+            ("MiniMax-M3", "MiniMax-M2.7", "MiniMax-M2", "MiniMax-Text-01"),
+            "minimax",
+        ),
         Flavor(
             "ark",
             "on_request",
@@ -95,7 +113,15 @@ FLAVORS: dict[str, Flavor] = {
         Flavor(
             "anthropic",
             "on_request",
-            ("claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"),
+            (
+                "claude-sonnet-5-5",
+                "claude-opus-5-5",
+                "claude-haiku-5-5",
+                "claude-fable-5-1",
+                "claude-sonnet-4-5",
+                "claude-haiku-4-5",
+                "claude-opus-4-1",
+            ),
             "anthropic",
             kind="anthropic",
         ),
@@ -109,11 +135,6 @@ def new_id(prefix: str) -> str:
 
 def sse(obj: object) -> bytes:
     return b"data: " + orjson.dumps(obj) + b"\n\n"
-
-
-def _anthropic_event(obj: dict[str, Any]) -> bytes:
-    kind: str = obj["type"]
-    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(obj) + b"\n\n"
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -217,6 +238,8 @@ def error_object(
     msg = message or _default_message(status)
     server = status >= 500
     name = fl.name
+    if fl.kind == "anthropic":
+        return _messages_error_object(fl, status, msg, code)
     if name == "minimax":
         biz = _MINIMAX_CODES.get(status, 1000 if server else 2013)
         return 200, {
@@ -224,15 +247,6 @@ def error_object(
                 "status_code": int(code) if code and code.isdigit() else biz,
                 "status_msg": msg,
             }
-        }
-    if name == "anthropic":
-        etype = code or _ANTHROPIC_TYPES.get(
-            status, "api_error" if server else "invalid_request_error"
-        )
-        return status, {
-            "type": "error",
-            "error": {"type": etype, "message": msg},
-            "request_id": new_id("req_"),
         }
     if name == "gemini":
         gstatus = _GEMINI_STATUS.get(status, "INTERNAL" if server else "FAILED_PRECONDITION")
@@ -299,6 +313,57 @@ def error_object(
     return status, body
 
 
+def _messages_error_object(
+    fl: Flavor, status: int, msg: str, code: str | None
+) -> tuple[int, object]:
+    """Errors on an Anthropic Messages endpoint, as each provider's own endpoint words them.
+
+    Anthropic: ``{"type": "error", "error": {"type", "message"}, "request_id"}``. The others
+    were observed on the wire (errors quoted in public issue trackers): DeepSeek's
+    ``/anthropic`` answers in its OpenAI shape; Zhipu adds its business ``code``; Moonshot
+    puts ``type`` last; MiniMax appends its business code to the message and adds
+    ``http_code``. Unlike its chat endpoint, MiniMax uses real HTTP statuses here.
+    """
+    server = status >= 500
+    etype = code or _ANTHROPIC_TYPES.get(status, "api_error" if server else "invalid_request_error")
+    name = fl.name
+    if name == "deepseek":
+        otype = _OPENAI_TYPES.get(status, ("server_error" if server else "invalid_request_error",))
+        return status, {
+            "error": {
+                "message": msg,
+                "type": code or otype[0],
+                "param": None,
+                "code": "invalid_request_error",
+            }
+        }
+    if name == "zhipu":
+        zcode = _ZHIPU_CODES.get(status, str(status))
+        return status, {
+            "type": "error",
+            "error": {"type": etype, "code": zcode, "message": msg},
+            "request_id": new_id(""),
+        }
+    if name == "moonshot":
+        return status, {
+            "error": {"type": etype, "message": msg},
+            "request_id": new_id(""),
+            "type": "error",
+        }
+    if name == "minimax":
+        biz = _MINIMAX_CODES.get(status, 1000 if server else 2013)
+        return status, {
+            "type": "error",
+            "error": {"type": etype, "message": f"{msg} ({biz})", "http_code": str(status)},
+            "request_id": new_id(""),
+        }
+    return status, {
+        "type": "error",
+        "error": {"type": etype, "message": msg},
+        "request_id": new_id("req_"),
+    }
+
+
 def error(
     fl: Flavor,
     status: int,
@@ -347,6 +412,8 @@ def auth_failure(fl: Flavor, key: str | None) -> tuple[int, bytes]:
     missing = key is None
     shown = _mask(key or "")
     name = fl.name
+    if fl.kind == "anthropic" and name != "anthropic":
+        return _messages_auth_failure(fl, key)
     if name == "openai":
         if missing:
             msg = (
@@ -427,11 +494,36 @@ def auth_failure(fl: Flavor, key: str | None) -> tuple[int, bytes]:
     return error(fl, 401, "unauthorized")
 
 
+def _messages_auth_failure(fl: Flavor, key: str | None) -> tuple[int, bytes]:
+    """The same providers' answer on their Anthropic-compatible endpoints."""
+    name = fl.name
+    if name == "deepseek":
+        return auth_failure(FLAVORS["deepseek"], key)
+    if name == "zhipu":
+        if key is None:
+            msg = "Header中未收到Authorization参数，无法进行身份验证。"  # noqa: RUF001
+            return error(fl, 401, msg)
+        return error(fl, 401, "身份验证失败。")
+    if name == "minimax":
+        return error(
+            fl,
+            401,
+            "login fail: Please carefully check the API secret key (Authorization) you entered",
+        )
+    if name == "moonshot":
+        return error(fl, 401, "Invalid Authentication")
+    return error(fl, 401, "Incorrect API key provided.")
+
+
 # --- usage --------------------------------------------------------------------------------
 
 
-def usage(fl: Flavor, prompt: int, completion: int) -> dict[str, object]:
-    """The flavor's usage object, cache fields included (cache hits are deterministic)."""
+def usage(fl: Flavor, prompt: int, completion: int, reasoning: int = 0) -> dict[str, object]:
+    """The flavor's usage object, cache fields included (cache hits are deterministic).
+
+    ``reasoning`` is the part of ``completion`` that was thinking, reported where the
+    provider reports it.
+    """
     u: dict[str, object] = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -452,16 +544,20 @@ def usage(fl: Flavor, prompt: int, completion: int) -> dict[str, object]:
     elif name == "deepseek":
         hit = cached_prompt_tokens(prompt)
         u["prompt_tokens_details"] = {"cached_tokens": hit}
-        u["completion_tokens_details"] = {"reasoning_tokens": 0}
+        u["completion_tokens_details"] = {"reasoning_tokens": reasoning}
         u["prompt_cache_hit_tokens"] = hit
         u["prompt_cache_miss_tokens"] = prompt - hit
     elif name in ("qwen", "zhipu"):
         u["prompt_tokens_details"] = {"cached_tokens": cached_prompt_tokens(prompt)}
+        if reasoning:
+            u["completion_tokens_details"] = {"reasoning_tokens": reasoning}
     elif name == "ark":
         u["prompt_tokens_details"] = {"cached_tokens": cached_prompt_tokens(prompt)}
         u["completion_tokens_details"] = {"reasoning_tokens": 0}
     elif name == "moonshot":
         u["cached_tokens"] = cached_prompt_tokens(prompt)
+        if reasoning:
+            u["completion_tokens_details"] = {"reasoning_tokens": reasoning}
     elif name == "siliconflow":
         u["completion_tokens_details"] = {"reasoning_tokens": 0}
     elif name == "minimax":
@@ -520,7 +616,67 @@ def _add_extras(fl: Flavor, body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def chat_body(fl: Flavor, reply: Reply, *, model: str, prompt: int, n: int) -> dict[str, Any]:
+# --- reasoning on chat endpoints -------------------------------------------------------------
+
+ReasoningStyle = Literal["reasoning_content", "think_tag", "reasoning_details"]
+THINK_OPEN = "<think>\n"
+THINK_CLOSE = "\n</think>\n\n"
+
+
+def reasoning_style(fl: Flavor, split: bool) -> ReasoningStyle:
+    """How a flavor's chat endpoint returns reasoning.
+
+    MiniMax puts ``<think>...</think>`` at the start of ``content`` unless the request sets
+    ``reasoning_split: true``, which moves it to ``reasoning_details``
+    (https://platform.minimax.io/docs/guides/text-m2-function-call); the others use
+    ``reasoning_content``.
+    """
+    if fl.name == "minimax":
+        return "reasoning_details" if split else "think_tag"
+    return "reasoning_content"
+
+
+def think_tagged(reasoning: str) -> str:
+    """MiniMax's inline form of ``reasoning``, as it opens ``content``."""
+    return f"{THINK_OPEN}{reasoning}{THINK_CLOSE}"
+
+
+def reasoning_detail(text: str) -> dict[str, object]:
+    """One MiniMax ``reasoning_details`` item."""
+    return {
+        "type": "reasoning.text",
+        "id": "reasoning-text-1",
+        "format": "MiniMax-response-v1",
+        "index": 0,
+        "text": text,
+    }
+
+
+def _reasoning_frames(reply: Reply, style: ReasoningStyle) -> list[tuple[dict[str, Any], bool]]:
+    """The stream deltas that carry ``reply.reasoning``, before any content or tool call."""
+    if not reply.reasoning:
+        return []
+    pieces = reply.reasoning_pieces
+    if style == "think_tag":
+        return [
+            ({"content": THINK_OPEN}, False),
+            *(({"content": p}, True) for p in pieces),
+            ({"content": THINK_CLOSE}, False),
+        ]
+    if style == "reasoning_details":
+        return [({"reasoning_details": [reasoning_detail(p)]}, True) for p in pieces]
+    return [({"reasoning_content": p}, True) for p in pieces]
+
+
+def chat_body(
+    fl: Flavor,
+    reply: Reply,
+    *,
+    model: str,
+    prompt: int,
+    n: int,
+    style: ReasoningStyle = "reasoning_content",
+) -> dict[str, Any]:
     if reply.tool is not None:
         message: dict[str, object] = {
             "role": "assistant",
@@ -535,6 +691,15 @@ def chat_body(fl: Flavor, reply: Reply, *, model: str, prompt: int, n: int) -> d
         }
     else:
         message = {"role": "assistant", "content": reply.text}
+    if reply.reasoning:
+        if style == "think_tag":
+            message["content"] = think_tagged(reply.reasoning) + (
+                reply.text if reply.tool is None else ""
+            )
+        elif style == "reasoning_details":
+            message["reasoning_details"] = [reasoning_detail(reply.reasoning)]
+        else:
+            message["reasoning_content"] = reply.reasoning
     if fl.name == "openai":
         message["refusal"] = None
         message["annotations"] = []
@@ -555,7 +720,7 @@ def chat_body(fl: Flavor, reply: Reply, *, model: str, prompt: int, n: int) -> d
         "created": int(time.time()),
         "model": model,
         "choices": choices,
-        "usage": usage(fl, prompt, reply.completion_tokens * n),
+        "usage": usage(fl, prompt, reply.completion_tokens * n, reply.reasoning_tokens * n),
     }
     return _add_extras(fl, body)
 
@@ -589,7 +754,9 @@ def embeddings_body(model: str, vectors: list[object], prompt: int) -> dict[str,
 # --- OpenAI-shaped streams ------------------------------------------------------------------
 
 
-def _chat_frames(reply: Reply) -> list[tuple[dict[str, Any], bool, int]]:
+def _chat_frames(
+    reply: Reply, style: ReasoningStyle = "reasoning_content"
+) -> list[tuple[dict[str, Any], bool, int]]:
     """Each chunk's single choice (without usage), whether it is a token, tokens so far."""
     frames: list[tuple[dict[str, Any], bool, int]] = []
 
@@ -598,13 +765,23 @@ def _chat_frames(reply: Reply) -> list[tuple[dict[str, Any], bool, int]]:
             ({"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}, token, done)
         )
 
+    thought = 0
+
+    def reason() -> None:
+        nonlocal thought
+        for delta, token in _reasoning_frames(reply, style):
+            thought += token
+            frame(delta, token, thought)
+
     if reply.tool is None:
         frame({"role": "assistant", "content": ""}, False, 0)
+        reason()
         for i, piece in enumerate(reply.pieces, 1):
-            frame({"content": piece}, True, i)
+            frame({"content": piece}, True, thought + i)
     else:
         tool = reply.tool
         frame({"role": "assistant", "content": None}, False, 0)
+        reason()
         frame(
             {
                 "tool_calls": [
@@ -617,7 +794,7 @@ def _chat_frames(reply: Reply) -> list[tuple[dict[str, Any], bool, int]]:
                 ]
             },
             False,
-            0,
+            thought,
         )
         for fragment in tool.fragments():
             frame(
@@ -652,6 +829,7 @@ def openai_stream(
     prompt: int,
     include_usage: bool,
     chat: bool,
+    style: ReasoningStyle = "reasoning_content",
 ) -> Iterator[Event]:
     """SSE events of a chat or legacy completion stream, with the flavor's usage placement."""
     cid = new_id("chatcmpl-" if chat else "cmpl-")
@@ -663,14 +841,14 @@ def openai_stream(
     }
     if fl.name in ("openai", "azure", "deepseek"):
         base["system_fingerprint"] = "fp_fake"
-    frames = _chat_frames(reply) if chat else _completion_frames(reply)
+    frames = _chat_frames(reply, style) if chat else _completion_frames(reply)
     policy = fl.stream_usage
     if policy == "on_last_content" and len(frames) > 1 and frames[-2][1]:
         # Gemini: the last token chunk itself carries finish_reason (and the usage).
         finish = frames.pop()[0]["finish_reason"]
         frames[-1][0]["finish_reason"] = finish
     null_usage = policy == "on_request" and include_usage
-    full_usage = usage(fl, prompt, reply.completion_tokens)
+    full_usage = usage(fl, prompt, reply.completion_tokens, reply.reasoning_tokens)
     azure = fl.name == "azure"
 
     if azure and chat:
@@ -706,102 +884,3 @@ def openai_stream(
     if null_usage:
         yield sse({**base, "choices": [], "usage": full_usage}), False
     yield DONE, False
-
-
-# --- Anthropic Messages -----------------------------------------------------------------------
-
-STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
-PING = b'event: ping\ndata: {"type":"ping"}\n\n'
-
-
-def anthropic_usage(prompt: int, system_tokens: int, output: int) -> dict[str, int]:
-    """``input_tokens`` excludes cache reads and writes, as Anthropic reports it.
-
-    A system prompt of 8+ tokens counts as read from the cache, plus 2 freshly cached tokens.
-    """
-    read = system_tokens if system_tokens >= 8 else 0
-    creation = 2 if read else 0
-    return {
-        "input_tokens": prompt - read - creation,
-        "cache_creation_input_tokens": creation,
-        "cache_read_input_tokens": read,
-        "output_tokens": output,
-    }
-
-
-def anthropic_body(reply: Reply, *, model: str, usage_obj: dict[str, int]) -> dict[str, object]:
-    if reply.tool is not None:
-        content: list[dict[str, object]] = [
-            {
-                "type": "tool_use",
-                "id": reply.tool.id,
-                "name": reply.tool.name,
-                "input": orjson.loads(reply.tool.arguments),
-            }
-        ]
-    else:
-        content = [{"type": "text", "text": reply.text}]
-    return {
-        "id": new_id("msg_"),
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": content,
-        "stop_reason": STOP_REASONS[reply.finish_reason],
-        "stop_sequence": None,
-        "usage": usage_obj,
-    }
-
-
-def anthropic_stream(reply: Reply, *, model: str, usage_obj: dict[str, int]) -> Iterator[Event]:
-    start_usage = {**usage_obj, "output_tokens": 1}
-    yield (
-        _anthropic_event(
-            {
-                "type": "message_start",
-                "message": {
-                    "id": new_id("msg_"),
-                    "type": "message",
-                    "role": "assistant",
-                    "model": model,
-                    "content": [],
-                    "stop_reason": None,
-                    "stop_sequence": None,
-                    "usage": start_usage,
-                },
-            }
-        ),
-        False,
-    )
-    yield PING, False
-    if reply.tool is not None:
-        block: dict[str, object] = {
-            "type": "tool_use",
-            "id": reply.tool.id,
-            "name": reply.tool.name,
-            "input": {},
-        }
-        deltas = [{"type": "input_json_delta", "partial_json": ""}] + [
-            {"type": "input_json_delta", "partial_json": f} for f in reply.tool.fragments()
-        ]
-    else:
-        block = {"type": "text", "text": ""}
-        deltas = [{"type": "text_delta", "text": piece} for piece in reply.pieces]
-    yield (
-        _anthropic_event({"type": "content_block_start", "index": 0, "content_block": block}),
-        False,
-    )
-    for delta in deltas:
-        yield _anthropic_event({"type": "content_block_delta", "index": 0, "delta": delta}), True
-    yield _anthropic_event({"type": "content_block_stop", "index": 0}), False
-    yield (
-        _anthropic_event(
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": STOP_REASONS[reply.finish_reason], "stop_sequence": None},
-                "usage": {"output_tokens": usage_obj["output_tokens"]},
-            }
-        ),
-        False,
-    )
-    yield b'event: message_stop\ndata: {"type":"message_stop"}\n\n', False

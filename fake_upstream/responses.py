@@ -76,7 +76,7 @@ minimax   stateless false  reasoning_text 400 *fake*   400 *fake*   OpenAI's, no
   first inside a namespace, with ``namespace`` set on the call), unless ``tool_choice`` is
   ``none``, or the last input item is a ``function_call_output`` and the choice is not forced:
   then it answers with a message, so an agent loop ends. Arguments follow the chat and
-  Messages rule: each required string property gets the prompt's first backticked text, else
+  Messages rule: each required string property gets the prompt's last backticked text, else
   its first word, so "run `echo hi`" makes Codex's ``exec_command`` ``{"cmd": "echo hi"}``;
   no string property gives ``{"q": <first word>}``.
 * **Reply text**: ``Echo:`` and the text of the last user message, or of the last
@@ -119,6 +119,7 @@ from typing import Any
 import orjson
 from cryptography.fernet import Fernet, InvalidToken
 
+from fake_upstream import tools
 from fake_upstream.flavors import Event, Flavor, auth_failure, error, new_id
 from fake_upstream.tokens import (
     DEFAULT_REPLY_TOKENS,
@@ -129,7 +130,6 @@ from fake_upstream.tokens import (
     content_text,
     count_tokens,
     reply_words,
-    split_tokens,
 )
 
 REASONING_TOKENS = 8
@@ -900,25 +900,6 @@ def sample_json(schema: object, text: str, depth: int = 0) -> Any:
     return text
 
 
-def tool_arguments(parameters: dict[str, Any], prompt: str) -> str:
-    """The rule the chat and Messages endpoints use: each string property the schema requires
-    (with no ``required``, each string property) gets the text between the prompt's first pair
-    of backticks, else its first word; a schema with no string property gets ``{"q": <first
-    word>}``."""
-    words = split_tokens(prompt)
-    quoted = _BACKTICKS.search(prompt)
-    value = quoted.group(1) if quoted else (words[0] if words else "")
-    properties = _obj(parameters.get("properties"))
-    required = parameters.get("required")
-    names = required if isinstance(required, list) and required else list(properties)
-    strings = [
-        n for n in names if isinstance(n, str) and _obj(properties.get(n)).get("type") == "string"
-    ]
-    if not strings:
-        return orjson.dumps({"q": words[0] if words else ""}).decode()
-    return orjson.dumps(dict.fromkeys(strings, value)).decode()
-
-
 def _fragments(text: str, parts: int = 3) -> list[str]:
     step = max(1, len(text) // parts)
     cuts = [text[i : i + step] for i in range(0, len(text), step)] or [""]
@@ -1016,7 +997,7 @@ def plan(req: Request, chunks: int | None) -> Plan:
     function = _chosen_function(req, prompt, answering_tool)
     if function is not None:
         namespace, name, parameters = function
-        call = ToolCall(new_id("call_"), name, tool_arguments(parameters, prompt))
+        call = ToolCall(new_id("call_"), name, tools.arguments(parameters, prompt))
         return Plan(reasoning_text, reasoning_tokens, call, namespace, [], 0, False)
     fmt = req.text_format.get("type")
     if fmt in ("json_object", "json_schema"):

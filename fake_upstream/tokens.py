@@ -134,6 +134,7 @@ class Reply:
     words: tuple[str, ...]
     capped: bool  # the request's token cap cut the reply (finish_reason "length")
     tool: ToolCall | None = None
+    reasoning: str = ""  # thinking text shown before the answer ("" = not thinking)
 
     @property
     def text(self) -> str:
@@ -146,10 +147,24 @@ class Reply:
         return [w if i == last else w + " " for i, w in enumerate(self.words)]
 
     @property
+    def reasoning_tokens(self) -> int:
+        return count_tokens(self.reasoning) if self.reasoning else 0
+
+    @property
+    def reasoning_pieces(self) -> list[str]:
+        """Streamed reasoning, cut like ``pieces``: one token per chunk."""
+        words = split_tokens(self.reasoning)
+        last = len(words) - 1
+        return [w if i == last else w + " " for i, w in enumerate(words)]
+
+    @property
     def completion_tokens(self) -> int:
+        """Everything generated, reasoning included (it is billed as output)."""
         if self.tool is not None:
-            return count_tokens(self.tool.name) + count_tokens(self.tool.arguments)
-        return len(self.words)
+            answer = count_tokens(self.tool.name) + count_tokens(self.tool.arguments)
+        else:
+            answer = len(self.words)
+        return answer + self.reasoning_tokens
 
     @property
     def finish_reason(self) -> str:

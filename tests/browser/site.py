@@ -261,7 +261,7 @@ def is_management_api(callback: Any) -> bool:
     return (
         isinstance(view_class, type)
         and issubclass(view_class, APIView)
-        and module.split(".")[0] in {"accounts", "relay", "billing"}
+        and module.split(".")[0] in {"accounts", "relay", "billing", "console"}
     )
 
 

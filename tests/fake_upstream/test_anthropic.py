@@ -37,6 +37,7 @@ def test_non_stream_shape_and_usage(fake: Fake) -> None:
         "output_tokens": 20,
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 0,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
     }
     assert fake.requests()[0]["key_last4"] == KEY[-4:]
 
@@ -76,6 +77,7 @@ def test_stream_events(fake: Fake) -> None:
         "input_tokens": 6,
         "cache_creation_input_tokens": 2,
         "cache_read_input_tokens": 8,
+        "cache_creation": {"ephemeral_5m_input_tokens": 2, "ephemeral_1h_input_tokens": 0},
         "output_tokens": 1,
     }
     text = "".join(d["delta"]["text"] for n, d in events if n == "content_block_delta")

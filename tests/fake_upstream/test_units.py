@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
+import orjson
 import pytest
 
-from fake_upstream import faults
+from fake_upstream import faults, reasoning, tools
 from fake_upstream.app import resolve
 from fake_upstream.tokens import (
     count_tokens,
@@ -104,12 +105,99 @@ def test_bad_directives_raise(spec: str) -> None:
         ("/azure/openai/deployments/gpt4/completions", "azure", "completions"),
         ("/azure/openai/v1/chat/completions", "azure", "chat/completions"),
         ("/anthropic/v1/messages", "anthropic", "messages"),
+        ("/anthropic/v1/messages/count_tokens", "anthropic", "messages/count_tokens"),
+        ("/deepseek/anthropic/v1/messages", "deepseek", "messages"),
+        ("/qwen/anthropic/v1/messages", "qwen", "messages"),
+        ("/zhipu/anthropic/v1/messages/count_tokens", "zhipu", "messages/count_tokens"),
+        ("/moonshot/anthropic/v1/models", "moonshot", "models"),
+        ("/minimax/anthropic/v1/messages", "minimax", "messages"),
     ],
 )
 def test_resolve(path: str, flavor: str, endpoint: str) -> None:
     route = resolve(path)
     assert route is not None
     assert (route.flavor.name, route.endpoint) == (flavor, endpoint)
+    # Messages bases get a Messages-dialect flavor: its errors, auth and framing.
+    assert (route.flavor.kind == "anthropic") == ("anthropic/v1/" in path)
+
+
+def test_messages_directives_parse() -> None:
+    parsed = faults.parse("strict_reasoning,redacted=1")
+    assert (parsed.strict_reasoning, parsed.redacted) == (True, True)
+    assert faults.parse("strict_reasoning=no").strict_reasoning is False
+    with pytest.raises(faults.FaultSyntaxError):
+        faults.parse("strict_reasoning=maybe")
+
+
+@pytest.mark.parametrize(
+    ("schema", "prompt", "expected"),
+    [
+        ({"type": "object"}, "Hello there", {"q": "Hello"}),
+        (
+            {"properties": {"command": {"type": "string"}, "n": {"type": "integer"}}},
+            "run `echo hi` now",
+            {"command": "echo hi"},
+        ),
+        (
+            {
+                "properties": {"a": {"type": "string"}, "b": {"type": "string"}},
+                "required": ["b"],
+            },
+            "first words",
+            {"b": "first"},
+        ),
+        ({"properties": {"n": {"type": "integer"}}}, "", {"q": ""}),
+    ],
+)
+def test_tool_arguments(schema: dict[str, object], prompt: str, expected: object) -> None:
+    assert orjson.loads(tools.arguments(schema, prompt)) == expected
+
+
+def test_tool_pick_and_answer_after_results() -> None:
+    specs = [{"name": "Read"}, {"name": "Bash"}]
+    user = [{"role": "user", "content": "please Bash it"}]
+    assert tools.pick(specs, None, "please Bash it", user, dialect="messages") == ("Bash", {})
+    result = [*user, {"role": "user", "content": [{"type": "tool_result", "content": "ok"}]}]
+    assert tools.pick(specs, None, "ok", result, dialect="messages") is None
+    forced = {"type": "tool", "name": "Read"}
+    assert tools.pick(specs, forced, "ok", result, dialect="messages") == ("Read", {})
+    assert tools.pick(specs, {"type": "none"}, "x", user, dialect="messages") is None
+    chat_result = [*user, {"role": "tool", "content": "ok"}]
+    assert tools.pick(specs, "auto", "ok", chat_result, dialect="chat") is None
+    assert tools.pick(specs, "required", "ok", chat_result, dialect="chat") == ("Read", {})
+
+
+def test_signature_binds_text_account_flavor_and_prefix() -> None:
+    system, tool_list = "be brief", [{"name": "t"}]
+    earlier = [{"role": "user", "content": "hi"}]
+    prefix = reasoning.Prefix(system, tool_list, earlier)
+    sig = reasoning.sign("anthropic", "key-a", "I think", prefix)
+    ok = reasoning.Verdict.OK, 0
+    assert reasoning.verify("anthropic", "key-a", "I think", sig, prefix) == ok
+    same = reasoning.Prefix(
+        [{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}],
+        tool_list,
+        [{"role": "user", "content": [{"type": "text", "text": "hi", "citations": None}]}],
+    )
+    assert reasoning.verify("anthropic", "key-a", "I think", sig, same) == ok
+    forged = reasoning.Verdict.FORGED
+    assert reasoning.verify("anthropic", "key-b", "I think", sig, prefix)[0] is forged
+    assert reasoning.verify("deepseek", "key-a", "I think", sig, prefix)[0] is forged
+    assert reasoning.verify("anthropic", "key-a", "I think!", sig, prefix)[0] is forged
+    assert reasoning.verify("anthropic", "key-a", "I think", "not base64!", prefix)[0] is forged
+    assert reasoning.verify("anthropic", "key-a", "I think", None, prefix)[0] is forged
+    moved = reasoning.Prefix(system, tool_list, [{"role": "user", "content": "bye"}])
+    verdict = reasoning.verify("anthropic", "key-a", "I think", sig, moved)
+    assert verdict[0] is reasoning.Verdict.MESSAGES
+
+
+def test_reasoning_memory_is_bounded() -> None:
+    memory = reasoning.ReasoningMemory(size=2)
+    for i in range(3):
+        memory.remember("acct", f"call_{i}", f"r{i}")
+    assert memory.recall("acct", "call_0") is None
+    assert memory.recall("acct", "call_2") == "r2"
+    assert memory.recall("other", "call_2") is None
 
 
 def test_resolve_unknown() -> None:
