@@ -30,14 +30,15 @@ from django.conf import settings
 from billing.events import UsageEvent
 from config import client_address
 from config.logging import REQUEST_ID
-from gateway import heap, observability, routing
+from gateway import heap, observability, routing, turns
 from gateway.admission import Admission
 from gateway.cache import RelayCache
 from gateway.call import Call
-from gateway.contexts import KeyContext, Target
+from gateway.contexts import KeyContext, Target, TeamContext
 from gateway.cooldown import Cooldowns
 from gateway.errors import RelayError, invalid_key, model_not_found
 from gateway.metering import DatabaseSink, RedisStreamSink, Sink
+from gateway.turns import Resumed, TurnMemory
 from relay.netguard import AddressPolicy, guarded_connector, unsafe_address_cause
 from wire.base import Adapter
 from wire.dialects import CHAT, MESSAGES, Ask, Dialect, DialectError, Refusal
@@ -76,6 +77,7 @@ class RelayApp:
         self.cache = RelayCache()
         self.cooldowns = Cooldowns()
         self.admission = Admission(self.cooldowns)
+        self.turns = TurnMemory()
         self.session: aiohttp.ClientSession | None = None
         self.redis: Any = None
         self.sink: Sink | None = None
@@ -107,6 +109,7 @@ class RelayApp:
                 settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
             )
             self.sink = RedisStreamSink(self.redis)
+            self.turns.redis = self.redis
             self.tasks.append(asyncio.create_task(self._watch()))
         else:
             self.sink = DatabaseSink()
@@ -229,12 +232,16 @@ class RelayApp:
                     code="no_upstream",
                 )
             ordered = routing.order(targets, self.cooldowns)[: settings.BATON_MAX_ATTEMPTS]
+            # An agent loop goes back to where its earlier turns were served (gateway/turns.py).
+            resumed, ordered = await self.turns.resume(team, call.dialect.name, body, ordered)
+            if resumed.restored:
+                body, call.reasoning = resumed.body, "restored"
             # 5-6. Send (with fallback) and relay.
             if endpoint == "count_tokens":
                 await self.count_tokens(scope, send, call, body, ask, ordered)
             else:
                 await self.send_with_fallback(
-                    scope, receive, send, call, endpoint, body, ask, ordered
+                    scope, receive, send, call, team, endpoint, body, ask, ordered, resumed
                 )
         except RelayError as exc:
             call.status = exc.status
@@ -317,10 +324,12 @@ class RelayApp:
         receive: Any,
         send: Any,
         call: Call,
+        team: TeamContext,
         endpoint: Endpoint,
         body: dict[str, Any],
         ask: Ask,
         ordered: list[Target],
+        resumed: Resumed,
     ) -> None:
         assert self.session is not None
         last_error: UpstreamError | None = None
@@ -329,9 +338,15 @@ class RelayApp:
             call.attempts += 1
             call.target = target
             adapter, call.egress = routing.adapter_for(call.dialect, target, ask)
+            # Reasoning bound to another target is not sent where it cannot be read.
+            sent, dropped = turns.for_target(
+                call.dialect.name, call.egress, body, target, resumed.produced_by
+            )
+            if dropped:
+                call.reasoning = "dropped"
             try:
                 request = adapter.build_request(
-                    endpoint, body, target.upstream, stream=ask.stream, forward=forward
+                    endpoint, sent, target.upstream, stream=ask.stream, forward=forward
                 )
             except UpstreamError as exc:
                 last_error = exc
@@ -371,6 +386,12 @@ class RelayApp:
                 response.release()
             if failure is None:
                 self.cooldowns.record(target.key, ok=True)
+                self.turns.remember(
+                    team,
+                    target,
+                    call.tool_ids,
+                    call.turn_reasoning if call.dialect is CHAT else None,
+                )
                 return
             last_error = self.upstream_failed(target, failure)
             if not failure.retryable:
@@ -518,6 +539,7 @@ class RelayApp:
             return exc
         call.usage = usage
         call.status = 200
+        call.tool_ids, call.turn_reasoning = turns.turn_of_body(call.dialect.name, out)
         headers = self.response_headers(call, target, JSON)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": out})
@@ -595,6 +617,10 @@ class RelayApp:
         if translator.error is not None:
             call.error_class = translator.error.code or translator.error.kind
         call.usage = usage
+        if call.status == 200 and translator.error is None:
+            call.tool_ids = list(translator.tool_ids)
+            parts = translator.reasoning_parts
+            call.turn_reasoning = "".join(parts) if parts else None
         return None
 
     @staticmethod
@@ -663,6 +689,7 @@ class RelayApp:
                 upstream_model=target.upstream.model if target else "",
                 dialect=call.dialect.name,
                 egress=call.egress,
+                reasoning=call.reasoning,
                 prompt_tokens=usage.prompt_tokens,
                 cached_tokens=usage.cached_tokens,
                 cache_write_tokens=usage.cache_write_tokens,

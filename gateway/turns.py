@@ -241,7 +241,9 @@ def tool_turns(dialect: str, body: dict[str, Any]) -> list[ToolTurn]:
             ids = [
                 b.get("id")
                 for b in content
-                if isinstance(b, dict) and b.get("type") == "tool_use" and isinstance(b.get("id"), str)
+                if isinstance(b, dict)
+                and b.get("type") == "tool_use"
+                and isinstance(b.get("id"), str)
             ]
             if ids:
                 has = any(
@@ -266,13 +268,20 @@ def for_target(
     moved = produced_by is not None and produced_by != target.key
     if dialect == "messages" and egress == "messages":
         verifies = messages_quirks_for(target.upstream.provider).verifies_signatures
-        return _without_blocks(body, verifies=verifies, moved=moved)
+        stripped, dropped = _without_blocks(body, verifies=verifies, moved=moved)
+        if dropped and verifies and "thinking" in stripped:
+            # A tool loop that thinks must show its thinking on every turn: without the
+            # blocks it cannot read, the target continues the loop without thinking.
+            stripped = {k: v for k, v in stripped.items() if k != "thinking"}
+        return stripped, dropped
     if dialect == "chat" and egress == "messages" and moved:
         return _without_thinking_blocks(body)
     return body, False
 
 
-def _without_blocks(body: dict[str, Any], *, verifies: bool, moved: bool) -> tuple[dict[str, Any], bool]:
+def _without_blocks(
+    body: dict[str, Any], *, verifies: bool, moved: bool
+) -> tuple[dict[str, Any], bool]:
     def unreadable(block: Any) -> bool:
         if not isinstance(block, dict):
             return False
@@ -281,7 +290,9 @@ def _without_blocks(body: dict[str, Any], *, verifies: bool, moved: bool) -> tup
             return moved
         if kind == "thinking" and verifies:
             signature = block.get("signature")
-            return moved or (isinstance(signature, str) and signature.startswith(BATON_SIGNATURE_PREFIX))
+            return moved or (
+                isinstance(signature, str) and signature.startswith(BATON_SIGNATURE_PREFIX)
+            )
         return False
 
     messages = body.get("messages")
@@ -329,10 +340,16 @@ def turn_of_body(dialect: str, out: bytes) -> tuple[list[str], str | None]:
     if dialect == "messages":
         blocks = [b for b in payload.get("content") or () if isinstance(b, dict)]
         ids = [str(b["id"]) for b in blocks if b.get("type") == "tool_use" and b.get("id")]
-        thinking = "".join(str(b.get("thinking") or "") for b in blocks if b.get("type") == "thinking")
+        thinking = "".join(
+            str(b.get("thinking") or "") for b in blocks if b.get("type") == "thinking"
+        )
         return ids, thinking or None
     choices = payload.get("choices")
-    message = choices[0].get("message") if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
+    message = (
+        choices[0].get("message")
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict)
+        else None
+    )
     if not isinstance(message, dict):
         return [], None
     calls = message.get("tool_calls") or ()

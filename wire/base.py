@@ -258,6 +258,16 @@ class StreamTranslator(Protocol):
         """The upstream itself signalled a normal end ([DONE] / message_stop)."""
         ...
 
+    @property
+    def tool_ids(self) -> list[str]:
+        """The ids of the tool calls the turn made (bounded)."""
+        ...
+
+    @property
+    def reasoning_parts(self) -> list[str] | None:
+        """The turn's reasoning text as it came, None when too long to keep."""
+        ...
+
     def feed(self, data: bytes) -> bytes:
         """Raw upstream bytes (any chunking) in, bytes for the client out."""
         ...

@@ -100,11 +100,11 @@ class ChainedTranslator:
 
     @property
     def tool_ids(self) -> list[str]:
-        return getattr(self.inner, "tool_ids", [])
+        return self.inner.tool_ids
 
     @property
     def reasoning_parts(self) -> list[str] | None:
-        return getattr(self.inner, "reasoning_parts", None)
+        return self.inner.reasoning_parts
 
     @property
     def estimated_completion_tokens(self) -> int:
