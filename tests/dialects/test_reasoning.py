@@ -82,6 +82,7 @@ def test_native_messages_keep_signed_thinking_through_a_tool_loop(relay: Relay, 
     assert [b.type for b in first.content] == ["thinking", "tool_use"]
     thinking, tool_use = first.content
     assert thinking.type == "thinking" and thinking.signature
+    assert tool_use.type == "tool_use"
     result = {"type": "tool_result", "tool_use_id": tool_use.id, "content": "hello from notes"}
     history = [
         *ASK,
@@ -164,6 +165,7 @@ def test_a_loop_stays_on_its_target_and_drops_reasoning_only_when_it_must_move(
         )
         served = fake.requests()[-1]["key_last4"]
         tool_use = first.content[-1]
+        assert tool_use.type == "tool_use"
         history = [
             *ASK,
             {
