@@ -73,6 +73,17 @@ class Team(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     # The team's own data key, wrapped by a master key (see relay/envelope.py).
     wrapped_data_key = models.TextField(blank=True, default="", editable=False)
+    # Keep each agent turn's reasoning (encrypted, for an hour) so a chat client that drops
+    # reasoning_content between turns still works against providers that require it back.
+    remember_reasoning = models.BooleanField(
+        _("remember reasoning between turns"),
+        default=True,
+        help_text=_(
+            "Keep the reasoning of each tool-calling turn for an hour, encrypted with the "
+            "team's key, and give it back to providers that require it when a client left it "
+            "out. Turn off to keep no content at all."
+        ),
+    )
 
     members = models.ManyToManyField(  # type: ignore[var-annotated]
         settings.AUTH_USER_MODEL, through="Membership", related_name="teams"

@@ -40,6 +40,11 @@ class UsageEvent:
     ttfb_ms: float | None
     overhead_ms: float
     created_at: float  # epoch seconds
+    # Added later, so they have defaults: events already on the stream still read.
+    dialect: str = "chat"  # what the client spoke: chat, messages, responses
+    egress: str = ""  # what went upstream: chat, messages... (empty: nothing was sent)
+    cache_write_1h_tokens: int = 0  # of cache_write_tokens, those kept for an hour
+    reasoning: str = ""  # "restored" or "dropped" when Baton changed a conversation's reasoning
 
     def to_json(self) -> bytes:
         # orjson serialises dataclasses natively, ten times faster than asdict().

@@ -83,9 +83,16 @@ class UsageRecord(models.Model):
     prompt_tokens = models.PositiveIntegerField(default=0)
     cached_tokens = models.PositiveIntegerField(default=0)
     cache_write_tokens = models.PositiveIntegerField(default=0)
+    # Of the cache writes, those kept for an hour (priced apart from five-minute writes).
+    cache_write_1h_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     reasoning_tokens = models.PositiveIntegerField(default=0)
     estimated = models.BooleanField(default=False)
+    # The dialect the client spoke (chat, messages, responses) and the one that went upstream.
+    dialect = models.CharField(max_length=16, default="chat")
+    egress = models.CharField(max_length=16, blank=True)
+    # "restored" or "dropped" when Baton changed the conversation's reasoning on the way.
+    reasoning = models.CharField(max_length=16, blank=True)
     status = models.PositiveSmallIntegerField()
     error_class = models.CharField(max_length=64, blank=True)
     streamed = models.BooleanField(default=False)

@@ -19,6 +19,10 @@ def build_application(django_app: ASGIApp) -> ASGIApp:
             await relay_app(scope, receive, send)
         elif scope["type"] == "http" and scope["path"] in ops.paths:
             await ops(scope, receive, send)
+        elif scope["type"] == "http" and scope["method"] == "HEAD" and scope["path"] == "/":
+            # Claude Code's warm-up before its first request: answered here, without Django.
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
         elif scope["type"] == "lifespan":
             await relay_app.lifespan(scope, receive, send)
         else:

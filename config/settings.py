@@ -153,6 +153,9 @@ BATON_FIRST_BYTE_TIMEOUT = envfloat("BATON_FIRST_BYTE_TIMEOUT", 60.0, minimum=0.
 BATON_IDLE_TIMEOUT = envfloat("BATON_IDLE_TIMEOUT", 60.0, minimum=0.01)
 BATON_TOTAL_TIMEOUT = envfloat("BATON_TOTAL_TIMEOUT", 600.0, minimum=0.01)
 BATON_MAX_ATTEMPTS = envint("BATON_MAX_ATTEMPTS", 3, minimum=1)
+# How long an agent loop's turns are remembered: where they were served, and (per team)
+# their reasoning, encrypted (gateway/turns.py).
+BATON_TURN_MEMORY_SECONDS = envint("BATON_TURN_MEMORY_SECONDS", 3600, minimum=60)
 BATON_COOLDOWN_SECONDS = envint("BATON_COOLDOWN_SECONDS", 30, minimum=1)
 BATON_CACHE_CHECK_SECONDS = envfloat("BATON_CACHE_CHECK_SECONDS", 0.5, minimum=0.0)
 

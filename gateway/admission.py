@@ -47,7 +47,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,8 +70,8 @@ from gateway.cooldown import Cooldowns
 from gateway.db import in_thread
 from gateway.errors import RelayError
 from gateway.redis_pipe import PipelinedRedis, Script
+from wire.dialects import Ask
 from wire.providers import Endpoint, Usage
-from wire.tokens import estimate_prompt_tokens
 
 log = logging.getLogger("baton.admission")
 
@@ -192,15 +192,15 @@ class Admission:
         request_id: str,
         key: KeyContext,
         team: TeamContext,
-        model: str,
-        body: dict[str, Any],
+        ask: Ask,
         endpoint: Endpoint,
+        estimate_prompt: Callable[[], int],
     ) -> Hold | None:
-        """Check and hold, or raise the OpenAI-shaped refusal. None when the
-        model has no route (the route step refuses it)."""
+        """Check and hold, or raise the refusal. None when the model has no route (the
+        route step refuses it). ``estimate_prompt`` is called only when a limit applies."""
         if not self.configured:
             self.configure()
-        targets = routing.candidates(team, model)
+        targets = routing.candidates(team, ask.model)
         if not targets:
             return None
         quota = team.quota
@@ -220,13 +220,18 @@ class Admission:
         if time.monotonic() < self.broken_until:
             return self.unavailable(hold, None)
 
-        prompt = estimate_prompt_tokens(body)
-        cap = output_cap(body)
-        if endpoint == "embeddings":
-            money_out = tpm_out = 0
+        if endpoint == "count_tokens":
+            # Counting a prompt is not a completion: it takes a request from the rate
+            # limits (and a concurrency slot while it runs) and holds no money or tokens.
+            prompt = money_out = tpm_out = 0
         else:
-            money_out = (cap or self.default_output) * choices(body)
-            tpm_out = (cap or 0) * choices(body)
+            prompt = estimate_prompt()
+            cap = ask.output_cap
+            if endpoint == "embeddings":
+                money_out = tpm_out = 0
+            else:
+                money_out = (cap or self.default_output) * ask.choices
+                tpm_out = (cap or 0) * ask.choices
         hold.cost = max(
             (rate.estimate(prompt, money_out) for rate in rates if rate is not None), default=0
         )
@@ -529,18 +534,3 @@ class Admission:
             [(amount, period) for (_, _, period, _), amount in zip(missing, amounts, strict=True)]
         )
         await self.run([counter for counter, *_ in missing], args)
-
-
-def output_cap(body: dict[str, Any]) -> int | None:
-    for name in ("max_completion_tokens", "max_tokens"):
-        value = body.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return None
-
-
-def choices(body: dict[str, Any]) -> int:
-    value = body.get("n")
-    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 128:
-        return value
-    return 1

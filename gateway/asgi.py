@@ -1,9 +1,13 @@
 """The data plane: ``/v1`` as a lean ASGI app.
 
-One request, top to bottom in ``RelayApp.relay``:
+One request, top to bottom in ``RelayApp.relay``, whatever the client's dialect
+(Chat Completions, Anthropic Messages; wire/dialects/):
 authenticate -> validate -> admit -> route -> send (with fallback) -> relay -> settle.
 The admit step (gateway/admission.py) checks every limit and holds the
 estimated cost in one Redis round trip; settle turns the hold into the real cost.
+A target that speaks the client's dialect gets the request as it is; any other is
+reached through the chat pivot (gateway/routing.py ``adapter_for``). Errors go back in
+the client's dialect.
 
 Everything a warm request needs comes from memory (gateway/cache.py); the
 upstream is reached through one pooled aiohttp session whose connector
@@ -26,25 +30,31 @@ from django.conf import settings
 from billing.events import UsageEvent
 from config import client_address
 from config.logging import REQUEST_ID
-from gateway import heap, observability, routing
+from gateway import heap, observability, routing, turns
 from gateway.admission import Admission
 from gateway.cache import RelayCache
 from gateway.call import Call
-from gateway.contexts import KeyContext, Target
+from gateway.contexts import KeyContext, Target, TeamContext
 from gateway.cooldown import Cooldowns
 from gateway.errors import RelayError, invalid_key, model_not_found
 from gateway.metering import DatabaseSink, RedisStreamSink, Sink
+from gateway.turns import Resumed, TurnMemory
 from relay.netguard import AddressPolicy, guarded_connector, unsafe_address_cause
-from wire.providers import Endpoint, UpstreamError, get_adapter
-from wire.tokens import estimate_prompt_tokens
+from wire.base import Adapter
+from wire.dialects import CHAT, MESSAGES, Ask, Dialect, DialectError, Refusal
+from wire.providers import Endpoint, UpstreamError
 
 log = logging.getLogger("baton.relay")
 
-ENDPOINTS: dict[str, Endpoint] = {
-    "/v1/chat/completions": "chat",
-    "/v1/completions": "completions",
-    "/v1/embeddings": "embeddings",
+ENDPOINTS: dict[str, tuple[Dialect, Endpoint]] = {
+    "/v1/chat/completions": (CHAT, "chat"),
+    "/v1/completions": (CHAT, "completions"),
+    "/v1/embeddings": (CHAT, "embeddings"),
+    "/v1/messages": (MESSAGES, "messages"),
+    "/v1/messages/count_tokens": (MESSAGES, "count_tokens"),
 }
+# Client headers a native Messages target gets as the client sent them.
+FORWARDED = {"messages": (b"anthropic-version", b"anthropic-beta")}
 JSON = (b"content-type", b"application/json")
 MAX_JSON_DEPTH = 254  # the deepest JSON orjson writes (its serialiser's recursion limit)
 # Aliases and upstream models have at most 128; "credential-name/model" adds up to 81.
@@ -67,6 +77,7 @@ class RelayApp:
         self.cache = RelayCache()
         self.cooldowns = Cooldowns()
         self.admission = Admission(self.cooldowns)
+        self.turns = TurnMemory()
         self.session: aiohttp.ClientSession | None = None
         self.redis: Any = None
         self.sink: Sink | None = None
@@ -98,6 +109,7 @@ class RelayApp:
                 settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
             )
             self.sink = RedisStreamSink(self.redis)
+            self.turns.redis = self.redis
             self.tasks.append(asyncio.create_task(self._watch()))
         else:
             self.sink = DatabaseSink()
@@ -148,12 +160,16 @@ class RelayApp:
         REQUEST_ID.set(call.request_id)
         try:
             path, method = scope["path"], scope["method"]
-            endpoint = ENDPOINTS.get(path)
-            if endpoint is not None:
+            route = ENDPOINTS.get(path)
+            if route is not None:
+                call.dialect, endpoint = route
                 if method != "POST":
                     raise RelayError(405, f"Use POST for {path}.", code="method_not_allowed")
                 await self.relay(scope, receive, send, call, endpoint)
             elif path == "/v1/models" or path.startswith("/v1/models/"):
+                # Claude Code's model discovery sends anthropic-version: Anthropic's list shape.
+                if any(name == b"anthropic-version" for name, _ in scope["headers"]):
+                    call.dialect = MESSAGES
                 if method != "GET":
                     raise RelayError(405, f"Use GET for {path}.", code="method_not_allowed")
                 await self.models(
@@ -190,14 +206,19 @@ class RelayApp:
         try:
             # 2. Validate.
             body = self.parse_body(await read_body(receive, scope))
-            model, stream = self.validate(body, endpoint)
-            call.alias = model
+            ask = self.validate(call.dialect, endpoint, body)
+            model = call.alias = ask.model
             if not key.allows_model(model):
                 raise model_not_found(model)
             # 3. Admit.
             team = await self.cache.team(key.team_id)
             call.hold = await self.admission.admit(
-                call.request_id, key, team, model, body, endpoint
+                call.request_id,
+                key,
+                team,
+                ask,
+                endpoint,
+                lambda: call.dialect.estimate_prompt_tokens(body),
             )
             # 4. Route.
             targets = routing.candidates(team, model)
@@ -211,10 +232,17 @@ class RelayApp:
                     code="no_upstream",
                 )
             ordered = routing.order(targets, self.cooldowns)[: settings.BATON_MAX_ATTEMPTS]
+            # An agent loop goes back to where its earlier turns were served (gateway/turns.py).
+            resumed, ordered = await self.turns.resume(team, call.dialect.name, body, ordered)
+            if resumed.restored:
+                body, call.reasoning = resumed.body, "restored"
             # 5-6. Send (with fallback) and relay.
-            await self.send_with_fallback(
-                scope, receive, send, call, endpoint, body, ordered, stream
-            )
+            if endpoint == "count_tokens":
+                await self.count_tokens(scope, send, call, body, ask, ordered)
+            else:
+                await self.send_with_fallback(
+                    scope, receive, send, call, team, endpoint, body, ask, ordered, resumed
+                )
         except RelayError as exc:
             call.status = exc.status
             call.error_class = exc.code or exc.type
@@ -273,30 +301,22 @@ class RelayApp:
         return body
 
     @staticmethod
-    def validate(body: dict[str, Any], endpoint: Endpoint) -> tuple[str, bool]:
-        """The fields Baton itself reads: ``model`` and ``stream``. The rest is the
-        provider's to judge (or the adapter's, where Baton converts the request)."""
+    def validate(dialect: Dialect, endpoint: Endpoint, body: dict[str, Any]) -> Ask:
+        """What Baton itself reads of the request, by its dialect (model, stream, output cap).
+        The rest is the provider's to judge (or the translation's, where Baton converts it)."""
         model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise RelayError(
-                400, "The 'model' field is required.", param="model", code="missing_model"
-            )
         # It is routed on, sent upstream, logged and echoed in x-baton-model.
-        if len(model) > MAX_MODEL_CHARS or not model.isprintable():
+        if isinstance(model, str) and (len(model) > MAX_MODEL_CHARS or not model.isprintable()):
             raise RelayError(
                 400,
                 f"'model' must be at most {MAX_MODEL_CHARS} printable characters.",
                 param="model",
                 code="invalid_model",
             )
-        stream = body.get("stream", False)
-        if not isinstance(stream, bool):
-            raise RelayError(400, "'stream' must be true or false.", param="stream")
-        if not isinstance(body.get("stream_options", {}), dict | None):
-            raise RelayError(400, "'stream_options' must be an object.", param="stream_options")
-        if stream and endpoint == "embeddings":
-            raise RelayError(400, "Embeddings cannot be streamed.", param="stream")
-        return model, stream
+        try:
+            return dialect.ask(endpoint, body)
+        except DialectError as exc:
+            raise RelayError(400, exc.message, param=exc.param, code=exc.code) from None
 
     async def send_with_fallback(
         self,
@@ -304,19 +324,30 @@ class RelayApp:
         receive: Any,
         send: Any,
         call: Call,
+        team: TeamContext,
         endpoint: Endpoint,
         body: dict[str, Any],
+        ask: Ask,
         ordered: list[Target],
-        stream: bool,
+        resumed: Resumed,
     ) -> None:
         assert self.session is not None
         last_error: UpstreamError | None = None
+        forward = forwarded_headers(scope, call.dialect)
         for target in ordered:
             call.attempts += 1
             call.target = target
-            adapter = get_adapter(target.upstream.family)
+            adapter, call.egress = routing.adapter_for(call.dialect, target, ask)
+            # Reasoning bound to another target is not sent where it cannot be read.
+            sent, dropped = turns.for_target(
+                call.dialect.name, call.egress, body, target, resumed.produced_by
+            )
+            if dropped:
+                call.reasoning = "dropped"
             try:
-                request = adapter.build_request(endpoint, body, target.upstream, stream=stream)
+                request = adapter.build_request(
+                    endpoint, sent, target.upstream, stream=ask.stream, forward=forward
+                )
             except UpstreamError as exc:
                 last_error = exc
                 if exc.retryable:
@@ -343,9 +374,9 @@ class RelayApp:
                     if error.retryable:
                         continue
                     break
-                if stream:
+                if ask.stream:
                     failure = await self.relay_stream(
-                        receive, send, call, adapter, target, response, body, sent_at
+                        receive, send, call, adapter, target, response, endpoint, body, ask, sent_at
                     )
                 else:
                     failure = await self.relay_json(
@@ -355,11 +386,78 @@ class RelayApp:
                 response.release()
             if failure is None:
                 self.cooldowns.record(target.key, ok=True)
+                self.turns.remember(
+                    team,
+                    target,
+                    call.tool_ids,
+                    call.turn_reasoning if call.dialect is CHAT else None,
+                )
                 return
             last_error = self.upstream_failed(target, failure)
             if not failure.retryable:
                 break
         raise self.final_error(last_error)
+
+    async def count_tokens(
+        self,
+        scope: dict[str, Any],
+        send: Any,
+        call: Call,
+        body: dict[str, Any],
+        ask: Ask,
+        ordered: list[Target],
+    ) -> None:
+        """``/v1/messages/count_tokens``: the first target whose provider counts tokens
+        natively answers; when none does (or none answers), Baton's own estimate does,
+        marked ``x-baton-estimated: true``. Counting is never billed as a completion."""
+        assert self.session is not None
+        forward = forwarded_headers(scope, call.dialect)
+        adapter = routing.NATIVE["messages"]
+        for target in ordered:
+            if not routing.counts_tokens(target):
+                continue
+            call.attempts += 1
+            call.target, call.egress = target, "messages"
+            request = adapter.build_request(
+                "count_tokens", body, target.upstream, stream=False, forward=forward
+            )
+            sent_at = time.perf_counter()
+            try:
+                async with asyncio.timeout(settings.BATON_FIRST_BYTE_TIMEOUT):
+                    response = await self.session.request(
+                        request.method, request.url, headers=request.headers, data=request.body
+                    )
+                    raw = await response.read()
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                self.connection_error(target, exc)
+                call.upstream_seconds += time.perf_counter() - sent_at
+                continue
+            call.upstream_seconds += time.perf_counter() - sent_at
+            response.release()
+            if response.status == 404:
+                continue  # this endpoint does not count after all: Baton does
+            if response.status >= 400:
+                error = self.upstream_failed(
+                    target, adapter.parse_error(response.status, raw, response.headers)
+                )
+                if error.retryable:
+                    continue
+                raise self.final_error(error)
+            call.status = 200
+            headers = self.response_headers(call, target, JSON)
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": raw})
+            return
+        call.target, call.egress, call.status = None, "", 200
+        payload = orjson.dumps({"input_tokens": call.dialect.estimate_prompt_tokens(body)})
+        headers = [
+            JSON,
+            (b"x-request-id", call.request_id.encode()),
+            (b"x-baton-estimated", b"true"),
+            *(call.hold.headers if call.hold is not None else ()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
 
     def connection_error(self, target: Target, exc: BaseException) -> UpstreamError:
         unsafe = unsafe_address_cause(exc)
@@ -441,6 +539,7 @@ class RelayApp:
             return exc
         call.usage = usage
         call.status = 200
+        call.tool_ids, call.turn_reasoning = turns.turn_of_body(call.dialect.name, out)
         headers = self.response_headers(call, target, JSON)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": out})
@@ -451,17 +550,17 @@ class RelayApp:
         receive: Any,
         send: Any,
         call: Call,
-        adapter: Any,
+        adapter: Adapter,
         target: Target,
         response: aiohttp.ClientResponse,
+        endpoint: Endpoint,
         body: dict[str, Any],
+        ask: Ask,
         sent_at: float,
     ) -> UpstreamError | None:
         call.streamed = True
-        options = body.get("stream_options")
-        wants_usage = isinstance(options, dict) and options.get("include_usage") is True
         translator = adapter.stream_translator(
-            call.endpoint, target.upstream, client_wants_usage=wants_usage
+            endpoint, target.upstream, client_wants_usage=ask.wants_usage
         )
         chunks = response.content.iter_any()
         # Before the first byte reaches the client a failure may still fall over.
@@ -492,7 +591,7 @@ class RelayApp:
         # The first event goes out now, not a loop turn later from the pump task (TTFB).
         await send({"type": "http.response.body", "body": first, "more_body": True})
         self.open_streams += 1
-        pump = asyncio.ensure_future(self.pump(send, translator, chunks, b""))
+        pump = asyncio.ensure_future(self.pump(send, translator, chunks, call.dialect))
         watcher = asyncio.ensure_future(wait_for_disconnect(receive))
         self.lifecycle.track(watcher)
         try:
@@ -506,23 +605,26 @@ class RelayApp:
                 response.close()
                 call.status = 499
                 call.error_class = "client_disconnected"
-                if await self.lifecycle.end_stream(send, pump):  # shutdown grace is over
+                tail = call.dialect.shutdown_tail(observability.SHUTDOWN_REFUSAL)
+                if await self.lifecycle.end_stream(send, pump, tail):  # shutdown grace is over
                     call.status, call.error_class = 200, "server_shutdown"
             call.upstream_seconds += time.perf_counter() - first_chunk_at
         if pump.done() and not pump.cancelled() and pump.exception() is not None:
             call.error_class = "stream_error"
         # Reported usage, completed by Baton's own estimate (and flagged) when
         # the stream ended before the provider reported all of it.
-        usage = translator.settle_usage(estimate_prompt_tokens(body))
+        usage = translator.settle_usage(call.dialect.estimate_prompt_tokens(body))
         if translator.error is not None:
             call.error_class = translator.error.code or translator.error.kind
         call.usage = usage
+        if call.status == 200 and translator.error is None:
+            call.tool_ids = list(translator.tool_ids)
+            parts = translator.reasoning_parts
+            call.turn_reasoning = "".join(parts) if parts else None
         return None
 
     @staticmethod
-    async def pump(send: Any, translator: Any, chunks: Any, first: bytes) -> None:
-        if first:
-            await send({"type": "http.response.body", "body": first, "more_body": True})
+    async def pump(send: Any, translator: Any, chunks: Any, dialect: Dialect) -> None:
         try:
             async for data in chunks:
                 out = translator.feed(data)
@@ -542,9 +644,8 @@ class RelayApp:
                 code="upstream_stream_broken",
             )
             translator.error = broken
-            await send(
-                {"type": "http.response.body", "body": broken.sse_event(), "more_body": True}
-            )
+            event = dialect.error_event(refusal_of(broken))
+            await send({"type": "http.response.body", "body": event, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     def response_headers(
@@ -564,8 +665,13 @@ class RelayApp:
         if call.key is None or self.sink is None:
             return
         usage = call.usage
-        if call.status == 200 and usage.prompt_tokens == 0 and body is not None:
-            usage.prompt_tokens = estimate_prompt_tokens(body)
+        if (
+            call.status == 200
+            and usage.prompt_tokens == 0
+            and body is not None
+            and call.endpoint != "count_tokens"  # counting is never billed as a completion
+        ):
+            usage.prompt_tokens = call.dialect.estimate_prompt_tokens(body)
             usage.estimated = True
         if call.hold is not None:
             self.admission.settle(call.hold, call.target, usage)
@@ -581,9 +687,13 @@ class RelayApp:
                 credential_id=target.credential_id if target else None,
                 provider=target.upstream.provider if target else "",
                 upstream_model=target.upstream.model if target else "",
+                dialect=call.dialect.name,
+                egress=call.egress,
+                reasoning=call.reasoning,
                 prompt_tokens=usage.prompt_tokens,
                 cached_tokens=usage.cached_tokens,
                 cache_write_tokens=usage.cache_write_tokens,
+                cache_write_1h_tokens=usage.cache_write_1h_tokens,
                 completion_tokens=usage.completion_tokens,
                 reasoning_tokens=usage.reasoning_tokens,
                 estimated=usage.estimated,
@@ -616,10 +726,16 @@ class RelayApp:
             for name in names
         }
         if model_id is None:
-            data = [
-                {"id": n, "object": "model", "created": 0, "owned_by": owners[n]} for n in names
-            ]
-            payload = orjson.dumps({"object": "list", "data": data})
+            payload = call.dialect.models_body([(n, owners[n]) for n in names])
+        elif model_id in owners and call.dialect is MESSAGES:
+            payload = orjson.dumps(
+                {
+                    "type": "model",
+                    "id": model_id,
+                    "display_name": model_id,
+                    "created_at": "1970-01-01T00:00:00Z",
+                }
+            )
         elif model_id in owners:
             payload = orjson.dumps(
                 {"id": model_id, "object": "model", "created": 0, "owned_by": owners[model_id]}
@@ -637,13 +753,39 @@ class RelayApp:
         await send({"type": "http.response.body", "body": payload})
 
     async def send_error(self, send: Any, call: Call, error: RelayError) -> None:
+        """The error in the client's dialect: its shape and the status its clients expect."""
         headers = [JSON, (b"x-request-id", call.request_id.encode())]
         headers += [(k.encode(), v.encode()) for k, v in error.headers.items()]
+        refusal = refusal_of(error)
+        status = call.dialect.error_status(refusal)
         try:
-            await send({"type": "http.response.start", "status": error.status, "headers": headers})
-            await send({"type": "http.response.body", "body": error.body()})
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": call.dialect.error_body(refusal)})
         except Exception:
             log.debug("could not send error for %s: response already started", call.request_id)
+
+
+def refusal_of(error: RelayError | UpstreamError) -> Refusal:
+    return Refusal(
+        status=error.status,
+        message=error.message,
+        type=error.type,
+        code=error.code,
+        param=error.param,
+        retryable=not (
+            isinstance(error, RelayError) and error.headers.get("x-should-retry") == "false"
+        ),
+    )
+
+
+def forwarded_headers(scope: dict[str, Any], dialect: Dialect) -> dict[str, str]:
+    """The client's headers a native target of its dialect gets unchanged."""
+    names = FORWARDED.get(dialect.name)
+    if not names:
+        return {}
+    return {
+        name.decode(): value.decode("latin-1") for name, value in scope["headers"] if name in names
+    }
 
 
 def header_value(text: str) -> bytes:

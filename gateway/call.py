@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from gateway.admission import Hold
 from gateway.contexts import KeyContext, Target
+from wire.dialects import CHAT, Dialect
 from wire.providers import Usage
 
 
@@ -20,6 +21,12 @@ class Call:
     request_id: str
     started: float
     endpoint: str = ""
+    dialect: Dialect = CHAT  # what the client speaks: its errors come back in it
+    egress: str = ""  # what went upstream: "chat", "messages"...
+    reasoning: str = ""  # "restored" / "dropped": what Baton did to the loop's reasoning
+    # The turn as it ended: its tool calls and reasoning, for the turn memory.
+    tool_ids: list[str] = field(default_factory=list)
+    turn_reasoning: str | None = None
     key: KeyContext | None = None
     alias: str = ""
     target: Target | None = None

@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass, field
 
 from accounts import tokens
-from accounts.models import ApiKey
+from accounts.models import ApiKey, Team
 from billing.quota.snapshots import NO_LIMITS, NO_QUOTA, Limits, TeamQuota, key_limits, team_quota
 from relay.models import ModelRoute, ProviderCredential
-from relay.secrets import CredentialBroken, reveal_secret
+from relay.secrets import CredentialBroken, reveal_secret, team_data_key
 from wire.providers import Upstream
 
 log = logging.getLogger("baton.relay")
@@ -84,6 +84,9 @@ class TeamContext:
     loaded_at: float = field(default_factory=time.monotonic)
     # The team's limits, currency, credit and model prices, for the admit step.
     quota: TeamQuota = NO_QUOTA
+    # The team's data key when it lets Baton keep a turn's reasoning between requests
+    # (gateway/turns.py); None when it does not.
+    reasoning_key: bytes | None = None
 
     def model_names(self) -> list[str]:
         return sorted(set(self.routes) | set(self.offered))
@@ -124,6 +127,7 @@ def _upstream(credential: ProviderCredential, secret: str, model: str) -> Upstre
         api_key=secret,
         model=model,
         extras=credential.extras or {},
+        natives=credential.native_dialects(),
     )
 
 
@@ -175,8 +179,10 @@ def load_team(team_id: str) -> TeamContext:
             if t.credential_id in usable_ids
         ]
         routes[route.alias] = tuple(sorted(targets, key=lambda t: t.priority))
+    team = Team.objects.get(pk=team_id)
     return TeamContext(
         team_id=team_id,
+        reasoning_key=team_data_key(team) if team.remember_reasoning else None,
         routes=routes,
         offered={k: tuple(v) for k, v in offered.items()},
         by_prefix={k: tuple(v) for k, v in by_prefix.items()},

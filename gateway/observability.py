@@ -47,6 +47,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 
 from config import client_address
+from wire.dialects import Refusal
 
 if TYPE_CHECKING:
     from gateway.call import Call
@@ -489,9 +490,12 @@ async def respond(
 
 # --- graceful shutdown ------------------------------------------------------------------------
 
-SHUTDOWN_EVENT = (
-    b'data: {"error":{"message":"Baton is restarting; this stream was ended early. '
-    b'Retry the request.","type":"server_error","param":null,"code":"server_shutting_down"}}\n\n'
+# What ends a stream cut at shutdown, rendered in the client's dialect.
+SHUTDOWN_REFUSAL = Refusal(
+    status=503,
+    message="Baton is restarting; this stream was ended early. Retry the request.",
+    type="server_error",
+    code="server_shutting_down",
 )
 
 
@@ -551,17 +555,15 @@ class Lifecycle:
         self.watchers.add(watcher)
         watcher.add_done_callback(self.watchers.discard)
 
-    async def end_stream(self, send: Any, pump: asyncio.Future[Any]) -> bool:
-        """If the stream is being ended by shutdown, finish it cleanly for the client."""
+    async def end_stream(self, send: Any, pump: asyncio.Future[Any], tail: bytes) -> bool:
+        """If the stream is being ended by shutdown, finish it cleanly for the client with
+        ``tail`` (the dialect's error event and end of stream)."""
         if not self.streams_ended:
             return False
         with contextlib.suppress(BaseException):
             await asyncio.wait({pump})
         with contextlib.suppress(Exception):
-            await send({"type": "http.response.body", "body": SHUTDOWN_EVENT, "more_body": True})
-            await send(
-                {"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": True}
-            )
+            await send({"type": "http.response.body", "body": tail, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         return True
 

@@ -7,6 +7,10 @@
 Within a priority, targets are shuffled by weight; lower priorities come
 first. Targets in cooldown go to the back rather than away, so a team whose
 every target is cooling still gets an answer if one has recovered.
+
+Then, per target, how the request gets there (``adapter_for``): a client's dialect
+goes to a target that speaks it natively as it is (only model and auth rewritten);
+only a target that lacks it gets a translation, through the chat pivot.
 """
 
 from __future__ import annotations
@@ -16,6 +20,16 @@ from dataclasses import replace
 
 from gateway.contexts import Target, TeamContext
 from gateway.cooldown import Cooldowns
+from wire.base import Adapter
+from wire.dialects import Ask, Dialect
+from wire.dialects.translated import TranslatedAdapter
+from wire.providers import get_adapter
+from wire.providers.messages_native import MessagesNativeAdapter
+from wire.providers.quirks import messages_quirks_for
+
+NATIVE: dict[str, Adapter] = {"messages": MessagesNativeAdapter()}
+# The dialect each chat adapter family speaks to its provider, for the usage record.
+FAMILY_DIALECT = {"openai": "chat", "azure": "chat", "anthropic": "messages"}
 
 
 def candidates(team: TeamContext, model: str) -> tuple[Target, ...] | None:
@@ -53,3 +67,25 @@ def _weighted_shuffle(targets: list[Target], rng: random.Random) -> list[Target]
         return targets
     # Efraimidis-Spirakis: sort by u ** (1 / weight); P(first) is proportional to weight.
     return sorted(targets, key=lambda t: rng.random() ** (1.0 / max(t.weight, 1)), reverse=True)
+
+
+def adapter_for(dialect: Dialect, target: Target, ask: Ask) -> tuple[Adapter, str]:
+    """The adapter that takes a ``dialect`` request to ``target``, and the dialect it
+    speaks upstream: native when the target serves the dialect, else through chat."""
+    family = target.upstream.family
+    if dialect.pivot is None:  # a chat client: the provider's chat adapter, as ever
+        return get_adapter(family), FAMILY_DIALECT.get(family, "chat")
+    native = NATIVE.get(dialect.name)
+    if native is not None and dialect.name in target.upstream.natives:
+        return native, dialect.name
+    return TranslatedAdapter(dialect.pivot, get_adapter(family), ask), FAMILY_DIALECT.get(
+        family, "chat"
+    )
+
+
+def counts_tokens(target: Target) -> bool:
+    """Whether the target answers Messages' count_tokens itself."""
+    return (
+        "messages" in target.upstream.natives
+        and messages_quirks_for(target.upstream.provider).count_tokens
+    )

@@ -1,4 +1,7 @@
-"""The provider catalog Baton starts with.
+"""The provider catalog Baton starts with: base URLs per region, the dialects each provider
+serves natively besides chat (its Anthropic-compatible Messages endpoint: DeepSeek
+https://api-docs.deepseek.com/guides/anthropic_api, DashScope /apps/anthropic, Zhipu
+/api/anthropic, Moonshot and MiniMax /anthropic), and the models it is known to offer.
 
 Base URLs per region and model names come from each provider's API documentation
 (docs/providers.md lists the pages). Operators edit the catalog in the admin afterwards;
@@ -43,7 +46,16 @@ CATALOG: list[dict[str, Any]] = [
         "family": "anthropic",
         "auth_style": "x-api-key",
         "regions": {"default": "https://api.anthropic.com/v1"},
-        "known_models": ["claude-sonnet-4-5", "claude-opus-4-1", "claude-haiku-4-5"],
+        "known_models": [
+            "claude-sonnet-5-5",
+            "claude-opus-5-5",
+            "claude-haiku-5-5",
+            "claude-fable-5-1",
+            "claude-opus-5",
+            "claude-sonnet-4-5",
+            "claude-opus-4-1",
+            "claude-haiku-4-5",
+        ],
     },
     {
         "slug": "gemini",
@@ -56,6 +68,7 @@ CATALOG: list[dict[str, Any]] = [
         "slug": "deepseek",
         "name": "DeepSeek",
         "regions": {"default": "https://api.deepseek.com/v1"},
+        "dialects": {"messages": {"default": "https://api.deepseek.com/anthropic/v1"}},
         "known_models": [
             "deepseek-v4-flash",
             "deepseek-v4-pro",
@@ -72,7 +85,20 @@ CATALOG: list[dict[str, Any]] = [
             "intl": "https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
             "us": "https://dashscope-us.aliyuncs.com/compatible-mode/v1",
         },
-        "known_models": ["qwen3-max", "qwen-plus", "qwen-flash", "qwen3-coder-plus"],
+        "dialects": {
+            "messages": {
+                "cn": "https://dashscope.aliyuncs.com/apps/anthropic/v1",
+                "intl": "https://dashscope-intl.aliyuncs.com/apps/anthropic/v1",
+            }
+        },
+        "known_models": [
+            "qwen3-max",
+            "qwen3.5-plus",
+            "qwen3.5-flash",
+            "qwen-plus",
+            "qwen-flash",
+            "qwen3-coder-plus",
+        ],
         "embedding_models": ["text-embedding-v4", "text-embedding-v3"],
     },
     {
@@ -83,7 +109,13 @@ CATALOG: list[dict[str, Any]] = [
             "cn": "https://open.bigmodel.cn/api/paas/v4",
             "intl": "https://api.z.ai/api/paas/v4",
         },
-        "known_models": ["glm-4.6", "glm-4.5", "glm-4.5-air", "glm-4.5-flash"],
+        "dialects": {
+            "messages": {
+                "cn": "https://open.bigmodel.cn/api/anthropic/v1",
+                "intl": "https://api.z.ai/api/anthropic/v1",
+            }
+        },
+        "known_models": ["glm-5", "glm-4.7", "glm-4.6", "glm-4.5", "glm-4.5-air", "glm-4.5-flash"],
         "embedding_models": ["embedding-3", "embedding-2"],
     },
     {
@@ -91,6 +123,12 @@ CATALOG: list[dict[str, Any]] = [
         "name": "Moonshot Kimi",
         "default_region": "cn",
         "regions": {"cn": "https://api.moonshot.cn/v1", "intl": "https://api.moonshot.ai/v1"},
+        "dialects": {
+            "messages": {
+                "cn": "https://api.moonshot.cn/anthropic/v1",
+                "intl": "https://api.moonshot.ai/anthropic/v1",
+            }
+        },
         "known_models": [
             "kimi-k2.6",
             "kimi-k2.5",
@@ -104,7 +142,19 @@ CATALOG: list[dict[str, Any]] = [
         "name": "MiniMax",
         "default_region": "cn",
         "regions": {"cn": "https://api.minimaxi.com/v1", "intl": "https://api.minimax.io/v1"},
-        "known_models": ["MiniMax-M2.7", "MiniMax-M2.5", "MiniMax-M2", "MiniMax-Text-01"],
+        "dialects": {
+            "messages": {
+                "cn": "https://api.minimaxi.com/anthropic/v1",
+                "intl": "https://api.minimax.io/anthropic/v1",
+            }
+        },
+        "known_models": [
+            "MiniMax-M3",
+            "MiniMax-M2.7",
+            "MiniMax-M2.5",
+            "MiniMax-M2",
+            "MiniMax-Text-01",
+        ],
         "has_models_endpoint": False,
     },
     {
@@ -196,7 +246,11 @@ DEMO_MODEL = "demo-chat"
 def seed(provider_model: Any) -> None:
     """Create missing catalog entries; leave operator edits to existing ones alone."""
     entries = [*CATALOG, DEMO_PROVIDER]
+    # A migration seeds with the model as it was then: fields added later are left out
+    # (the migration that added them fills them in).
+    known = {f.name for f in provider_model._meta.get_fields()}
     for order, entry in enumerate(entries):
         defaults = {"sort_order": order * 10, "default_region": "default", **entry}
         defaults.pop("slug")
+        defaults = {name: value for name, value in defaults.items() if name in known}
         provider_model.objects.get_or_create(slug=entry["slug"], defaults=defaults)

@@ -348,3 +348,30 @@ def decrypt_secret(dek: bytes, token: str, *, team_id: str, credential_id: str) 
         return plaintext.decode("utf-8")
     except UnicodeDecodeError:
         raise DecryptionError(f"{what} did not decrypt to UTF-8 text") from None
+
+
+_TEAM_DATA_AAD_PREFIX = b"baton:team-data:v1:"
+
+
+def seal_team_data(dek: bytes, plaintext: bytes, *, team_id: str, purpose: str) -> str:
+    """Encrypt short-lived team content (a conversation's reasoning kept between turns)
+    with the team's data key. The associated data binds it to the team and its purpose,
+    so it never opens as anything else."""
+    _check_key(dek, "a data key")
+    _check_id(team_id, "team_id")
+    _check_id(purpose, "purpose")
+    aad = _TEAM_DATA_AAD_PREFIX + team_id.encode("utf-8") + b":" + purpose.encode("utf-8")
+    return f"{CIPHERTEXT_VERSION}:{_seal(dek, plaintext, aad)}"
+
+
+def open_team_data(dek: bytes, token: str, *, team_id: str, purpose: str) -> bytes:
+    """Decrypt what :func:`seal_team_data` made; :class:`DecryptionError` on failure."""
+    _check_key(dek, "a data key")
+    _check_id(team_id, "team_id")
+    _check_id(purpose, "purpose")
+    version, sep, payload = token.partition(":")
+    what = f"team data ({purpose}) of team {team_id}"
+    if not sep or version != CIPHERTEXT_VERSION:
+        raise DecryptionError(f"{what} is malformed or of an unknown version")
+    aad = _TEAM_DATA_AAD_PREFIX + team_id.encode("utf-8") + b":" + purpose.encode("utf-8")
+    return _open(dek, payload, aad, what)

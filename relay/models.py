@@ -43,6 +43,9 @@ class Provider(models.Model):
     enabled = models.BooleanField(default=True)
     sort_order = models.PositiveIntegerField(default=100)
     docs_url = models.URLField(blank=True)
+    # Dialects served natively besides chat, by region: {"messages": {"cn": base URL}}
+    # (Messages requests go to base + "/messages"). See native_dialects() below.
+    dialects = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ("sort_order", "name")
@@ -54,6 +57,18 @@ class Provider(models.Model):
         if self.is_demo:
             return demo_base_url()
         return str(self.regions.get(region or self.default_region, ""))
+
+    def dialect_urls(self, region: str) -> dict[str, str]:
+        """{dialect: base URL} of the dialects this provider serves natively in a region
+        (Anthropic's own Messages endpoint is its base URL)."""
+        urls = {
+            dialect: str(by_region.get(region or self.default_region) or "")
+            for dialect, by_region in (self.dialects or {}).items()
+            if isinstance(by_region, dict)
+        }
+        if self.family == Family.ANTHROPIC:
+            urls.setdefault("messages", self.base_url_for(region))
+        return {dialect: url for dialect, url in urls.items() if url}
 
 
 def demo_base_url() -> str:
@@ -110,6 +125,19 @@ class ProviderCredential(models.Model):
 
     def effective_base_url(self) -> str:
         return self.base_url or self.provider.base_url_for(self.region)
+
+    def native_dialects(self) -> dict[str, str]:
+        """{dialect: base URL} this credential reaches natively besides chat. A custom base
+        URL (a proxy, a self-hosted or custom provider) declares its own in
+        ``extras["dialects"]``; otherwise the catalog's URLs for the region apply."""
+        declared = (self.extras or {}).get("dialects")
+        if isinstance(declared, dict):
+            return {str(d): str(u).rstrip("/") for d, u in declared.items() if u}
+        if self.base_url:
+            if self.provider.family == Family.ANTHROPIC:
+                return {"messages": self.base_url.rstrip("/")}
+            return {}
+        return {d: u.rstrip("/") for d, u in self.provider.dialect_urls(self.region).items()}
 
 
 class ModelRoute(models.Model):

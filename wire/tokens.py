@@ -141,3 +141,39 @@ def _prompt_units(value: Any) -> tuple[int, int]:
         elif isinstance(item, list):
             tokens += len(item)
     return units, tokens
+
+
+def estimate_structured_tokens(value: Any) -> int:
+    """Estimated tokens of a structured prompt (Messages and Responses bodies): every
+    string in it counts as text, images as ``IMAGE_TOKENS``, and each object a few tokens
+    for its markers. Base64 payloads are counted as images, never as text."""
+    units, tokens = _structured(value, 0)
+    return tokens + units_to_tokens(units)
+
+
+_MEDIA_TYPES = frozenset({"image", "image_url", "input_image", "document", "input_file", "file"})
+_SKIP_KEYS = frozenset({"type", "signature", "encrypted_content", "id", "cache_control"})
+
+
+def _structured(value: Any, depth: int) -> tuple[int, int]:
+    if isinstance(value, str):
+        return text_token_units(value), 0
+    if depth > 64:
+        return 0, 0
+    units = tokens = 0
+    if isinstance(value, dict):
+        if value.get("type") in _MEDIA_TYPES:
+            return 0, IMAGE_TOKENS
+        tokens += 1
+        for key, item in value.items():
+            if key in _SKIP_KEYS:
+                continue
+            more_units, more_tokens = _structured(item, depth + 1)
+            units += more_units
+            tokens += more_tokens
+    elif isinstance(value, list):
+        for item in value:
+            more_units, more_tokens = _structured(item, depth + 1)
+            units += more_units
+            tokens += more_tokens
+    return units, tokens

@@ -8,7 +8,7 @@ from urllib.parse import quote
 import pytest
 
 from relay import credential_test
-from wire.providers.base import MAX_MESSAGE_CHARS, UpstreamError
+from wire.base import MAX_MESSAGE_CHARS, UpstreamError
 from wire.scrub import MIN_RUN, scrub
 
 SECRET = "sk-proj-Zx81+Qm/Tb47=Lw0pHc3Vn6Ry"

@@ -76,7 +76,7 @@ def test_suggestions_prefer_other_providers_and_distinct_keys(cast: Cast, keys: 
     assert [o.model for o in relocation.suggest("gpt-4.1", only_qwen)] == [
         "qwen3-max",
         "qwen-plus",
-        "qwen-flash",
+        "qwen3.5-plus",  # then the catalog's order
     ]
     assert relocation.kind_of("my-embedder") == relocation.EMBEDDING
     assert relocation.kind_of("gpt-3.5-turbo") == relocation.CHAT

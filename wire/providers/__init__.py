@@ -9,9 +9,7 @@ ARCHITECTURE.md at the repository root, "Where to add: a provider").
 
 from __future__ import annotations
 
-from .anthropic import AnthropicAdapter
-from .azure import AzureAdapter
-from .base import (
+from wire.base import (
     Adapter,
     Endpoint,
     StreamTranslator,
@@ -20,6 +18,9 @@ from .base import (
     UpstreamRequest,
     Usage,
 )
+
+from .anthropic import AnthropicAdapter
+from .azure import AzureAdapter
 from .openai_compat import OpenAICompatAdapter
 
 __all__ = [

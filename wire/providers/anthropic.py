@@ -9,7 +9,8 @@ typed events (https://docs.anthropic.com/en/api/messages-streaming) into
 - ``content_block_start`` of a ``tool_use``: a new ``tool_calls[i]`` with its id,
   name and empty arguments;
 - ``content_block_delta``: ``content``, ``tool_calls[i].function.arguments``
-  fragments or ``reasoning_content`` (signatures and citations are dropped);
+  fragments or ``reasoning_content``; a thinking block's signature as a
+  ``thinking_blocks`` delta (LiteLLM's convention); citations are dropped;
 - ``message_delta``: the ``finish_reason`` chunk;
 - ``message_stop``: the usage chunk (if the client asked for usage), then ``[DONE]``;
 - ``ping`` and ``content_block_stop``: nothing;
@@ -31,24 +32,23 @@ from typing import Any
 
 import orjson
 
-from wire.tokens import text_token_units
-
-from .anthropic_convert import (
-    finish_reason,
-    from_anthropic_response,
-    models_to_openai,
-    to_anthropic_request,
-)
-from .base import Endpoint, Upstream, UpstreamError, UpstreamRequest, Usage, add_extra_headers
-from .errors import (
+from wire.base import Endpoint, Upstream, UpstreamError, UpstreamRequest, Usage, add_extra_headers
+from wire.errors import (
     error_from_payload,
     error_from_response,
     load_json_object,
     malformed_chunk_error,
 )
-from .sse import DONE_EVENT, event_fields
-from .translator import TranslatorBase
-from .usage import usage_from_anthropic
+from wire.sse import DONE_EVENT, event_fields
+from wire.tokens import text_token_units
+from wire.translate.messages import (
+    finish_reason,
+    from_anthropic_response,
+    models_to_openai,
+    to_anthropic_request,
+)
+from wire.translator import TranslatorBase
+from wire.usage import MessagesUsage
 
 DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
 
@@ -70,7 +70,13 @@ class AnthropicAdapter:
     family = "anthropic"
 
     def build_request(
-        self, endpoint: Endpoint, body: dict[str, Any], upstream: Upstream, *, stream: bool
+        self,
+        endpoint: Endpoint,
+        body: dict[str, Any],
+        upstream: Upstream,
+        *,
+        stream: bool,
+        forward: Mapping[str, str] | None = None,
     ) -> UpstreamRequest:
         if endpoint not in ("chat", "models"):
             raise unsupported_endpoint(endpoint)
@@ -118,14 +124,11 @@ class AnthropicAdapter:
 
 class AnthropicStreamTranslator(TranslatorBase):
     __slots__ = (
-        "_cache_read",
-        "_cache_write",
         "_created",
         "_final_usage_seen",
         "_head",
-        "_input",
-        "_output",
         "_tool_index",
+        "_tracker",
     )
 
     def __init__(self, *, client_wants_usage: bool, created: int, secret: str = "") -> None:
@@ -133,10 +136,7 @@ class AnthropicStreamTranslator(TranslatorBase):
         self._created = created
         self._head = self._chunk_head("", "")
         self._tool_index: dict[Any, int] = {}  # content block index -> tool_calls index
-        self._input = 0
-        self._cache_read = 0
-        self._cache_write = 0
-        self._output = 0
+        self._tracker = MessagesUsage()
         self._final_usage_seen = False
 
     def _completion_reported(self) -> bool:
@@ -193,6 +193,7 @@ class AnthropicStreamTranslator(TranslatorBase):
             return b""
         block_type = block.get("type")
         if block_type == "tool_use":
+            self._note_tool(block.get("id"))
             tool_index = len(self._tool_index)
             self._tool_index[event.get("index")] = tool_index
             name = block.get("name")
@@ -226,8 +227,14 @@ class AnthropicStreamTranslator(TranslatorBase):
             call = {"index": tool_index, "function": {"arguments": fragment}}
             return self._chunk({"tool_calls": [call]})
         if delta_type == "thinking_delta":
+            self._note_reasoning(delta.get("thinking"))
             return self._text(delta.get("thinking"), "reasoning_content")
-        return b""  # signature_delta, citations_delta
+        if delta_type == "signature_delta" and isinstance(delta.get("signature"), str):
+            # LiteLLM's thinking_blocks convention: the signature reaches chat clients that
+            # keep it (and Baton's own translators), so the block can be sent back whole.
+            block = {"type": "thinking", "thinking": "", "signature": delta["signature"]}
+            return self._chunk({"thinking_blocks": [block]})
+        return b""  # citations_delta
 
     def _text(self, text: Any, field: str) -> bytes:
         if not isinstance(text, str) or not text:
@@ -241,20 +248,8 @@ class AnthropicStreamTranslator(TranslatorBase):
             self._units += text_token_units(text)
 
     def _take_usage(self, raw: Any) -> None:
-        if not isinstance(raw, dict):
-            return
-        self._input = max(self._input, _int(raw.get("input_tokens")))
-        self._cache_read = max(self._cache_read, _int(raw.get("cache_read_input_tokens")))
-        self._cache_write = max(self._cache_write, _int(raw.get("cache_creation_input_tokens")))
-        self._output = max(self._output, _int(raw.get("output_tokens")))
-        self.usage = usage_from_anthropic(
-            {
-                "input_tokens": self._input,
-                "cache_read_input_tokens": self._cache_read,
-                "cache_creation_input_tokens": self._cache_write,
-                "output_tokens": self._output,
-            }
-        )
+        if isinstance(raw, dict):
+            self.usage = self._tracker.take(raw)
 
     def _chunk_head(self, message_id: str, model: str) -> bytes:
         # Every chunk of a stream shares id, created and model: serialise that

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from .base import Endpoint, Upstream, add_extra_headers
+from wire.base import Endpoint, Upstream, add_extra_headers
+
 from .openai_compat import PATHS, OpenAICompatAdapter
 from .quirks import Quirks
 

@@ -42,19 +42,19 @@ from typing import Any
 
 import orjson
 
-from wire.tokens import text_token_units, units_to_tokens
-
-from .base import Endpoint, Upstream, UpstreamError, UpstreamRequest, Usage, add_extra_headers
-from .errors import (
+from wire.base import Endpoint, Upstream, UpstreamError, UpstreamRequest, Usage, add_extra_headers
+from wire.errors import (
     error_from_payload,
     error_from_response,
     load_json_object,
     malformed_chunk_error,
 )
+from wire.sse import DONE_EVENT, event_fields
+from wire.tokens import text_token_units, units_to_tokens
+from wire.translator import TranslatorBase
+from wire.usage import usage_from_openai
+
 from .quirks import Quirks, apply_quirks, quirks_for, upstream_model
-from .sse import DONE_EVENT, event_fields
-from .translator import TranslatorBase
-from .usage import usage_from_openai
 
 PATHS: dict[str, str] = {
     "chat": "/chat/completions",
@@ -71,7 +71,13 @@ class OpenAICompatAdapter:
     family = "openai"
 
     def build_request(
-        self, endpoint: Endpoint, body: dict[str, Any], upstream: Upstream, *, stream: bool
+        self,
+        endpoint: Endpoint,
+        body: dict[str, Any],
+        upstream: Upstream,
+        *,
+        stream: bool,
+        forward: Mapping[str, str] | None = None,
     ) -> UpstreamRequest:
         headers = self.headers(upstream)
         url = self.url(endpoint, upstream)
@@ -82,6 +88,7 @@ class OpenAICompatAdapter:
         payload["model"] = self.body_model(upstream, quirks)
         _set_stream(payload, stream and endpoint != "embeddings", quirks)
         apply_quirks(payload, quirks, upstream.model)
+        _drop_thinking_blocks(payload)
         headers["Content-Type"] = "application/json"
         return UpstreamRequest("POST", url, headers, orjson.dumps(payload))
 
@@ -250,11 +257,14 @@ class OpenAIStreamTranslator(TranslatorBase):
                 text = delta.get(key)
                 if text:
                     self._add_text(text)
+                    if key != "content":
+                        self._note_reasoning(text)
             tool_calls = delta.get("tool_calls")
             if tool_calls and isinstance(tool_calls, list):
                 for call in tool_calls:
                     if isinstance(call, dict):
                         self._add_function(call.get("function"))
+                        self._note_tool(call.get("id"))
             function_call = delta.get("function_call")  # legacy function calling
             if function_call:
                 self._add_function(function_call)
@@ -333,3 +343,17 @@ def _message_units(choices: Any) -> int:
                     texts += [function.get("name"), function.get("arguments")]
         units += sum(text_token_units(t) for t in texts if isinstance(t, str))
     return units
+
+
+def _drop_thinking_blocks(payload: dict[str, Any]) -> None:
+    """``thinking_blocks`` is the chat pivot's carrier for signed Anthropic thinking
+    (LiteLLM's convention), not a field any chat provider knows: it never leaves Baton.
+    The reasoning text it holds stays in ``reasoning_content``."""
+    messages = payload.get("messages")
+    if not isinstance(messages, list):
+        return
+    if any(isinstance(m, dict) and "thinking_blocks" in m for m in messages):
+        payload["messages"] = [
+            {k: v for k, v in m.items() if k != "thinking_blocks"} if isinstance(m, dict) else m
+            for m in messages
+        ]

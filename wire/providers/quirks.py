@@ -88,11 +88,16 @@ QUIRKS: dict[str, Quirks] = {
         merge_system_messages=True,
     ),
     "deepseek": Quirks(
-        # Sending reasoning_content back is a 400 (V3-era rule).
-        strip_assistant_fields=frozenset({"reasoning_content"}),
+        # V4 in thinking mode requires reasoning_content passed back on tool-call turns
+        # (https://api-docs.deepseek.com/guides/thinking_mode); the V3-era rule that it be
+        # stripped is obsolete, so it is sent as the client (or Baton's memory) gave it.
         model_rules=(ModelRule(("deepseek-reasoner",), frozenset({"logprobs", "top_logprobs"})),),
     ),
     "gemini": Quirks(drop=frozenset({"thinking", "web_search_options"})),
+    # OpenAI's and Azure's chat reject the thinking switch other providers share (it arrives
+    # from Messages and Responses clients through the chat pivot).
+    "openai": Quirks(drop=frozenset({"thinking"})),
+    "azure": Quirks(drop=frozenset({"thinking"})),
     "qianfan": Quirks(lowercase_model=True),
 }
 
@@ -197,3 +202,35 @@ def _text_of(content: Any) -> str:
             if isinstance(part, dict) and isinstance(part.get("text"), str)
         )
     return ""
+
+
+# --- native Messages endpoints ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesQuirks:
+    """What a provider's Anthropic-compatible endpoint does differently from Anthropic's."""
+
+    # Answers POST /v1/messages/count_tokens; otherwise Baton counts itself.
+    count_tokens: bool = False
+    # Verifies thinking signatures (and binds them to the account and conversation): reasoning
+    # produced anywhere else must not be sent to it.
+    verifies_signatures: bool = False
+    # anthropic-beta values to forward: None forwards them all, unchanged.
+    betas: frozenset[str] | None = None
+    # Authenticate with "Authorization: Bearer" rather than Anthropic's x-api-key.
+    bearer: bool = False
+
+
+NO_MESSAGES_QUIRKS = MessagesQuirks()
+
+MESSAGES_QUIRKS: dict[str, MessagesQuirks] = {
+    "anthropic": MessagesQuirks(count_tokens=True, verifies_signatures=True),
+    # DeepSeek ignores anthropic-beta on /anthropic (https://api-docs.deepseek.com/guides/anthropic_api):
+    # nothing is forwarded that it would only drop.
+    "deepseek": MessagesQuirks(betas=frozenset()),
+}
+
+
+def messages_quirks_for(provider: str) -> MessagesQuirks:
+    return MESSAGES_QUIRKS.get(provider, NO_MESSAGES_QUIRKS)

@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
+from wire.base import StreamTranslator
 from wire.providers import Upstream
-from wire.providers.base import StreamTranslator
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

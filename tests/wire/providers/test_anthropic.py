@@ -331,6 +331,15 @@ def test_response_conversion_with_thinking_tool_use_and_cache_tokens() -> None:
                         }
                     ],
                     "reasoning_content": "The user asks for Paris weather.",
+                    # Whole, signature included (LiteLLM's convention): a client that keeps
+                    # it can send the turn back to Anthropic, which checks the signature.
+                    "thinking_blocks": [
+                        {
+                            "type": "thinking",
+                            "thinking": "The user asks for Paris weather.",
+                            "signature": "EqQBCgIYAhIM",
+                        }
+                    ],
                 },
                 "logprobs": None,
                 "finish_reason": "tool_calls",
@@ -428,6 +437,17 @@ def test_stream_with_thinking_text_and_tool_use() -> None:
     assert payloads(out) == [
         chunk({"role": "assistant", "content": ""}),
         chunk({"reasoning_content": "User wants weather."}),
+        chunk(
+            {
+                "thinking_blocks": [
+                    {
+                        "type": "thinking",
+                        "thinking": "",
+                        "signature": "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds",
+                    }
+                ]
+            }
+        ),
         chunk({"content": "Okay, let's check"}),
         chunk({"content": " the weather."}),
         chunk(

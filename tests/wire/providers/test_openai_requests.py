@@ -206,27 +206,63 @@ def test_minimax_keeps_auto_and_none_tool_choice() -> None:
         assert body_of(request.body)["tool_choice"] == choice
 
 
-def test_deepseek_strips_reasoning_content_and_reasoner_logprobs() -> None:
+def test_deepseek_keeps_reasoning_content_and_drops_reasoner_logprobs() -> None:
+    """DeepSeek V4 in thinking mode refuses a tool-call turn whose reasoning_content was not
+    passed back; the V3-era rule that stripped it from history is gone."""
+    tool_turn = {
+        "role": "assistant",
+        "content": None,
+        "reasoning_content": "Two plus two.",
+        "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "add", "arguments": "{}"}}
+        ],
+    }
     body = _chat(
         logprobs=True,
         top_logprobs=2,
         messages=[
             {"role": "user", "content": "2+2?"},
-            {"role": "assistant", "content": "4", "reasoning_content": "Two plus two."},
-            {"role": "user", "content": "Sure?"},
+            tool_turn,
+            {"role": "tool", "tool_call_id": "call_1", "content": "4"},
         ],
     )
     reasoner = upstream("deepseek", model="deepseek-reasoner")
     sent = body_of(ADAPTER.build_request("chat", body, reasoner, stream=False).body)
 
-    assert sent["messages"][1] == {"role": "assistant", "content": "4"}
+    assert sent["messages"][1] == tool_turn
     assert "logprobs" not in sent
     assert "top_logprobs" not in sent
 
-    chat_model = upstream("deepseek", model="deepseek-chat")
-    sent = body_of(ADAPTER.build_request("chat", body, chat_model, stream=False).body)
+    v4 = upstream("deepseek", model="deepseek-v4-pro")
+    sent = body_of(ADAPTER.build_request("chat", body, v4, stream=False).body)
     assert sent["logprobs"] is True
-    assert sent["messages"][1] == {"role": "assistant", "content": "4"}
+    assert sent["messages"][1]["reasoning_content"] == "Two plus two."
+
+
+def test_thinking_blocks_never_reach_a_chat_provider() -> None:
+    """thinking_blocks carries signed Anthropic thinking through the chat pivot; no chat
+    provider knows the field, so it is dropped while reasoning_content stays."""
+    turn = {
+        "role": "assistant",
+        "content": "4",
+        "reasoning_content": "Two plus two.",
+        "thinking_blocks": [{"type": "thinking", "thinking": "Two plus two.", "signature": "s"}],
+    }
+    body = _chat(messages=[{"role": "user", "content": "2+2?"}, turn])
+    sent = body_of(ADAPTER.build_request("chat", body, upstream("zhipu"), stream=False).body)
+    assert sent["messages"][1] == {
+        "role": "assistant",
+        "content": "4",
+        "reasoning_content": "Two plus two.",
+    }
+    assert "thinking_blocks" in body["messages"][1]  # the client's body is never changed
+
+
+def test_openai_and_azure_drop_the_thinking_switch() -> None:
+    body = _chat(thinking={"type": "enabled"}, reasoning_effort="low")
+    for provider in ("openai", "azure"):
+        sent = body_of(ADAPTER.build_request("chat", body, upstream(provider), stream=False).body)
+        assert "thinking" not in sent and sent["reasoning_effort"] == "low"
 
 
 def test_gemini_drops_fields_its_compat_layer_rejects() -> None:

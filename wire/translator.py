@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from typing import Any
 
+from wire.base import UpstreamError, Usage
+from wire.errors import oversized_event_error
+from wire.sse import EventSplitter
 from wire.tokens import units_to_tokens
 
-from .base import UpstreamError, Usage
-from .errors import oversized_event_error
-from .sse import EventSplitter
+MAX_NOTED_TOOLS = 64
+MAX_NOTED_REASONING = 256 * 1024  # characters of reasoning remembered for one turn
 
 
 class TranslatorBase(ABC):
@@ -27,7 +30,9 @@ class TranslatorBase(ABC):
         "_wants_usage",
         "completion_chars",
         "error",
+        "reasoning_parts",
         "saw_done",
+        "tool_ids",
         "usage",
     )
 
@@ -41,6 +46,22 @@ class TranslatorBase(ABC):
         self._closed = False
         self._secret = secret  # the credential's key: scrubbed from in-stream errors
         self._units = 0  # estimated completion tokens x 4
+        # What Baton remembers of a tool-calling turn (gateway/turns.py): its tool-call ids
+        # and its reasoning text, both bounded so a stream's memory stays constant.
+        self.tool_ids: list[str] = []
+        self.reasoning_parts: list[str] | None = []  # None: too long to keep
+
+    def _note_tool(self, tool_id: Any) -> None:
+        if isinstance(tool_id, str) and tool_id and len(self.tool_ids) < MAX_NOTED_TOOLS:
+            self.tool_ids.append(tool_id)
+
+    def _note_reasoning(self, text: Any) -> None:
+        parts = self.reasoning_parts
+        if parts is None or not isinstance(text, str) or not text:
+            return
+        parts.append(text)
+        if len(parts) % 64 == 0 and sum(map(len, parts)) > MAX_NOTED_REASONING:
+            self.reasoning_parts = None
 
     @property
     def estimated_completion_tokens(self) -> int:
@@ -91,6 +112,10 @@ class TranslatorBase(ABC):
         error event, without anything of the credential's key the provider echoed."""
         self.error = error.scrub_secret(self._secret)
         self._closed = True
+        return self._error_event(self.error)
+
+    def _error_event(self, error: UpstreamError) -> bytes:
+        """How this stream says it failed: an OpenAI error event; native dialects override."""
         return error.sse_event()
 
     @abstractmethod

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .base import Usage
+from wire.base import Usage
 
 
 def usage_from_openai(raw: Mapping[str, Any]) -> tuple[Usage, bool]:
@@ -65,13 +65,21 @@ def usage_from_openai(raw: Mapping[str, Any]) -> tuple[Usage, bool]:
 
 
 def usage_from_anthropic(raw: Mapping[str, Any]) -> Usage:
+    """A Messages usage object: input excludes cache reads and writes; writes may be split
+    by lifetime in ``cache_creation`` (five minutes and one hour, priced differently)."""
     cache_read = _int(raw.get("cache_read_input_tokens"))
-    cache_write = _int(raw.get("cache_creation_input_tokens"))
+    split = _dict(raw.get("cache_creation"))
+    written_1h = _int(split.get("ephemeral_1h_input_tokens"))
+    cache_write = max(
+        _int(raw.get("cache_creation_input_tokens")),
+        _int(split.get("ephemeral_5m_input_tokens")) + written_1h,
+    )
     return Usage(
         prompt_tokens=_int(raw.get("input_tokens")) + cache_read + cache_write,
         completion_tokens=_int(raw.get("output_tokens")),
         cached_tokens=cache_read,
         cache_write_tokens=cache_write,
+        cache_write_1h_tokens=min(written_1h, cache_write),
     )
 
 
@@ -85,3 +93,40 @@ def _int(value: Any) -> int:
 
 def _dict(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+class MessagesUsage:
+    """Usage of a Messages stream as it arrives: ``message_start`` has the input counts,
+    ``message_delta`` the cumulative output (and, from some gateways, the real input counts
+    that ``message_start`` sent as 0). Each field keeps the largest value seen."""
+
+    __slots__ = ("_fields", "usage")
+
+    _NAMES = (
+        "input_tokens",
+        "cache_read_input_tokens",
+        "cache_creation_input_tokens",
+        "output_tokens",
+    )
+
+    def __init__(self) -> None:
+        self._fields: dict[str, int] = {}
+        self.usage = Usage()
+
+    def take(self, raw: Mapping[str, Any]) -> Usage:
+        fields = self._fields
+        for name in self._NAMES:
+            fields[name] = max(fields.get(name, 0), _int(raw.get(name)))
+        split = _dict(raw.get("cache_creation"))
+        for name in ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens"):
+            fields[name] = max(fields.get(name, 0), _int(split.get(name)))
+        self.usage = usage_from_anthropic(
+            {
+                **{name: fields[name] for name in self._NAMES},
+                "cache_creation": {
+                    "ephemeral_5m_input_tokens": fields["ephemeral_5m_input_tokens"],
+                    "ephemeral_1h_input_tokens": fields["ephemeral_1h_input_tokens"],
+                },
+            }
+        )
+        return self.usage

@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from .base import ErrorKind, UpstreamError
+from wire.base import ErrorKind, UpstreamError
 
 # Lower-cased values of ``type`` / ``code`` / Gemini ``status`` that decide the kind.
 _QUOTA_SIGNALS = frozenset(

@@ -20,23 +20,28 @@ Decisions worth knowing:
 - ``response_format`` json_object / json_schema has no Anthropic equivalent;
   it becomes an extra system instruction (with the schema), because dropping
   it would hand clients that parse JSON a prose answer.
-- Assistant ``reasoning_content`` is not sent back: Anthropic only accepts
-  thinking blocks with the signature it issued, which OpenAI clients do not keep.
+- Assistant ``reasoning_content`` alone is not sent back: Anthropic only accepts
+  thinking blocks with the signature it issued. Clients that keep ``thinking_blocks``
+  (LiteLLM's convention, which Baton's own replies carry) get them back whole.
 - An assistant tool call with empty arguments means "no arguments" (``{}``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeGuard
 
 import orjson
 
-from .base import UpstreamError, Usage
-from .usage import usage_from_anthropic
+from wire.base import UpstreamError, Usage
+from wire.usage import usage_from_anthropic, usage_from_openai
 
 DEFAULT_MAX_TOKENS = 4096
+# Marks a thinking signature Baton made (for reasoning from a chat upstream): no provider
+# issued it, so it never goes to one that verifies signatures.
+BATON_SIGNATURE_PREFIX = "baton-"
 
 FINISH_REASONS: dict[str, str] = {
     "end_turn": "stop",
@@ -139,6 +144,7 @@ def from_anthropic_response(
     """A ``chat.completion`` body and its usage for a Messages API response."""
     texts: list[str] = []
     reasoning: list[str] = []
+    thinking_blocks: list[dict[str, Any]] = []
     tool_calls: list[dict[str, Any]] = []
     for block in payload.get("content") or ():
         if not isinstance(block, dict):
@@ -159,6 +165,9 @@ def from_anthropic_response(
             )
         elif block_type == "thinking":
             reasoning.append(str(block.get("thinking", "")))
+            thinking_blocks.append(block)
+        elif block_type == "redacted_thinking":
+            thinking_blocks.append(block)
 
     message: dict[str, Any] = {
         "role": "assistant",
@@ -169,6 +178,9 @@ def from_anthropic_response(
         message["tool_calls"] = tool_calls
     if reasoning:
         message["reasoning_content"] = "".join(reasoning)
+    if thinking_blocks:
+        # Signatures included, so a client that keeps them can send the turn back whole.
+        message["thinking_blocks"] = thinking_blocks
     raw_usage = payload.get("usage")
     usage = usage_from_anthropic(raw_usage if isinstance(raw_usage, dict) else {})
     completion = {
@@ -306,7 +318,22 @@ def _split_data_url(url: str, param: str) -> tuple[str, str]:
 
 def _assistant_blocks(message: Mapping[str, Any], i: int) -> list[dict[str, Any]]:
     content = message.get("content")
-    blocks: list[dict[str, Any]] = []
+    # Thinking first, whole and in order, as Anthropic requires on a tool-use turn; only
+    # blocks a provider signed (Baton's own marks would be refused), and only whole blocks:
+    # bare reasoning_content has no signature Anthropic would accept.
+    blocks: list[dict[str, Any]] = [
+        dict(block)
+        for block in message.get("thinking_blocks") or ()
+        if isinstance(block, dict)
+        and (
+            block.get("type") == "redacted_thinking"
+            or (
+                block.get("type") == "thinking"
+                and isinstance(block.get("signature"), str)
+                and not block["signature"].startswith(BATON_SIGNATURE_PREFIX)
+            )
+        )
+    ]
     if isinstance(content, list):
         # Assistant parts may be "text" or "refusal"; a refusal is plain text to Anthropic.
         for part in content:
@@ -423,3 +450,298 @@ def _epoch(value: Any) -> int:
         return int(datetime.fromisoformat(value).timestamp())
     except ValueError:
         return 0
+
+
+# --- Messages in, chat out: a Messages client and a target that speaks only chat ----------
+#
+# The inverse of the mapping above. Reasoning travels both ways: an assistant turn's
+# thinking blocks become ``reasoning_content`` (the field DeepSeek, GLM and Kimi need passed
+# back on tool-call turns) and are also kept whole in ``thinking_blocks`` (LiteLLM's
+# convention; the chat adapters strip it before a provider sees it), so a signature survives
+# a trip through the chat pivot. A chat reply's ``reasoning_content`` comes back to the client
+# as a thinking block whose signature Baton made (``BATON_SIGNATURE_PREFIX``): no provider
+# can verify it, so the relay drops such blocks before a provider that checks signatures.
+
+
+STOP_REASONS: dict[str, str] = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "refusal",
+}
+
+
+def baton_signature(thinking: str) -> str:
+    """A signature for reasoning Baton turned into a thinking block: marks it as Baton's
+    (not a provider's), so it is never sent to a provider that verifies signatures."""
+    digest = hashlib.sha256(thinking.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    return BATON_SIGNATURE_PREFIX + digest
+
+
+def messages_to_chat(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The chat-completions body for a Messages body (already validated by the dialect)."""
+    out: dict[str, Any] = {"model": body.get("model")}
+    chat: list[dict[str, Any]] = []
+    system = _system_text(body.get("system"))
+    if system:
+        chat.append({"role": "system", "content": system})
+    for i, message in enumerate(body.get("messages") or ()):
+        role = message.get("role")
+        content = message.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        if role == "system":  # mid-conversation system entries (Claude Code sends them)
+            text = _system_text(content)
+            if text:
+                chat.append({"role": "system", "content": text})
+        elif role == "assistant":
+            chat.append(_assistant_message(blocks or [], i))
+        else:
+            chat.extend(_user_messages(blocks or [], i))
+    out["messages"] = chat
+    out["max_tokens"] = body.get("max_tokens")
+    for name in ("temperature", "top_p"):
+        if _is_number(body.get(name)):
+            out[name] = body[name]
+    stop = body.get("stop_sequences")
+    if isinstance(stop, list) and stop:
+        out["stop"] = [s for s in stop if isinstance(s, str)]
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
+        out["user"] = metadata["user_id"]
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive", "disabled"):
+        # DeepSeek, GLM, Kimi and Ark take the same switch on chat; the quirks of
+        # providers that reject it drop it.
+        out["thinking"] = {"type": "disabled" if thinking["type"] == "disabled" else "enabled"}
+    config = body.get("output_config")
+    effort = config.get("effort") if isinstance(config, dict) else None
+    if effort in ("low", "medium", "high"):
+        out["reasoning_effort"] = effort
+    elif effort == "max":
+        out["reasoning_effort"] = "high"
+    tools = [
+        _chat_tool(tool)
+        for tool in body.get("tools") or ()
+        if isinstance(tool, dict) and tool.get("type") in (None, "custom")
+    ]
+    if tools:
+        out["tools"] = tools
+        choice = body.get("tool_choice")
+        if isinstance(choice, dict):
+            kind = choice.get("type")
+            if kind == "any":
+                out["tool_choice"] = "required"
+            elif kind == "tool" and isinstance(choice.get("name"), str):
+                out["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
+            elif kind in ("auto", "none"):
+                out["tool_choice"] = kind
+            if choice.get("disable_parallel_tool_use") is True:
+                out["parallel_tool_calls"] = False
+    if body.get("stream") is True:
+        out["stream"] = True
+        out["stream_options"] = {"include_usage": True}
+    return out
+
+
+def _system_text(system: Any) -> str:
+    if isinstance(system, str):
+        return system
+    if isinstance(system, list):
+        texts = [
+            b["text"]
+            for b in system
+            if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)
+        ]
+        return "\n\n".join(t for t in texts if t)
+    return ""
+
+
+def _assistant_message(blocks: list[Any], i: int) -> dict[str, Any]:
+    texts: list[str] = []
+    reasoning: list[str] = []
+    kept: list[dict[str, Any]] = []
+    calls: list[dict[str, Any]] = []
+    for block in blocks:
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type")
+        if kind == "text" and isinstance(block.get("text"), str):
+            texts.append(block["text"])
+        elif kind == "thinking":
+            thinking = block.get("thinking")
+            if isinstance(thinking, str):
+                reasoning.append(thinking)
+            kept.append(block)
+        elif kind == "redacted_thinking":
+            kept.append(block)
+        elif kind == "tool_use":
+            calls.append(
+                {
+                    "id": block.get("id"),
+                    "type": "function",
+                    "function": {
+                        "name": block.get("name"),
+                        "arguments": orjson.dumps(block.get("input") or {}).decode(),
+                    },
+                }
+            )
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": "".join(texts) if texts or not calls else None,
+    }
+    if calls:
+        message["tool_calls"] = calls
+    if kept:
+        # Byte for byte what the client sent, in order (an empty thinking text included).
+        message["reasoning_content"] = "".join(reasoning)
+        message["thinking_blocks"] = kept
+    return message
+
+
+def _user_messages(blocks: list[Any], i: int) -> list[dict[str, Any]]:
+    """A user turn: its tool results first (each a ``tool`` message, answering the assistant
+    turn just before), then what the user wrote."""
+    results: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
+    for j, block in enumerate(blocks):
+        param = f"messages[{i}].content[{j}]"
+        if not isinstance(block, dict):
+            raise bad_request("content blocks must be objects", param)
+        kind = block.get("type")
+        if kind == "tool_result":
+            results.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": block.get("tool_use_id"),
+                    "content": _tool_result_text(block),
+                }
+            )
+        elif kind == "text" and isinstance(block.get("text"), str):
+            parts.append({"type": "text", "text": block["text"]})
+        elif kind == "image":
+            parts.append({"type": "image_url", "image_url": {"url": _source_url(block, param)}})
+        elif kind == "document":
+            source = block.get("source")
+            if isinstance(source, dict) and source.get("type") == "text":
+                parts.append({"type": "text", "text": str(source.get("data") or "")})
+            else:
+                parts.append({"type": "file", "file": {"file_data": _source_url(block, param)}})
+        else:
+            raise bad_request(f"content block type {kind!r} is not supported here", param)
+    out = list(results)
+    if parts:
+        only_text = all(p["type"] == "text" for p in parts)
+        content: Any = "".join(p["text"] for p in parts) if only_text else parts
+        out.append({"role": "user", "content": content})
+    return out
+
+
+def _tool_result_text(block: Mapping[str, Any]) -> str:
+    content = block.get("content")
+    if isinstance(content, str):
+        text = content
+    elif isinstance(content, list):
+        text = "".join(
+            b.get("text", "")
+            for b in content
+            if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)
+        )
+    else:
+        text = ""
+    if block.get("is_error") is True and not text.startswith("Error"):
+        text = "Error: " + text
+    return text
+
+
+def _source_url(block: Mapping[str, Any], param: str) -> str:
+    source = block.get("source")
+    if isinstance(source, dict):
+        if source.get("type") == "base64" and isinstance(source.get("data"), str):
+            media = source.get("media_type") or "application/octet-stream"
+            return f"data:{media};base64,{source['data']}"
+        if source.get("type") == "url" and isinstance(source.get("url"), str):
+            return str(source["url"])
+    raise bad_request("this content block's source cannot be sent to this model", param)
+
+
+def _chat_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
+    function: dict[str, Any] = {
+        "name": tool.get("name"),
+        "parameters": tool.get("input_schema") or {"type": "object", "properties": {}},
+    }
+    if tool.get("description"):
+        function["description"] = tool["description"]
+    return {"type": "function", "function": function}
+
+
+def chat_to_messages_response(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A Messages response body for a chat-completions response body."""
+    choices = payload.get("choices")
+    choice = choices[0] if isinstance(choices, list) and choices else {}
+    message = choice.get("message") if isinstance(choice, dict) else None
+    message = message if isinstance(message, dict) else {}
+    content: list[dict[str, Any]] = thinking_blocks_of(message)
+    text = message.get("content")
+    if isinstance(text, list):
+        text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
+    if isinstance(text, str) and text:
+        content.append({"type": "text", "text": text})
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            continue
+        content.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id"),
+                "name": function.get("name"),
+                "input": _tool_input(function.get("arguments")),
+            }
+        )
+    raw_usage = payload.get("usage")
+    usage, _ = usage_from_openai(raw_usage if isinstance(raw_usage, dict) else {})
+    finish = choice.get("finish_reason") if isinstance(choice, dict) else None
+    return {
+        "id": messages_id(payload.get("id")),
+        "type": "message",
+        "role": "assistant",
+        "model": payload.get("model"),
+        "content": content,
+        "stop_reason": STOP_REASONS.get(finish, "end_turn") if isinstance(finish, str) else None,
+        "stop_sequence": None,
+        "usage": usage.to_anthropic(),
+    }
+
+
+def thinking_blocks_of(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The thinking blocks of a chat assistant message: the ones it carries whole (an
+    Anthropic upstream's, signatures included), else its reasoning text under Baton's mark."""
+    kept = message.get("thinking_blocks")
+    if isinstance(kept, list) and kept:
+        return [dict(b) for b in kept if isinstance(b, dict)]
+    reasoning = message.get("reasoning_content")
+    if not isinstance(reasoning, str):
+        reasoning = message.get("reasoning")
+    if isinstance(reasoning, str) and reasoning:
+        return [
+            {"type": "thinking", "thinking": reasoning, "signature": baton_signature(reasoning)}
+        ]
+    return []
+
+
+def messages_id(chat_id: Any) -> str:
+    text = str(chat_id or "")
+    return text if text.startswith("msg_") else "msg_" + (text.removeprefix("chatcmpl-") or "baton")
+
+
+def _tool_input(arguments: Any) -> Any:
+    if isinstance(arguments, dict):
+        return arguments
+    if isinstance(arguments, str) and arguments.strip():
+        try:
+            parsed = orjson.loads(arguments)
+        except orjson.JSONDecodeError:
+            return {"arguments": arguments}  # keep what the model wrote rather than lose it
+        return parsed if isinstance(parsed, dict) else {"value": parsed}
+    return {}

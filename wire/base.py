@@ -19,7 +19,9 @@ import orjson
 
 from wire.scrub import scrub
 
-Endpoint = Literal["chat", "completions", "embeddings", "models"]
+Endpoint = Literal[
+    "chat", "completions", "embeddings", "models", "messages", "count_tokens", "responses"
+]
 
 ErrorKind = Literal[
     "auth",
@@ -47,6 +49,9 @@ class Upstream:
     # openai: {"organization": ..., "project": ...}; any family: {"headers": {...}}
     # anthropic: {"anthropic_version": "2023-06-01", "default_max_tokens": 4096}
     extras: Mapping[str, Any] = field(default_factory=dict)
+    # Dialects the target serves natively besides chat, and where: {"messages": base URL}
+    # (requests go to base + "/messages"). A client of such a dialect is passed through.
+    natives: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -71,12 +76,31 @@ class Usage:
     completion_tokens: int = 0
     cached_tokens: int = 0
     cache_write_tokens: int = 0
+    # Of the cache writes, those kept for an hour (Anthropic prices them at 2x input,
+    # five-minute writes at 1.25x); a subset of cache_write_tokens.
+    cache_write_1h_tokens: int = 0
     reasoning_tokens: int = 0
     estimated: bool = False
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    def to_anthropic(self) -> dict[str, Any]:
+        """The ``usage`` object of a Messages response: input excludes cache reads and writes."""
+        written_1h = min(self.cache_write_1h_tokens, self.cache_write_tokens)
+        return {
+            "input_tokens": max(
+                0, self.prompt_tokens - self.cached_tokens - self.cache_write_tokens
+            ),
+            "cache_creation_input_tokens": self.cache_write_tokens,
+            "cache_read_input_tokens": self.cached_tokens,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": self.cache_write_tokens - written_1h,
+                "ephemeral_1h_input_tokens": written_1h,
+            },
+            "output_tokens": self.completion_tokens,
+        }
 
     def to_openai(self) -> dict[str, Any]:
         """The ``usage`` object of an OpenAI response."""
@@ -210,17 +234,39 @@ def add_extra_headers(headers: dict[str, str], extras: Mapping[str, Any]) -> Non
 
 
 class StreamTranslator(Protocol):
-    """Incremental upstream-SSE to OpenAI-SSE conversion for one stream.
+    """Incremental upstream-SSE to client-SSE conversion for one stream.
 
     Memory is bounded by the largest single event, never by the stream.
     After ``error`` is set the translator is closed: later input is ignored
     and ``finish`` returns nothing (the error event was the last output).
     """
 
-    usage: Usage | None  # best usage reported so far (None if the provider sent none)
-    completion_chars: int  # generated characters seen (content, reasoning, tool arguments)
     error: UpstreamError | None  # set once an in-stream error (or a broken stream) was seen
-    saw_done: bool  # the upstream itself signalled a normal end ([DONE] / message_stop)
+
+    @property
+    def usage(self) -> Usage | None:
+        """The best usage reported so far (None if the provider sent none)."""
+        ...
+
+    @property
+    def completion_chars(self) -> int:
+        """Generated characters seen (content, reasoning, tool arguments)."""
+        ...
+
+    @property
+    def saw_done(self) -> bool:
+        """The upstream itself signalled a normal end ([DONE] / message_stop)."""
+        ...
+
+    @property
+    def tool_ids(self) -> list[str]:
+        """The ids of the tool calls the turn made (bounded)."""
+        ...
+
+    @property
+    def reasoning_parts(self) -> list[str] | None:
+        """The turn's reasoning text as it came, None when too long to keep."""
+        ...
 
     def feed(self, data: bytes) -> bytes:
         """Raw upstream bytes (any chunking) in, bytes for the client out."""
@@ -244,9 +290,16 @@ class Adapter(Protocol):
     """Speaks one provider family's wire format."""
 
     def build_request(
-        self, endpoint: Endpoint, body: dict[str, Any], upstream: Upstream, *, stream: bool
+        self,
+        endpoint: Endpoint,
+        body: dict[str, Any],
+        upstream: Upstream,
+        *,
+        stream: bool,
+        forward: Mapping[str, str] | None = None,
     ) -> UpstreamRequest:
-        """The upstream call for a client body. Never mutates ``body``.
+        """The upstream call for a client body. Never mutates ``body``. ``forward`` holds
+        the client's headers that a native dialect passes on (``anthropic-version``...).
 
         Raises UpstreamError (``bad_request``) when the request cannot be
         expressed for this provider at all.

@@ -1,0 +1,114 @@
+"""What every ingress dialect provides, and what the relay reads from a client's request.
+
+A dialect is the wire language a client speaks to Baton: Chat Completions (``chat``),
+Anthropic Messages (``messages``) or the Responses API (``responses``). The relay runs the
+same seven steps for each; the dialect only says how to read a request (``ask``), how to
+say no (``error_body``, ``error_event``), how to end a stream that Baton cuts off, and how
+to get to and from the chat pivot when a target does not speak the dialect natively.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from wire.base import Endpoint
+
+DialectName = Literal["chat", "messages", "responses"]
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """What a client asks for, read once from its body by its dialect."""
+
+    model: str
+    stream: bool = False
+    # Chat clients opt in to the usage chunk; the other dialects always carry usage.
+    wants_usage: bool = True
+    output_cap: int | None = None  # the request's own limit on generated tokens
+    choices: int = 1  # completions asked for (chat's n)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An error in neutral terms; each dialect renders it in its own shape."""
+
+    status: int
+    message: str
+    type: str = "invalid_request_error"  # the OpenAI error type
+    code: str | None = None
+    param: str | None = None
+    # False when retrying cannot help (a used-up budget, not one held by requests in flight).
+    retryable: bool = True
+
+
+class DialectError(Exception):
+    """A request the dialect cannot accept (bad field, missing model...): a 4xx for the client."""
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+
+class Dialect(Protocol):
+    name: DialectName
+
+    def ask(self, endpoint: Endpoint, body: dict[str, Any]) -> Ask:
+        """Validate a parsed body and read what the client asks for; raise DialectError."""
+        ...
+
+    def error_body(self, refusal: Refusal) -> bytes:
+        """A JSON error response body in the dialect's shape."""
+        ...
+
+    def error_event(self, refusal: Refusal) -> bytes:
+        """An error after the stream started, as the dialect's SSE error event(s)."""
+        ...
+
+    def shutdown_tail(self, refusal: Refusal) -> bytes:
+        """What ends a stream Baton itself must cut (shutdown): the error and the stream's end."""
+        ...
+
+    def error_status(self, refusal: Refusal) -> int:
+        """The HTTP status the dialect's clients expect for this refusal."""
+        ...
+
+    def estimate_prompt_tokens(self, body: Mapping[str, Any]) -> int:
+        """An offline estimate of the prompt's tokens (quota holds, estimated usage)."""
+        ...
+
+    def models_body(self, models: list[tuple[str, str]]) -> bytes:
+        """The model list (id, owner) in the dialect's shape."""
+        ...
+
+    # Translation through the chat pivot, for targets that do not speak this dialect
+    # natively; None for chat itself (the pivot).
+    pivot: Pivot | None
+
+
+class Pivot(Protocol):
+    """How a dialect gets to and from Chat Completions, the one language every target can
+    be reached in (through its provider's chat adapter)."""
+
+    def to_chat(self, endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
+        """The chat-completions body that asks the same thing."""
+        ...
+
+    def from_chat(self, endpoint: Endpoint, chat: bytes) -> bytes:
+        """A chat-completions response body as this dialect's response body."""
+        ...
+
+    def from_chat_stream(self, endpoint: Endpoint, ask: Ask) -> ChatStreamTranslator:
+        """Chat-completions SSE (with usage) in, this dialect's SSE out."""
+        ...
+
+
+class ChatStreamTranslator(Protocol):
+    """The outer half of a translated stream: chat SSE bytes in, dialect SSE bytes out."""
+
+    def feed(self, data: bytes) -> bytes: ...
+
+    def finish(self) -> bytes: ...
