@@ -310,6 +310,10 @@ def test_every_variable_passed_to_baton_exists_in_settings(built: list[Resource]
     assert {"SECRET_KEY", "DATABASE_URL", "REDIS_URL", "PROMETHEUS_MULTIPROC_DIR"} <= passed
     unknown = sorted(passed - settings_names())
     assert not unknown, f"deploy/k8s passes variables config/settings.py never reads: {unknown}"
+    # Nor does Kubernetes add its own: service links would put BATON_WEB_SERVICE_HOST,
+    # BATON_WEB_PORT and the like into every environment.
+    for name, pod in pod_specs(built):
+        assert pod["enableServiceLinks"] is False, name
 
 
 def test_every_setting_the_compose_deployment_passes_is_passed_here(base: list[Resource]) -> None:
