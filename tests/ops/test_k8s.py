@@ -151,8 +151,9 @@ def build(directory: Path) -> list[Resource]:
         behavior = generator.get("behavior", "create")
         if behavior == "create":
             metadata = {"name": generator["name"]}
-            resources.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata})
-            resources[-1]["data"] = data
+            resources.append(
+                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
+            )
         else:
             assert behavior == "merge", generator
             find(resources, "ConfigMap", generator["name"])["data"].update(data)
