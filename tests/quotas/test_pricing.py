@@ -242,3 +242,97 @@ def test_a_converted_price_is_the_same_on_the_relay_and_in_the_ledger(providers:
     assert record.cost == Decimal("1.000000001")  # rounded up, never down
     assert from_nanos(rate.cost_of(record)) == record.cost
 
+
+def figures(price: Price) -> tuple[Any, ...]:
+    return (
+        price.input,
+        price.cached_input,
+        price.cache_write,
+        price.cache_write_1h,
+        price.output,
+        price.currency,
+    )
+
+
+def test_the_2026_catalog_only_adds_missing_versions(providers: None) -> None:
+    seeds = importlib.import_module("billing.migrations.0003_seed_prices")
+    catalog = importlib.import_module("billing.migrations.0009_price_catalog_2026")
+    Price.objects.all().delete()  # what the migrations left: start from billing 0003 alone
+    seeds.seed(apps, None)
+    # The operator edited one seed and priced a new model their own way.
+    Price.objects.filter(model="claude-haiku-4-5").update(output=Decimal(4))
+    Price.objects.create(
+        provider_id="anthropic",
+        model="claude-opus-5",
+        input=Decimal("4.5"),
+        output=Decimal("22.5"),
+        effective_from=timezone.now() - timedelta(days=3),
+    )
+    catalog.add_missing(apps, None)
+    catalog.add_missing(apps, None)  # twice: nothing more
+
+    prices = current_prices(["anthropic", "deepseek", "moonshot", "qwen"])
+    usd = "USD"
+    expected = {
+        "claude-fable-5-1": ("10", "1", "12.5", "20", "50"),
+        "claude-opus-5-5": ("4", "0.4", "5", "8", "20"),
+        "claude-sonnet-5-5": ("2", "0.2", "2.5", "4", "10"),
+        "claude-haiku-5-5": ("0.1", "0.01", "0.125", "0.2", "0.5"),
+        # Baton's own Claude 4 seeds gain a version with the one-hour price.
+        "claude-sonnet-4-5": ("3", "0.3", "3.75", "6", "15"),
+        "claude-opus-4-1": ("15", "1.5", "18.75", "30", "75"),
+    }
+    for model, values in expected.items():
+        assert figures(prices[("anthropic", model)]) == (*map(Decimal, values), usd), model
+    assert Price.objects.filter(model="claude-sonnet-4-5").count() == 2  # the seed stays
+    # The operator's prices are left as they were.
+    assert figures(prices[("anthropic", "claude-opus-5")]) == (
+        Decimal("4.5"),
+        None,
+        None,
+        None,
+        Decimal("22.5"),
+        usd,
+    )
+    assert Price.objects.filter(model="claude-opus-5").count() == 1
+    haiku = Price.objects.get(model="claude-haiku-4-5")
+    assert (haiku.output, haiku.cache_write_1h) == (Decimal(4), None)
+    # The seeds that already had these figures get no copy.
+    seeded: tuple[tuple[str, str, tuple[str | None, ...]], ...] = (
+        ("deepseek", "deepseek-v4-flash", ("0.14", "0.0028", None, None, "0.28", "USD")),
+        ("deepseek", "deepseek-v4-pro", ("1.74", "0.0145", None, None, "3.48", "USD")),
+        ("moonshot", "kimi-k2.6", ("0.95", "0.16", None, None, "4.00", "USD")),
+        ("qwen", "qwen3-max", ("2.5", "0.5", None, None, "10", "CNY")),
+    )
+    for provider, model, listed in seeded:
+        want = tuple(Decimal(v) if v and v not in ("USD", "CNY") else v for v in listed)
+        assert figures(prices[(provider, model)]) == want, model
+        assert Price.objects.filter(provider_id=provider, model=model).count() == 1
+
+    # Opus 5 at list price: $5 in -> $0.50 read, $6.25 and $10 written, as Anthropic bills.
+    Price.objects.filter(model="claude-opus-5").delete()
+    catalog.add_missing(apps, None)
+    rate = rates_for(["anthropic"], "USD")[("anthropic", "claude-opus-5")]
+    assert [from_nanos(n) for n in (rate.cached_input, rate.cache_write, rate.long_write)] == [
+        Decimal("0.5"),
+        Decimal("6.25"),
+        Decimal("10"),
+    ]
+
+
+def test_a_fresh_catalog_says_where_each_price_came_from(providers: None) -> None:
+    catalog = importlib.import_module("billing.migrations.0009_price_catalog_2026")
+    Price.objects.all().delete()
+    catalog.add_missing(apps, None)
+    notes = dict(Price.objects.values_list("model", "note"))
+    assert "third-party listing" in notes["kimi-k2.6"]
+    assert "one tier" in notes["qwen3-max"] and "32K" in notes["qwen3-max"]
+    assert "cache miss / cache hit / output" in notes["deepseek-v4-pro"]
+    assert "1-hour write 2x" in notes["claude-fable-5-1"]
+    qwen = Price.objects.get(model="qwen3-max")
+    assert (qwen.input, qwen.cached_input, qwen.output, qwen.currency) == (
+        Decimal("2.5"),
+        Decimal("0.5"),
+        Decimal(10),
+        "CNY",
+    )
