@@ -180,7 +180,9 @@ def record_from_event(event: UsageEvent, not_before: datetime | None = None) -> 
         prompt_tokens=max(0, event.prompt_tokens),
         cached_tokens=max(0, event.cached_tokens),
         cache_write_tokens=max(0, event.cache_write_tokens),
-        cache_write_1h_tokens=min(max(0, event.cache_write_1h_tokens), event.cache_write_tokens),
+        cache_write_1h_tokens=min(
+            max(0, event.cache_write_1h_tokens), max(0, event.cache_write_tokens)
+        ),
         completion_tokens=max(0, event.completion_tokens),
         reasoning_tokens=max(0, event.reasoning_tokens),
         estimated=event.estimated,

@@ -353,3 +353,16 @@ def test_operators_see_the_new_column_and_classes_in_the_admin(
     record = BillingRecord.objects.get(team=metered.cast.acme)
     inline = client.get(f"/admin/billing/billingrecord/{record.pk}/change/").content.decode()
     assert "Cache write 1h tokens" in inline
+
+
+def test_counts_that_make_no_sense_are_clamped_not_fatal(metered: Metered) -> None:
+    """One event with a negative write count (no relay sends one, but the stream is a
+    contract) must not fail the batch it arrives in, nor bill anything below zero."""
+    acme = metered.cast.acme
+    now = timezone.now()
+    odd = event(acme.pk, None, now, model="meter-large", prompt=1_000, completion=0)
+    odd.cache_write_tokens, odd.cache_write_1h_tokens = -5, 3
+    fine = event(acme.pk, None, now, model="meter-large", prompt=1_000, completion=0)
+    ingest([odd, fine])
+    assert (row(odd).cache_write_tokens, row(odd).cache_write_1h_tokens) == (0, 0)
+    assert row(odd).cost == row(fine).cost == Decimal("0.011")
