@@ -436,12 +436,7 @@ class Admission:
         if target is not None and (usage.prompt_tokens or usage.completion_tokens):
             rate = hold.quota.rates.get((target.upstream.provider, target.upstream.model))
             if rate is not None:
-                cost = rate.cost(
-                    usage.prompt_tokens,
-                    usage.completion_tokens,
-                    usage.cached_tokens,
-                    usage.cache_write_tokens,
-                )
+                cost = rate.cost_of(usage)
         used = usage.prompt_tokens + usage.completion_tokens
         keys = list(hold.keys)
         limits = hold.quota.credentials.get(target.credential_id) if target is not None else None

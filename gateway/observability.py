@@ -208,12 +208,7 @@ def _record_cost(hold: Any, provider: str, model: str, usage: Any) -> None:
         rate = hold.quota.rates.get((provider, model))
         if rate is None:
             return
-        nanos = rate.cost(
-            usage.prompt_tokens,
-            usage.completion_tokens,
-            usage.cached_tokens,
-            usage.cache_write_tokens,
-        )
+        nanos = rate.cost_of(usage)
         if nanos:
             COST.labels(str(hold.quota.currency)).inc(nanos / 1e9)
     except Exception:  # a metric must never break a request

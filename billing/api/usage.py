@@ -55,10 +55,22 @@ class FiguresSerializer(serializers.Serializer[Any]):
             "prompt_tokens": serializers.IntegerField(
                 help_text="Input tokens, cached ones included."
             ),
-            "cached_tokens": serializers.IntegerField(),
-            "cache_write_tokens": serializers.IntegerField(),
+            "cached_tokens": serializers.IntegerField(
+                help_text="Input tokens read from the provider's prompt cache."
+            ),
+            "cache_write_tokens": serializers.IntegerField(
+                help_text="Input tokens written to the prompt cache, whatever their lifetime."
+            ),
+            "cache_write_5m_tokens": serializers.IntegerField(
+                help_text="Of the cache writes, those kept five minutes (or of unstated lifetime)."
+            ),
+            "cache_write_1h_tokens": serializers.IntegerField(
+                help_text="Of the cache writes, those kept an hour (priced apart)."
+            ),
             "completion_tokens": serializers.IntegerField(help_text="Output tokens."),
-            "reasoning_tokens": serializers.IntegerField(),
+            "reasoning_tokens": serializers.IntegerField(
+                help_text="Of the output tokens, those spent reasoning."
+            ),
             "tokens": serializers.IntegerField(help_text="Input plus output tokens."),
             "cost": _money("In the team's currency."),
             "unpriced_requests": serializers.IntegerField(
@@ -163,6 +175,11 @@ class UsageView(TeamScopedAPIView):
 
 
 class LineItemSerializer(serializers.ModelSerializer[BillingLineItem]):
+    cache_write_5m_tokens = serializers.IntegerField(
+        read_only=True,
+        help_text="Of the cache writes, those kept five minutes (or of unstated lifetime).",
+    )
+
     class Meta:
         model = BillingLineItem
         fields = (
@@ -175,6 +192,8 @@ class LineItemSerializer(serializers.ModelSerializer[BillingLineItem]):
             "prompt_tokens",
             "cached_tokens",
             "cache_write_tokens",
+            "cache_write_5m_tokens",
+            "cache_write_1h_tokens",
             "completion_tokens",
             "reasoning_tokens",
             "amount",
