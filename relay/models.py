@@ -132,12 +132,16 @@ class ProviderCredential(models.Model):
         ``extras["dialects"]``; otherwise the catalog's URLs for the region apply."""
         declared = (self.extras or {}).get("dialects")
         if isinstance(declared, dict):
-            return {str(d): str(u).rstrip("/") for d, u in declared.items() if u}
-        if self.base_url:
-            if self.provider.family == Family.ANTHROPIC:
-                return {"messages": self.base_url.rstrip("/")}
-            return {}
-        return {d: u.rstrip("/") for d, u in self.provider.dialect_urls(self.region).items()}
+            urls = {str(d): str(u).rstrip("/") for d, u in declared.items() if u}
+        elif self.base_url:
+            urls = {}
+        else:
+            urls = {d: u.rstrip("/") for d, u in self.provider.dialect_urls(self.region).items()}
+        if self.provider.family == Family.ANTHROPIC and self.effective_base_url():
+            # Anthropic's wire format is Messages: its base URL serves it, whatever else the
+            # credential declares.
+            urls.setdefault("messages", self.effective_base_url().rstrip("/"))
+        return urls
 
 
 class ModelRoute(models.Model):

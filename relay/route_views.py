@@ -21,7 +21,7 @@ from django.views.decorators.debug import sensitive_variables
 from accounts.models import ApiKey, Membership, Role, Team
 from accounts.pages import refusals_on, relay_base_url, submitted
 from accounts.tenancy import get_for_team, team_view
-from relay import relocation, routes
+from relay import dialects, relocation, routes
 from relay.models import CredentialStatus, ModelRoute, ProviderCredential, RouteTarget
 from relay.route_forms import RouteForm, target_formset
 
@@ -93,9 +93,27 @@ def _base_context(membership: Membership) -> dict[str, Any]:
     }
 
 
+def target_dialects(target: RouteTarget, shown: list[str]) -> list[dict[str, str]]:
+    """For each dialect shown, whether a request in it reaches this target natively."""
+    rows = []
+    for dialect in shown:
+        path = dialects.dialect_path(target.credential, dialect)
+        rows.append(
+            {
+                "dialect": dialect,
+                "label": dialects.label(dialect),
+                "path": path,
+                "path_label": _("native") if path == dialects.NATIVE else _("translated"),
+            }
+        )
+    return rows
+
+
 @team_view()
 def route_list(request: HttpRequest, membership: Membership) -> HttpResponse:
     team = membership.team
+    credentials = _credentials(team)
+    shown = dialects.shown_dialects(credentials)
     route_rows = []
     for route in _routes(team):
         targets = list(route.targets.all())
@@ -107,12 +125,12 @@ def route_list(request: HttpRequest, membership: Membership) -> HttpResponse:
                         "target": t,
                         "skipped": target_skipped(t),
                         "role": "primary" if t.priority == targets[0].priority else "fallback",
+                        "dialects": target_dialects(t, shown),
                     }
                     for t in targets
                 ],
             }
         )
-    credentials = _credentials(team)
     offered = [
         {
             "credential": c,
@@ -129,6 +147,7 @@ def route_list(request: HttpRequest, membership: Membership) -> HttpResponse:
             "route_rows": route_rows,
             "offered": offered,
             "has_credentials": bool(credentials),
+            "shown_dialects": [dialects.label(d) for d in shown],
         },
     )
 
