@@ -126,6 +126,14 @@ class ProviderCredential(models.Model):
     def effective_base_url(self) -> str:
         return self.base_url or self.provider.base_url_for(self.region)
 
+    @property
+    def declared_dialects(self) -> dict[str, str]:
+        """The dialect URLs a custom base URL declares (``extras["dialects"]``), or {}."""
+        declared = (self.extras or {}).get("dialects")
+        return (
+            {str(d): str(u) for d, u in declared.items() if u} if isinstance(declared, dict) else {}
+        )
+
     def native_dialects(self) -> dict[str, str]:
         """{dialect: base URL} this credential reaches natively besides chat. A custom base
         URL (a proxy, a self-hosted or custom provider) declares its own in
