@@ -242,10 +242,26 @@ def route_delete(request: HttpRequest, membership: Membership, route_id: int) ->
 
 
 def _example(result: relocation.Result) -> tuple[str, str]:
-    """(model, kind) for the snippet: a chat alias of the result if there is one."""
-    kinds = [(o.alias, relocation.kind_of(o.alias)) for o in result.outcomes]
+    """(model, kind) for the OpenAI SDK snippet: an application's chat alias of the result if
+    there is one (Claude Code's and Codex's names have their own lines)."""
+    kinds = [
+        (o.alias, relocation.kind_of(o.alias))
+        for o in result.outcomes
+        if relocation.client_of(o.alias).key == relocation.OPENAI
+    ]
     chat = [k for k in kinds if k[1] == relocation.CHAT]
     return (chat or kinds or [("gpt-4o", relocation.CHAT)])[0]
+
+
+def _moved(result: relocation.Result) -> dict[str, bool]:
+    """Which clients' lines the result page shows: an application's (the OpenAI SDK), Claude
+    Code's, Codex's."""
+    clients = relocation.clients_moved(result)
+    return {
+        "openai": relocation.OPENAI in clients,
+        "claude_code": relocation.CLAUDE_CODE in clients,
+        "codex": relocation.CODEX in clients,
+    }
 
 
 @sensitive_variables("result", "response")
@@ -280,6 +296,7 @@ def route_relocate(request: HttpRequest, membership: Membership) -> HttpResponse
                 else "",
                 request=request,
             )
+            aliases = [o.alias for o in result.outcomes]
             response = render(
                 request,
                 "relay/relocate_done.html",
@@ -288,6 +305,11 @@ def route_relocate(request: HttpRequest, membership: Membership) -> HttpResponse
                     "result": result,
                     "issued": result.issued_key,
                     "example": _example(result),
+                    "moved": _moved(result),
+                    # Claude Code appends /v1/messages itself.
+                    "baton_root": context["base_url"].removesuffix("/v1"),
+                    "claude_code_models": relocation.claude_code_models(aliases),
+                    "codex_model": relocation.codex_model(aliases),
                     # A plain str, so the placeholder's angle brackets are escaped.
                     "api_key_value": result.issued_key.key
                     if result.issued_key
