@@ -34,6 +34,16 @@ def dialect_path(credential: ProviderCredential, dialect: str) -> str:
     return NATIVE if dialect in credential.native_dialects() else TRANSLATED
 
 
+def target_paths(
+    credential: ProviderCredential, upstream_model: str, shown: Iterable[str]
+) -> dict[str, str]:
+    """{dialect: path} of a route target for the dialects shown; {} for an embedding model
+    of the catalog, which only the embeddings endpoint reaches."""
+    if upstream_model in (credential.provider.embedding_models or []):
+        return {}
+    return {dialect: dialect_path(credential, dialect) for dialect in shown}
+
+
 def shown_dialects(credentials: Iterable[ProviderCredential]) -> list[str]:
     """The dialects a route page reports for targets among these credentials: Messages,
     then every other dialect one of them serves natively besides chat."""

@@ -95,18 +95,17 @@ def _base_context(membership: Membership) -> dict[str, Any]:
 
 def target_dialects(target: RouteTarget, shown: list[str]) -> list[dict[str, str]]:
     """For each dialect shown, whether a request in it reaches this target natively."""
-    rows = []
-    for dialect in shown:
-        path = dialects.dialect_path(target.credential, dialect)
-        rows.append(
-            {
-                "dialect": dialect,
-                "label": dialects.label(dialect),
-                "path": path,
-                "path_label": _("native") if path == dialects.NATIVE else _("translated"),
-            }
-        )
-    return rows
+    return [
+        {
+            "dialect": dialect,
+            "label": dialects.label(dialect),
+            "path": path,
+            "path_label": _("native") if path == dialects.NATIVE else _("translated"),
+        }
+        for dialect, path in dialects.target_paths(
+            target.credential, target.upstream_model, shown
+        ).items()
+    ]
 
 
 @team_view()

@@ -105,7 +105,8 @@ class RouteTargetSerializer(serializers.ModelSerializer[RouteTarget]):
         help_text=(
             "How a request in each dialect besides chat reaches this target: native (passed "
             "through as it is) or translated (through Chat Completions). Always lists "
-            "messages, and every other dialect one of the team's provider keys serves natively."
+            "messages, and every other dialect one of the team's provider keys serves natively; "
+            "empty for an embedding model."
         )
     )
 
@@ -128,7 +129,7 @@ class RouteTargetSerializer(serializers.ModelSerializer[RouteTarget]):
     )
     def get_dialects(self, target: RouteTarget) -> dict[str, str]:
         shown = self.context.get("dialects") or dialect_rules.shown_dialects([target.credential])
-        return {d: dialect_rules.dialect_path(target.credential, d) for d in shown}
+        return dialect_rules.target_paths(target.credential, target.upstream_model, shown)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         # PATCH makes nested fields optional too; a target still needs both.

@@ -81,6 +81,13 @@ def test_the_route_page_says_native_or_translated_per_target(cast: Cast, keys: K
     html = client_for(cast.vera).get(reverse("route_list", args=[cast.acme.pk])).content.decode()
     assert 'data-test="routes-dialects-help"' in html
 
+    # An embedding model is reached by the embeddings endpoint only: no dialect to report.
+    route(cast, "text-embedding-3-small", (keys.qwen, "text-embedding-v4"))
+    assert page_paths(cast)[("text-embedding-3-small", "text-embedding-v4")] == {}
+    listed: Any = client_for(cast.vera).get(reverse("route-list", args=[cast.acme.pk])).json()
+    embedding = next(r for r in listed["results"] if r["alias"] == "text-embedding-3-small")
+    assert embedding["targets"][0]["dialects"] == {}
+
 
 def test_a_dialect_the_catalog_gains_appears_without_code_changes(cast: Cast, keys: Keys) -> None:
     route(cast, "gpt-5.5", (keys.deepseek, "deepseek-v4-pro"), (keys.zhipu, "glm-5"))
