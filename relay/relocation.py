@@ -1,11 +1,14 @@
-"""The relocation helper: move an application off OpenAI model names in one step.
+"""The relocation helper: move an application or a coding agent in one step.
 
-The application keeps sending ``gpt-4o``; the team points that name at a
-model of a provider it has a key for (primary, then up to two fallbacks).
-This module knows which replacements a team can choose from (its
-credentials x their provider's chat or embedding models), suggests sensible
-ones, and applies a whole plan in one transaction: every alias is created or
-updated (never duplicated), each change audited.
+The application keeps sending ``gpt-4o`` (Claude Code ``claude-sonnet-5-5``, Codex
+``gpt-5.5``); the team points that name at a model of a provider it has a key for
+(primary, then up to two fallbacks). This module knows which replacements a team can
+choose from (its credentials x their provider's chat or embedding models), suggests
+sensible ones (for an agent, targets that serve its dialect natively first), and applies a
+whole plan in one transaction: every alias is created or updated (never duplicated), each
+change audited. Which clients there are, their model names and the preferences are data
+(``CLIENTS``, ``PREFERENCES``); the lines that point each client at Baton are on the result
+page (``templates/relay/relocate_done.html``).
 """
 
 from __future__ import annotations

@@ -266,7 +266,8 @@ def _moved(result: relocation.Result) -> dict[str, bool]:
 @sensitive_variables("result", "response")
 @team_view(write_role=Role.ADMIN)
 def route_relocate(request: HttpRequest, membership: Membership) -> HttpResponse:
-    """One screen: the OpenAI model names the application uses -> the team's providers."""
+    """One screen: the model names an application or a coding agent sends -> the team's
+    providers; then the lines that point it at Baton."""
     team = membership.team
     credentials = relocation.usable_credentials(team)
     context = {
