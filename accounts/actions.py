@@ -66,6 +66,32 @@ def rename_team(actor: Membership, name: str, *, request: HttpRequest | None = N
     return team
 
 
+def set_remember_reasoning(
+    actor: Membership, remember: bool, *, request: HttpRequest | None = None
+) -> Team:
+    """Turn the relay's memory of agent turns' reasoning on or off for the team. Saving the
+    team tells the relay (accounts/signals.py), which stops keeping and giving back
+    reasoning within a second."""
+    if not actor.has_role(Role.ADMIN):
+        raise TeamRuleError(_("Only owners and admins can change the team's settings."))
+    team = actor.team
+    if team.remember_reasoning == remember:
+        return team
+    with transaction.atomic():
+        old = team.remember_reasoning
+        team.remember_reasoning = remember
+        team.save(update_fields=["remember_reasoning"])
+        audit.record(
+            team,
+            actor.user,
+            "team.settings_changed",
+            team,
+            request=request,
+            changes={"remember_reasoning": {"old": old, "new": remember}},
+        )
+    return team
+
+
 def _check_can_grant(actor: Membership, role: str) -> None:
     if not actor.has_role(Role.ADMIN):
         raise TeamRuleError(_("Only owners and admins can manage members."))
