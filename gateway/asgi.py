@@ -412,7 +412,7 @@ class RelayApp:
         marked ``x-baton-estimated: true``. Counting is never billed as a completion."""
         assert self.session is not None
         forward = forwarded_headers(scope, call.dialect)
-        adapter = routing.NATIVE["messages"]
+        adapter = routing.NATIVE["messages"](ask.model)
         for target in ordered:
             if not routing.counts_tokens(target):
                 continue

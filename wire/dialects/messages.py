@@ -29,12 +29,16 @@ class MessagesPivot:
     def to_chat(self, endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
         return messages_to_chat(body)
 
-    def from_chat(self, endpoint: Endpoint, chat: bytes) -> bytes:
+    # Replies name the model the client asked for, as on native paths
+    # (wire/providers/messages_native.py says why).
+    def from_chat(self, endpoint: Endpoint, chat: bytes, ask: Ask) -> bytes:
         payload = orjson.loads(chat)
-        return orjson.dumps(chat_to_messages_response(payload if isinstance(payload, dict) else {}))
+        return orjson.dumps(
+            chat_to_messages_response(payload if isinstance(payload, dict) else {}, ask.model)
+        )
 
     def from_chat_stream(self, endpoint: Endpoint, ask: Ask) -> ChatToMessagesStream:
-        return ChatToMessagesStream()
+        return ChatToMessagesStream(ask.model)
 
 
 class MessagesDialect:
