@@ -178,7 +178,7 @@ class RelayApp:
             else:
                 raise RelayError(404, f"Unknown endpoint {method} {path}.", code="unknown_url")
         except RelayError as exc:
-            call.status = exc.status
+            call.status = call.dialect.error_status(refusal_of(exc))
             call.error_class = call.error_class or exc.code or exc.type
             await self.send_error(send, call, exc)
         except ClientGone:
@@ -244,7 +244,7 @@ class RelayApp:
                     scope, receive, send, call, team, endpoint, body, ask, ordered, resumed
                 )
         except RelayError as exc:
-            call.status = exc.status
+            call.status = call.dialect.error_status(refusal_of(exc))  # as the client sees it
             call.error_class = exc.code or exc.type
             raise
         finally:

@@ -86,6 +86,10 @@ class MessagesDialect:
         # unless it frees up by itself (requests in flight), which is a 429 to retry.
         if refusal.type == "insufficient_quota" and not refusal.retryable:
             return 402
+        # Anthropic says overloaded with 529, which chat's terms made a 503: its own clients
+        # (Claude Code among them) treat 529 as overloaded, not as an outage.
+        if refusal.status == 503 and refusal.code == "overloaded_error":
+            return 529
         return refusal.status
 
     def error_body(self, refusal: Refusal) -> bytes:
