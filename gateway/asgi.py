@@ -779,13 +779,25 @@ def refusal_of(error: RelayError | UpstreamError) -> Refusal:
 
 
 def forwarded_headers(scope: dict[str, Any], dialect: Dialect) -> dict[str, str]:
-    """The client's headers a native target of its dialect gets unchanged."""
+    """The client's headers a native target of its dialect gets unchanged: visible ASCII
+    only (their values are version dates and beta names), or a 400 rather than a header
+    the upstream request could not carry."""
     names = FORWARDED.get(dialect.name)
     if not names:
         return {}
-    return {
-        name.decode(): value.decode("latin-1") for name, value in scope["headers"] if name in names
-    }
+    forward = {}
+    for name, value in scope["headers"]:
+        if name in names:
+            text = value.decode("latin-1")
+            if not (text.isascii() and text.isprintable()):
+                raise RelayError(
+                    400,
+                    f"The {name.decode()} header must be printable ASCII.",
+                    param=name.decode(),
+                    code="invalid_header",
+                )
+            forward[name.decode()] = text
+    return forward
 
 
 def header_value(text: str) -> bytes:
