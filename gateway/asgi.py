@@ -178,7 +178,7 @@ class RelayApp:
             else:
                 raise RelayError(404, f"Unknown endpoint {method} {path}.", code="unknown_url")
         except RelayError as exc:
-            call.status = exc.status
+            call.status = call.dialect.error_status(refusal_of(exc))
             call.error_class = call.error_class or exc.code or exc.type
             await self.send_error(send, call, exc)
         except ClientGone:
@@ -244,7 +244,7 @@ class RelayApp:
                     scope, receive, send, call, team, endpoint, body, ask, ordered, resumed
                 )
         except RelayError as exc:
-            call.status = exc.status
+            call.status = call.dialect.error_status(refusal_of(exc))  # as the client sees it
             call.error_class = exc.code or exc.type
             raise
         finally:
@@ -412,7 +412,7 @@ class RelayApp:
         marked ``x-baton-estimated: true``. Counting is never billed as a completion."""
         assert self.session is not None
         forward = forwarded_headers(scope, call.dialect)
-        adapter = routing.NATIVE["messages"]
+        adapter = routing.NATIVE["messages"](ask.model)
         for target in ordered:
             if not routing.counts_tokens(target):
                 continue
@@ -779,13 +779,25 @@ def refusal_of(error: RelayError | UpstreamError) -> Refusal:
 
 
 def forwarded_headers(scope: dict[str, Any], dialect: Dialect) -> dict[str, str]:
-    """The client's headers a native target of its dialect gets unchanged."""
+    """The client's headers a native target of its dialect gets unchanged: visible ASCII
+    only (their values are version dates and beta names), or a 400 rather than a header
+    the upstream request could not carry."""
     names = FORWARDED.get(dialect.name)
     if not names:
         return {}
-    return {
-        name.decode(): value.decode("latin-1") for name, value in scope["headers"] if name in names
-    }
+    forward = {}
+    for name, value in scope["headers"]:
+        if name in names:
+            text = value.decode("latin-1")
+            if not (text.isascii() and text.isprintable()):
+                raise RelayError(
+                    400,
+                    f"The {name.decode()} header must be printable ASCII.",
+                    param=name.decode(),
+                    code="invalid_header",
+                )
+            forward[name.decode()] = text
+    return forward
 
 
 def header_value(text: str) -> bytes:

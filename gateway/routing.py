@@ -16,6 +16,7 @@ only a target that lacks it gets a translation, through the chat pivot.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import replace
 
 from gateway.contexts import Target, TeamContext
@@ -27,7 +28,9 @@ from wire.providers import get_adapter
 from wire.providers.messages_native import MessagesNativeAdapter
 from wire.providers.quirks import messages_quirks_for
 
-NATIVE: dict[str, Adapter] = {"messages": MessagesNativeAdapter()}
+# Each dialect's pass-through adapter, made per request with the model its replies name
+# (the one the client asked for: wire/providers/messages_native.py says why).
+NATIVE: dict[str, Callable[[str], Adapter]] = {"messages": MessagesNativeAdapter}
 # The dialect each chat adapter family speaks to its provider, for the usage record.
 FAMILY_DIALECT = {"openai": "chat", "azure": "chat", "anthropic": "messages"}
 
@@ -77,7 +80,7 @@ def adapter_for(dialect: Dialect, target: Target, ask: Ask) -> tuple[Adapter, st
         return get_adapter(family), FAMILY_DIALECT.get(family, "chat")
     native = NATIVE.get(dialect.name)
     if native is not None and dialect.name in target.upstream.natives:
-        return native, dialect.name
+        return native(ask.model), dialect.name
     return TranslatedAdapter(dialect.pivot, get_adapter(family), ask), FAMILY_DIALECT.get(
         family, "chat"
     )

@@ -116,18 +116,21 @@ def test_metrics_access_is_restricted(relay: Relay, settings: Any) -> None:
     assert httpx.post(url).status_code == 405
 
 
-def test_ops_endpoints_add_no_queries_to_the_warm_path(relay: Relay, queries: QueryCounter) -> None:
+def test_ops_endpoints_add_no_queries_to_the_warm_path(
+    relay: Relay, messages_routes: None, queries: QueryCounter
+) -> None:
     headers = {"authorization": f"Bearer {relay.key}"}
     with httpx.Client(base_url=relay.base_url, headers=headers, timeout=10) as client:
-        for method, path, body in calls(relay):
-            assert client.request(method, path, json=body).status_code == 200, path
+        for method, path, body, extra in calls(relay):
+            assert client.request(method, path, json=body, headers=extra).status_code == 200, path
         wait_idle(relay.server)
         cold = queries.count
         for _ in range(3):
             assert client.get("/healthz").status_code == 200
             assert client.get("/metrics").status_code == 200
-            for method, path, body in calls(relay):
-                assert client.request(method, path, json=body).status_code == 200, path
+            for method, path, body, extra in calls(relay):
+                response = client.request(method, path, json=body, headers=extra)
+                assert response.status_code == 200, path
         wait_idle(relay.server)
     assert queries.count == cold, f"{queries.count - cold} queries on the warm path"
 

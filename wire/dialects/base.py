@@ -97,7 +97,7 @@ class Pivot(Protocol):
         """The chat-completions body that asks the same thing."""
         ...
 
-    def from_chat(self, endpoint: Endpoint, chat: bytes) -> bytes:
+    def from_chat(self, endpoint: Endpoint, chat: bytes, ask: Ask) -> bytes:
         """A chat-completions response body as this dialect's response body."""
         ...
 

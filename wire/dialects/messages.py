@@ -29,12 +29,16 @@ class MessagesPivot:
     def to_chat(self, endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
         return messages_to_chat(body)
 
-    def from_chat(self, endpoint: Endpoint, chat: bytes) -> bytes:
+    # Replies name the model the client asked for, as on native paths
+    # (wire/providers/messages_native.py says why).
+    def from_chat(self, endpoint: Endpoint, chat: bytes, ask: Ask) -> bytes:
         payload = orjson.loads(chat)
-        return orjson.dumps(chat_to_messages_response(payload if isinstance(payload, dict) else {}))
+        return orjson.dumps(
+            chat_to_messages_response(payload if isinstance(payload, dict) else {}, ask.model)
+        )
 
     def from_chat_stream(self, endpoint: Endpoint, ask: Ask) -> ChatToMessagesStream:
-        return ChatToMessagesStream()
+        return ChatToMessagesStream(ask.model)
 
 
 class MessagesDialect:
@@ -82,6 +86,10 @@ class MessagesDialect:
         # unless it frees up by itself (requests in flight), which is a 429 to retry.
         if refusal.type == "insufficient_quota" and not refusal.retryable:
             return 402
+        # Anthropic says overloaded with 529, which chat's terms made a 503: its own clients
+        # (Claude Code among them) treat 529 as overloaded, not as an outage.
+        if refusal.status == 503 and refusal.code == "overloaded_error":
+            return 529
         return refusal.status
 
     def error_body(self, refusal: Refusal) -> bytes:

@@ -49,7 +49,7 @@ class TranslatedAdapter:
         self, endpoint: Endpoint, body: bytes, upstream: Upstream
     ) -> tuple[bytes, Usage]:
         chat, usage = self.inner.parse_response("chat", body, upstream)
-        return self.pivot.from_chat(endpoint, chat), usage
+        return self.pivot.from_chat(endpoint, chat, self.ask), usage
 
     def parse_error(self, status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
         return self.inner.parse_error(status, body, headers)
