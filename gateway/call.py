@@ -27,6 +27,7 @@ class Call:
     # The turn as it ended: its tool calls and reasoning, for the turn memory.
     tool_ids: list[str] = field(default_factory=list)
     turn_reasoning: str | None = None
+    stored_response: str | None = None  # a Responses id the upstream stored
     key: KeyContext | None = None
     alias: str = ""
     target: Target | None = None

@@ -44,7 +44,8 @@ class Provider(models.Model):
     sort_order = models.PositiveIntegerField(default=100)
     docs_url = models.URLField(blank=True)
     # Dialects served natively besides chat, by region: {"messages": {"cn": base URL}}
-    # (Messages requests go to base + "/messages"). See native_dialects() below.
+    # (Messages requests go to base + "/messages", Responses requests to base + "/responses").
+    # See native_dialects() below.
     dialects = models.JSONField(default=dict, blank=True)
 
     class Meta:
@@ -136,6 +137,10 @@ class ProviderCredential(models.Model):
         if self.base_url:
             if self.provider.family == Family.ANTHROPIC:
                 return {"messages": self.base_url.rstrip("/")}
+            if self.provider.family == Family.AZURE:
+                # Azure serves Responses per resource, on its v1 API (the body names the
+                # deployment): https://learn.microsoft.com/azure/ai-foundry/openai/how-to/responses
+                return {"responses": self.base_url.rstrip("/") + "/openai/v1"}
             return {}
         return {d: u.rstrip("/") for d, u in self.provider.dialect_urls(self.region).items()}
 

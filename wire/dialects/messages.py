@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from wire.base import Endpoint
-from wire.dialects.base import Ask, DialectError, DialectName, Pivot, Refusal
+from wire.dialects.base import Ask, ClientRequest, DialectError, DialectName, Pivot, Refusal
 from wire.tokens import estimate_structured_tokens
 from wire.translate.messages import chat_to_messages_response, messages_to_chat
 from wire.translate.messages_stream import ChatToMessagesStream, anthropic_error_type, event
@@ -29,11 +29,11 @@ class MessagesPivot:
     def to_chat(self, endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
         return messages_to_chat(body)
 
-    def from_chat(self, endpoint: Endpoint, chat: bytes) -> bytes:
+    def from_chat(self, endpoint: Endpoint, chat: bytes, client: ClientRequest) -> bytes:
         payload = orjson.loads(chat)
         return orjson.dumps(chat_to_messages_response(payload if isinstance(payload, dict) else {}))
 
-    def from_chat_stream(self, endpoint: Endpoint, ask: Ask) -> ChatToMessagesStream:
+    def from_chat_stream(self, endpoint: Endpoint, client: ClientRequest) -> ChatToMessagesStream:
         return ChatToMessagesStream()
 
 
