@@ -17,9 +17,11 @@ re-checks every address it connects to (relay/netguard.py).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -354,6 +356,10 @@ class RelayApp:
             )
             if dropped:
                 call.reasoning = "dropped"
+            if call.egress == "responses":
+                call.record_stored = functools.partial(
+                    self.turns.remember_response, team, target, call.alias
+                )
             try:
                 request = adapter.build_request(
                     endpoint, sent, target.upstream, stream=ask.stream, forward=forward
@@ -402,8 +408,6 @@ class RelayApp:
                     call.tool_ids,
                     call.turn_reasoning if call.dialect is CHAT else None,
                 )
-                if call.stored_response is not None:
-                    self.turns.remember_response(team, target, call.stored_response, call.alias)
                 return
             last_error = self.upstream_failed(target, failure)
             if not failure.retryable:
@@ -553,6 +557,8 @@ class RelayApp:
         call.status = 200
         call.tool_ids, call.turn_reasoning = turns.turn_of_body(call.dialect.name, out)
         call.stored_response = turns.stored_response(call.egress, target, out)
+        if call.stored_response is not None and call.record_stored is not None:
+            await call.record_stored(call.stored_response)
         headers = self.response_headers(call, target, JSON)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": out})
@@ -601,10 +607,14 @@ class RelayApp:
         call.status = 200
         headers = self.response_headers(call, target, *SSE_HEADERS)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
+        record = call.record_stored
+        if record is not None and translator.stored_response is not None:
+            await record(translator.stored_response)
+            record = None
         # The first event goes out now, not a loop turn later from the pump task (TTFB).
         await send({"type": "http.response.body", "body": first, "more_body": True})
         self.open_streams += 1
-        pump = asyncio.ensure_future(self.pump(send, translator, chunks, call.dialect))
+        pump = asyncio.ensure_future(self.pump(send, translator, chunks, call.dialect, record))
         watcher = asyncio.ensure_future(wait_for_disconnect(receive))
         self.lifecycle.track(watcher)
         try:
@@ -640,10 +650,20 @@ class RelayApp:
         return None
 
     @staticmethod
-    async def pump(send: Any, translator: Any, chunks: Any, dialect: Dialect) -> None:
+    async def pump(
+        send: Any,
+        translator: Any,
+        chunks: Any,
+        dialect: Dialect,
+        record: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
         try:
             async for data in chunks:
                 out = translator.feed(data)
+                if record is not None and translator.stored_response is not None:
+                    # Before the client sees the end: its follow-up may name this response.
+                    await record(translator.stored_response)
+                    record = None
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
                 if translator.error is not None:
@@ -783,7 +803,7 @@ class RelayApp:
             error = routing.RESPONSES_NATIVE.parse_error(response.status, raw, response.headers)
             raise self.final_error(self.upstream_failed(target, error))
         if method == "DELETE":
-            self.turns.forget_response(team, response_id)
+            await self.turns.forget_response(team, response_id)
         call.status = response.status
         headers = self.response_headers(call, target, JSON)
         await send({"type": "http.response.start", "status": response.status, "headers": headers})

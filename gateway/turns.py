@@ -254,21 +254,29 @@ class TurnMemory:
         value = orjson.dumps(record)
         self._write([record_key(team.team_id, tool_id) for tool_id in tool_ids], value, self.ttl)
 
-    def remember_response(
-        self, team: TeamContext, target: Target, response_id: str, alias: str
+    async def remember_response(
+        self, team: TeamContext, target: Target, alias: str, response_id: str
     ) -> None:
-        """Record which target stored a response (the id and the target only, no content)."""
+        """Record which target stored a response (the id and the target only, no content).
+        Awaited before the reply ends, so that a follow-up naming it finds it."""
         value = orjson.dumps({"t": target.key, "a": alias})
         ttl = int(settings.BATON_RESPONSE_IDS_SECONDS)
-        self._write([response_key(team.team_id, response_id)], value, ttl)
+        key = response_key(team.team_id, response_id)
+        if self.redis is None:
+            self.local.set(key, value, ttl)
+            return
+        await self._set([key], value, ttl)
 
-    def forget_response(self, team: TeamContext, response_id: str) -> None:
+    async def forget_response(self, team: TeamContext, response_id: str) -> None:
         """The upstream deleted the response: a previous_response_id can no longer name it."""
         key = response_key(team.team_id, response_id)
         if self.redis is None:
             self.local.entries.pop(key, None)
             return
-        self._spawn(self.redis.delete(key))
+        try:
+            await self.redis.delete(key)
+        except Exception:
+            log.warning("could not forget a deleted response (turn memory unreachable)")
 
     def _write(self, keys: list[str], value: bytes, ttl: int) -> None:
         if self.redis is None:

@@ -41,14 +41,19 @@ def dump(items: list[Any]) -> list[Any]:
 def answered(output: list[Any], result: str = "hello from notes") -> list[Any]:
     """The turn's output items and an output for its function call, as the next input."""
     call = next(item for item in output if item.type == "function_call")
-    return [*dump(output), {"type": "function_call_output", "call_id": call.call_id, "output": result}]
+    return [
+        *dump(output),
+        {"type": "function_call_output", "call_id": call.call_id, "output": result},
+    ]
 
 
-def native(relay: Relay, fake: Any, name: str, base: str, provider: str = "openai", **extra: Any) -> Any:
+def native(
+    team: Team, fake: Any, name: str, base: str, provider: str = "openai", **extra: Any
+) -> ProviderCredential:
     """A credential whose base URL serves Responses natively (declared, as a custom URL must)."""
     url = fake.base_url + base
     return make_credential(
-        relay.team, name, url, provider=provider, extras={"dialects": {"responses": url}}, **extra
+        team, name, url, provider=provider, extras={"dialects": {"responses": url}}, **extra
     )
 
 
@@ -68,7 +73,7 @@ def sse(raw: bytes) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def responses(relay: Relay, fake: Any) -> Relay:
-    openai_native = native(relay, fake, "openai-native", "/v1")
+    openai_native = native(relay.team, fake, "openai-native", "/v1")
     # chunks=20: the fake's chat flavors take max_tokens (max_output_tokens here) as the
     # length wanted; a natural 20-token answer ends with finish_reason "stop".
     chat_only = make_credential(
