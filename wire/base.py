@@ -105,13 +105,13 @@ class Usage:
     def to_responses(self) -> dict[str, Any]:
         """The ``usage`` object of a Responses API response (input includes cache reads and
         writes, output includes reasoning, as in chat)."""
-        input_details: dict[str, int] = {"cached_tokens": self.cached_tokens}
-        if self.cache_write_tokens:
-            # OpenAI's own name for cache writes (GPT-5.6 and later report them).
-            input_details["cache_write_tokens"] = self.cache_write_tokens
         return {
             "input_tokens": self.prompt_tokens,
-            "input_tokens_details": input_details,
+            # cache_write_tokens: OpenAI's own name (GPT-5.6 and later report cache writes).
+            "input_tokens_details": {
+                "cached_tokens": self.cached_tokens,
+                "cache_write_tokens": self.cache_write_tokens,
+            },
             "output_tokens": self.completion_tokens,
             "output_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
             "total_tokens": self.total_tokens,

@@ -10,8 +10,9 @@ import httpx
 import pytest
 from django.db.backends import utils
 
-from tests.polling import wait_idle
-from tests.relay.conftest import Relay
+from accounts.invalidation import VERSION_KEY
+from tests.polling import relay_app, until, wait_idle
+from tests.relay.conftest import Relay, make_credential, make_route
 
 # Typed loosely: the SDK's TypedDicts add nothing to these tests.
 MESSAGES: Any = [{"role": "user", "content": "warm"}]
@@ -51,7 +52,24 @@ def calls(relay: Relay) -> list[tuple[str, str, dict[str, Any] | None]]:
         ("POST", "/v1/embeddings", {"model": "text-embedding-3-small", "input": "warm"}),
         ("GET", "/v1/models", None),
         ("GET", "/v1/models/gpt-4o", None),
+        # Responses, translated (gpt-4o's target has no Responses endpoint) and native.
+        ("POST", "/v1/responses", {"model": "gpt-4o", "input": "warm"}),
+        ("POST", "/v1/responses", {"model": "responses-native", "input": "warm", "stream": True}),
     ]
+
+
+@pytest.fixture(autouse=True)
+def native_responses(relay: Relay, fake: Any, redis_client: Any) -> None:
+    """A target serving Responses natively; the relay has seen the change before the test
+    counts (else its cache could evict the team in the middle of the warm requests)."""
+    url = fake.base_url + "/v1"
+    credential = make_credential(
+        relay.team, "responses", url, extras={"dialects": {"responses": url}}
+    )
+    make_route(relay.team, "responses-native", (credential, "gpt-4o", 0))
+    version = int(redis_client.get(VERSION_KEY) or 0)
+    cache = relay_app(relay.server).cache
+    until(lambda: (cache.version or 0) >= version, "the relay to see the new route")
 
 
 def test_warm_requests_make_zero_queries(relay: Relay, queries: QueryCounter) -> None:
