@@ -356,10 +356,11 @@ class RelayApp:
             )
             if dropped:
                 call.reasoning = "dropped"
-            if call.egress == "responses":
-                call.record_stored = functools.partial(
-                    self.turns.remember_response, team, target, call.alias
-                )
+            call.record_stored = (
+                functools.partial(self.turns.remember_response, team, target, call.alias)
+                if call.egress == "responses"
+                else None
+            )
             try:
                 request = adapter.build_request(
                     endpoint, sent, target.upstream, stream=ask.stream, forward=forward

@@ -15,6 +15,7 @@ from tests.relay.conftest import UPSTREAM_SECRET, Relay, make_credential, make_r
 from tests.relay.test_relay_sdk import usage_events
 
 WEB_SEARCH: Any = {"type": "web_search"}
+FORCE_WEB_SEARCH: Any = {"type": "web_search"}
 
 
 def post(relay: Relay, body: dict[str, Any]) -> httpx.Response:
@@ -153,7 +154,7 @@ def test_hosted_tools_go_only_where_they_run(relay: Relay, fake: Any) -> None:
     }
     with pytest.raises(openai.BadRequestError) as forced:
         sdk.responses.create(
-            model="ds", input="Hello", tools=[TOOL, WEB_SEARCH], tool_choice={"type": "web_search"}
+            model="ds", input="Hello", tools=[TOOL, WEB_SEARCH], tool_choice=FORCE_WEB_SEARCH
         )
     assert "forces the hosted tool 'web_search', which deepseek does not run" in (
         forced.value.message
@@ -229,9 +230,13 @@ def test_custom_and_namespace_tools_through_the_chat_pivot(glm: Relay, fake: Any
         model="glm", input=[user("Please files__lookup `a.txt`")], tools=tools
     ) as stream:
         looked = stream.get_final_response()
-    [call] = looked.output
-    assert call.type == "function_call"
-    assert (call.name, call.namespace, call.arguments) == ("lookup", "files", '{"path":"a.txt"}')
+    [lookup] = looked.output
+    assert lookup.type == "function_call"
+    assert (lookup.name, lookup.namespace, lookup.arguments) == (
+        "lookup",
+        "files",
+        '{"path":"a.txt"}',
+    )
     done = sdk.responses.create(
         model="glm",
         input=[user("Please files__lookup `a.txt`"), *answered(looked.output)],
@@ -266,7 +271,7 @@ def test_what_chat_cannot_carry_is_left_out_or_refused(glm: Relay, fake: Any) ->
         {"role": "assistant", "content": "Hi!"},  # no phase: chat has none
         {"role": "user", "content": "Again"},
     ]
-    for item, said in (
+    cases: Any = (
         ({"type": "compaction", "encrypted_content": "x"}, "compaction item"),
         (
             {
@@ -277,7 +282,8 @@ def test_what_chat_cannot_carry_is_left_out_or_refused(glm: Relay, fake: Any) ->
             "file_id cannot reach another provider",
         ),
         ({"type": "function_call_output", "call_id": "nope", "output": "x"}, "No tool call found"),
-    ):
+    )
+    for item, said in cases:
         with pytest.raises(openai.BadRequestError) as refused:
             sdk.responses.create(model="glm", input=[user("Hello"), item])
         assert said in refused.value.message

@@ -19,7 +19,7 @@ from tests.fake_upstream.test_chat_reasoning import THINKERS
 from tests.relay.conftest import Relay, make_credential, make_key, make_route
 from tests.relay.test_relay_sdk import usage_events
 
-ENCRYPTED = ["reasoning.encrypted_content"]
+ENCRYPTED: Any = ["reasoning.encrypted_content"]
 FAKE_SEALED = "gAAAAA"  # the fake seals reasoning as Fernet tokens, as OpenAI's look
 
 
@@ -190,6 +190,7 @@ def test_previous_response_id_continues_natively_on_the_target_that_stored_it(
     stateful: Relay, fake: Any, stream: bool
 ) -> None:
     sdk = stateful.client()
+    first: Any
     if stream:
         with sdk.responses.stream(model="gpt", input="My name is Ada") as events:
             first = events.get_final_response()
