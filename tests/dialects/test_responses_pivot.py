@@ -436,3 +436,16 @@ def test_an_upstream_error_event_is_scrubbed_and_the_stream_ends_failed(
     assert translator.error is not None and translator.error.code == "server_error"
     usage = translator.settle_usage(3)
     assert usage.completion_tokens == (12 if ends_with_failed else 0)
+
+
+def test_a_malformed_upstream_event_ends_the_stream_as_a_failed_response() -> None:
+    translator = ResponsesNativeAdapter().stream_translator(
+        "responses", NATIVE, client_wants_usage=True
+    )
+    out = translator.feed(native_stream(CREATED) + b"event: response.in_progress\ndata: {oops\n\n")
+    sent = frames(out)
+    assert [e["type"] for e in sent] == ["response.created", "error", "response.failed"]
+    assert [e["sequence_number"] for e in sent] == [0, 1, 2]
+    assert sent[1]["code"] == "upstream_malformed_chunk"
+    assert sent[2]["response"]["id"] == "resp_1"
+    assert translator.error is not None and translator.finish() == b""

@@ -327,6 +327,10 @@ class ResponsesPassThrough(TranslatorBase):
         )
         return self._failed_tail(error, error_event=True)
 
+    def _error_event(self, error: UpstreamError) -> bytes:
+        """A stream Baton cannot read on (malformed, oversized events) ends as OpenAI's would."""
+        return self._failed_tail(error, error_event=True)
+
     def _failed_tail(self, error: UpstreamError, *, error_event: bool) -> bytes:
         self._closed = True
         self.error = self.error or error
