@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlencode
 
 import aiohttp
 import orjson
@@ -59,6 +59,7 @@ ENDPOINTS: dict[str, tuple[Dialect, Endpoint]] = {
 # GET and DELETE /v1/responses/{id} (and GET .../input_items): the stored response, asked of
 # the target that stored it (RelayApp.stored_response).
 STORED_RESPONSES = "/v1/responses/"
+STORED_QUERY = frozenset({"include", "include[]", "after", "before", "limit", "order"})
 # Client headers a native Messages target gets as the client sent them.
 FORWARDED = {"messages": (b"anthropic-version", b"anthropic-beta")}
 JSON = (b"content-type", b"application/json")
@@ -788,8 +789,15 @@ class RelayApp:
         request = routing.RESPONSES_NATIVE.stored_request(
             method, target.upstream, response_id, "/input_items" if suffix else ""
         )
-        query = scope.get("query_string") or b""
-        url = request.url + ("?" + query.decode("latin-1") if query and method == "GET" else "")
+        # Only the listing and inclusion parameters OpenAI documents pass on, re-encoded.
+        query = urlencode(
+            [
+                (name, value)
+                for name, value in parse_qsl((scope.get("query_string") or b"").decode("latin-1"))
+                if name in STORED_QUERY and method == "GET"
+            ]
+        )
+        url = request.url + ("?" + query if query else "")
         sent_at = time.perf_counter()
         try:
             async with asyncio.timeout(settings.BATON_FIRST_BYTE_TIMEOUT):

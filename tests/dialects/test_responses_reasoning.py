@@ -206,6 +206,12 @@ def test_previous_response_id_continues_natively_on_the_target_that_stored_it(
     # The stored response itself, asked of the target that stored it; deleted there too.
     assert sdk.responses.retrieve(first.id).output_text == first.output_text
     assert sdk.responses.input_items.list(first.id).data[0].type == "message"
+    listed = httpx.get(
+        stateful.base_url + f"/v1/responses/{first.id}/input_items?limit=5&stream=true&x=%0d",
+        headers={"authorization": f"Bearer {stateful.key}"},
+    )
+    assert listed.status_code == 200
+    assert fake.requests()[-1]["query"] == "limit=5"  # only what OpenAI documents passes on
     sdk.responses.delete(first.id)
     with pytest.raises(openai.NotFoundError) as gone:
         sdk.responses.retrieve(first.id)

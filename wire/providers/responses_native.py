@@ -102,7 +102,9 @@ class ResponsesNativeAdapter:
                 kind="server",
                 code="upstream_malformed_response",
             ) from None
-        if not isinstance(payload, dict) or payload.get("object") != "response":
+        if not isinstance(payload, dict) or not (
+            payload.get("object") == "response" or ("output" in payload and "status" in payload)
+        ):
             raise error_from_payload(payload, status=502) or UpstreamError(
                 502,
                 "upstream returned something that is not a response object",
