@@ -156,6 +156,9 @@ BATON_MAX_ATTEMPTS = envint("BATON_MAX_ATTEMPTS", 3, minimum=1)
 # How long an agent loop's turns are remembered: where they were served, and (per team)
 # their reasoning, encrypted (gateway/turns.py).
 BATON_TURN_MEMORY_SECONDS = envint("BATON_TURN_MEMORY_SECONDS", 3600, minimum=60)
+# How long Baton remembers which target issued a stored Responses response, so that a
+# previous_response_id naming it goes back there (gateway/turns.py). OpenAI keeps 30 days.
+BATON_RESPONSE_IDS_SECONDS = envint("BATON_RESPONSE_IDS_SECONDS", 30 * 86400, minimum=60)
 BATON_COOLDOWN_SECONDS = envint("BATON_COOLDOWN_SECONDS", 30, minimum=1)
 BATON_CACHE_CHECK_SECONDS = envfloat("BATON_CACHE_CHECK_SECONDS", 0.5, minimum=0.0)
 

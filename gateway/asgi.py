@@ -1,7 +1,7 @@
 """The data plane: ``/v1`` as a lean ASGI app.
 
 One request, top to bottom in ``RelayApp.relay``, whatever the client's dialect
-(Chat Completions, Anthropic Messages; wire/dialects/):
+(Chat Completions, Anthropic Messages, OpenAI Responses; wire/dialects/):
 authenticate -> validate -> admit -> route -> send (with fallback) -> relay -> settle.
 The admit step (gateway/admission.py) checks every limit and holds the
 estimated cost in one Redis round trip; settle turns the hold into the real cost.
@@ -17,11 +17,13 @@ re-checks every address it connects to (relay/netguard.py).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlencode
 
 import aiohttp
 import orjson
@@ -41,7 +43,7 @@ from gateway.metering import DatabaseSink, RedisStreamSink, Sink
 from gateway.turns import Resumed, TurnMemory
 from relay.netguard import AddressPolicy, guarded_connector, unsafe_address_cause
 from wire.base import Adapter
-from wire.dialects import CHAT, MESSAGES, Ask, Dialect, DialectError, Refusal
+from wire.dialects import CHAT, MESSAGES, RESPONSES, Ask, Dialect, DialectError, Refusal
 from wire.providers import Endpoint, UpstreamError
 
 log = logging.getLogger("baton.relay")
@@ -52,7 +54,12 @@ ENDPOINTS: dict[str, tuple[Dialect, Endpoint]] = {
     "/v1/embeddings": (CHAT, "embeddings"),
     "/v1/messages": (MESSAGES, "messages"),
     "/v1/messages/count_tokens": (MESSAGES, "count_tokens"),
+    "/v1/responses": (RESPONSES, "responses"),
 }
+# GET and DELETE /v1/responses/{id} (and GET .../input_items): the stored response, asked of
+# the target that stored it (RelayApp.stored_response).
+STORED_RESPONSES = "/v1/responses/"
+STORED_QUERY = frozenset({"include", "include[]", "after", "before", "limit", "order"})
 # Client headers a native Messages target gets as the client sent them.
 FORWARDED = {"messages": (b"anthropic-version", b"anthropic-beta")}
 JSON = (b"content-type", b"application/json")
@@ -166,6 +173,9 @@ class RelayApp:
                 if method != "POST":
                     raise RelayError(405, f"Use POST for {path}.", code="method_not_allowed")
                 await self.relay(scope, receive, send, call, endpoint)
+            elif path.startswith(STORED_RESPONSES):
+                call.dialect = RESPONSES
+                await self.stored_response(scope, send, call, path[len(STORED_RESPONSES) :])
             elif path == "/v1/models" or path.startswith("/v1/models/"):
                 # Claude Code's model discovery sends anthropic-version: Anthropic's list shape.
                 if any(name == b"anthropic-version" for name, _ in scope["headers"]):
@@ -234,8 +244,9 @@ class RelayApp:
             ordered = routing.order(targets, self.cooldowns)[: settings.BATON_MAX_ATTEMPTS]
             # An agent loop goes back to where its earlier turns were served (gateway/turns.py).
             resumed, ordered = await self.turns.resume(team, call.dialect.name, body, ordered)
+            body = resumed.body
             if resumed.restored:
-                body, call.reasoning = resumed.body, "restored"
+                call.reasoning = "restored"
             # 5-6. Send (with fallback) and relay.
             if endpoint == "count_tokens":
                 await self.count_tokens(scope, send, call, body, ask, ordered)
@@ -337,13 +348,20 @@ class RelayApp:
         for target in ordered:
             call.attempts += 1
             call.target = target
-            adapter, call.egress = routing.adapter_for(call.dialect, target, ask)
+            adapter, call.egress = routing.adapter_for(
+                call.dialect, target, ask, turns.sealer(team)
+            )
             # Reasoning bound to another target is not sent where it cannot be read.
             sent, dropped = turns.for_target(
-                call.dialect.name, call.egress, body, target, resumed.produced_by
+                call.dialect.name, call.egress, body, target, resumed.produced_by, resumed.sources
             )
             if dropped:
                 call.reasoning = "dropped"
+            call.record_stored = (
+                functools.partial(self.turns.remember_response, team, target, call.alias)
+                if call.egress == "responses"
+                else None
+            )
             try:
                 request = adapter.build_request(
                     endpoint, sent, target.upstream, stream=ask.stream, forward=forward
@@ -540,6 +558,9 @@ class RelayApp:
         call.usage = usage
         call.status = 200
         call.tool_ids, call.turn_reasoning = turns.turn_of_body(call.dialect.name, out)
+        call.stored_response = turns.stored_response(call.egress, target, out)
+        if call.stored_response is not None and call.record_stored is not None:
+            await call.record_stored(call.stored_response)
         headers = self.response_headers(call, target, JSON)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": out})
@@ -588,10 +609,14 @@ class RelayApp:
         call.status = 200
         headers = self.response_headers(call, target, *SSE_HEADERS)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
+        record = call.record_stored
+        if record is not None and translator.stored_response is not None:
+            await record(translator.stored_response)
+            record = None
         # The first event goes out now, not a loop turn later from the pump task (TTFB).
         await send({"type": "http.response.body", "body": first, "more_body": True})
         self.open_streams += 1
-        pump = asyncio.ensure_future(self.pump(send, translator, chunks, call.dialect))
+        pump = asyncio.ensure_future(self.pump(send, translator, chunks, call.dialect, record))
         watcher = asyncio.ensure_future(wait_for_disconnect(receive))
         self.lifecycle.track(watcher)
         try:
@@ -605,7 +630,9 @@ class RelayApp:
                 response.close()
                 call.status = 499
                 call.error_class = "client_disconnected"
-                tail = call.dialect.shutdown_tail(observability.SHUTDOWN_REFUSAL)
+                tail = stream_tail(
+                    translator, call.dialect, observability.SHUTDOWN_REFUSAL, shutdown=True
+                )
                 if await self.lifecycle.end_stream(send, pump, tail):  # shutdown grace is over
                     call.status, call.error_class = 200, "server_shutdown"
             call.upstream_seconds += time.perf_counter() - first_chunk_at
@@ -619,15 +646,26 @@ class RelayApp:
         call.usage = usage
         if call.status == 200 and translator.error is None:
             call.tool_ids = list(translator.tool_ids)
+            call.stored_response = translator.stored_response
             parts = translator.reasoning_parts
             call.turn_reasoning = "".join(parts) if parts else None
         return None
 
     @staticmethod
-    async def pump(send: Any, translator: Any, chunks: Any, dialect: Dialect) -> None:
+    async def pump(
+        send: Any,
+        translator: Any,
+        chunks: Any,
+        dialect: Dialect,
+        record: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
         try:
             async for data in chunks:
                 out = translator.feed(data)
+                if record is not None and translator.stored_response is not None:
+                    # Before the client sees the end: its follow-up may name this response.
+                    await record(translator.stored_response)
+                    record = None
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
                 if translator.error is not None:
@@ -644,7 +682,7 @@ class RelayApp:
                 code="upstream_stream_broken",
             )
             translator.error = broken
-            event = dialect.error_event(refusal_of(broken))
+            event = stream_tail(translator, dialect, refusal_of(broken), shutdown=False)
             await send({"type": "http.response.body", "body": event, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -708,6 +746,78 @@ class RelayApp:
             )
         )
 
+    # --- stored responses -------------------------------------------------------------
+    async def stored_response(
+        self, scope: dict[str, Any], send: Any, call: Call, rest: str
+    ) -> None:
+        """``GET``/``DELETE /v1/responses/{id}`` and ``GET .../input_items``: asked of the
+        native stateful target that stored the response (the one Baton recorded issuing the
+        id, gateway/turns.py), as the key's team; else OpenAI's 404. Not billed."""
+        assert self.session is not None
+        call.endpoint = "responses"
+        method = scope["method"]
+        response_id, _, suffix = rest.partition("/")
+        if suffix not in ("", "input_items"):
+            raise RelayError(404, f"Unknown endpoint {method} {scope['path']}.", code="unknown_url")
+        allowed = ("GET",) if suffix else ("GET", "DELETE")
+        if method not in allowed:
+            raise RelayError(
+                405, f"Use {' or '.join(allowed)} for {scope['path']}.", code="method_not_allowed"
+            )
+        key = await self.authenticate(scope)
+        call.key = key
+        missing = RelayError(
+            404, f"Response with id {response_id!r} not found.", param="response_id", code=None
+        )
+        if not response_id or len(response_id) > MAX_MODEL_CHARS or not response_id.isprintable():
+            raise missing
+        team = await self.cache.team(key.team_id)
+        try:
+            record = await self.turns.issuer(team, response_id)
+        except Exception:
+            log.warning("turn memory unreachable; stored response %s not placed", call.request_id)
+            record = None
+        target = turns.issuing_target(team, str(record["t"])) if record else None
+        if (
+            record is None
+            or target is None
+            or "responses" not in target.upstream.natives
+            or not key.allows_model(str(record.get("a") or ""))
+        ):
+            raise missing
+        call.alias, call.target, call.egress = str(record.get("a") or ""), target, "responses"
+        request = routing.RESPONSES_NATIVE.stored_request(
+            method, target.upstream, response_id, "/input_items" if suffix else ""
+        )
+        # Only the listing and inclusion parameters OpenAI documents pass on, re-encoded.
+        query = urlencode(
+            [
+                (name, value)
+                for name, value in parse_qsl((scope.get("query_string") or b"").decode("latin-1"))
+                if name in STORED_QUERY and method == "GET"
+            ]
+        )
+        url = request.url + ("?" + query if query else "")
+        sent_at = time.perf_counter()
+        try:
+            async with asyncio.timeout(settings.BATON_FIRST_BYTE_TIMEOUT):
+                response = await self.session.request(method, url, headers=request.headers)
+                raw = await response.read()
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise self.final_error(self.connection_error(target, exc)) from None
+        finally:
+            call.upstream_seconds += time.perf_counter() - sent_at
+        response.release()
+        if response.status >= 400:
+            error = routing.RESPONSES_NATIVE.parse_error(response.status, raw, response.headers)
+            raise self.final_error(self.upstream_failed(target, error))
+        if method == "DELETE":
+            await self.turns.forget_response(team, response_id)
+        call.status = response.status
+        headers = self.response_headers(call, target, JSON)
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": raw})
+
     # --- models ---------------------------------------------------------------------
     async def models(
         self, scope: dict[str, Any], send: Any, call: Call, model_id: str | None
@@ -763,6 +873,17 @@ class RelayApp:
             await send({"type": "http.response.body", "body": call.dialect.error_body(refusal)})
         except Exception:
             log.debug("could not send error for %s: response already started", call.request_id)
+
+
+def stream_tail(translator: Any, dialect: Dialect, refusal: Refusal, *, shutdown: bool) -> bytes:
+    """What ends a stream Baton cuts: the translator's own ending where the dialect numbers
+    its events and names its response in them (Responses, ``NumberedStream``), else the
+    dialect's error event (and, at shutdown, its end of stream)."""
+    own = getattr(translator, "failure_tail", None)
+    tail = own(refusal) if own is not None else None
+    if tail is not None:
+        return bytes(tail)
+    return dialect.shutdown_tail(refusal) if shutdown else dialect.error_event(refusal)
 
 
 def refusal_of(error: RelayError | UpstreamError) -> Refusal:

@@ -6,6 +6,7 @@ usage event (settle) and its metrics and log line (gateway/observability.py).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from gateway.admission import Hold
@@ -27,6 +28,10 @@ class Call:
     # The turn as it ended: its tool calls and reasoning, for the turn memory.
     tool_ids: list[str] = field(default_factory=list)
     turn_reasoning: str | None = None
+    stored_response: str | None = None  # a Responses id the upstream stored
+    # Records which target stored it, awaited before the reply ends (a follow-up naming it
+    # may come at once).
+    record_stored: Callable[[str], Awaitable[None]] | None = None
     key: KeyContext | None = None
     alias: str = ""
     target: Target | None = None

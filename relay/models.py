@@ -44,7 +44,8 @@ class Provider(models.Model):
     sort_order = models.PositiveIntegerField(default=100)
     docs_url = models.URLField(blank=True)
     # Dialects served natively besides chat, by region: {"messages": {"cn": base URL}}
-    # (Messages requests go to base + "/messages"). See native_dialects() below.
+    # (Messages requests go to base + "/messages", Responses requests to base + "/responses").
+    # See native_dialects() below.
     dialects = models.JSONField(default=dict, blank=True)
 
     class Meta:
@@ -143,6 +144,10 @@ class ProviderCredential(models.Model):
             urls = {str(d): str(u).rstrip("/") for d, u in declared.items() if u}
         elif self.base_url:
             urls = {}
+            if self.provider.family == Family.AZURE:
+                # Azure serves Responses per resource, on its v1 API (the body names the
+                # deployment): https://learn.microsoft.com/azure/ai-foundry/openai/how-to/responses
+                urls["responses"] = self.base_url.rstrip("/") + "/openai/v1"
         else:
             urls = {d: u.rstrip("/") for d, u in self.provider.dialect_urls(self.region).items()}
         if self.provider.family == Family.ANTHROPIC and self.effective_base_url():

@@ -57,7 +57,7 @@ FUZZ = settings(
     ],
 )
 
-ENDPOINTS = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"]
+ENDPOINTS = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"]
 MESSAGES_ENDPOINTS = ["/v1/messages", "/v1/messages/count_tokens"]
 MODELS = [
     "gpt-4o",
@@ -394,6 +394,62 @@ messages = st.one_of(
     ),
     json_values,
 )
+# Responses input items: messages, tool calls and their outputs, reasoning, references.
+response_items = st.lists(
+    st.one_of(
+        st.fixed_dictionaries(
+            {
+                "type": st.just("message"),
+                "role": roles,
+                "content": st.one_of(
+                    texts,
+                    st.lists(
+                        st.fixed_dictionaries(
+                            {
+                                "type": st.sampled_from(
+                                    ["input_text", "output_text", "input_image", "input_file"]
+                                )
+                                | texts,
+                                "text": texts | json_values,
+                            }
+                        ),
+                        max_size=3,
+                    ),
+                    json_values,
+                ),
+            },
+            optional={"phase": texts | json_values},
+        ),
+        st.fixed_dictionaries(
+            {
+                "type": st.sampled_from(["function_call", "custom_tool_call"]),
+                "call_id": st.sampled_from(["call_1", "call_2"]) | texts,
+                "name": texts | json_values,
+                "arguments": texts | json_values,
+            }
+        ),
+        st.fixed_dictionaries(
+            {
+                "type": st.sampled_from(["function_call_output", "custom_tool_call_output"]),
+                "call_id": st.sampled_from(["call_1", "call_2"]) | texts,
+                "output": texts | json_values,
+            }
+        ),
+        st.fixed_dictionaries(
+            {
+                "type": st.just("reasoning"),
+                "id": texts,
+                "summary": json_values,
+                "encrypted_content": st.sampled_from(["baton:v1:x", "gAAAAA"]) | texts,
+            }
+        ),
+        st.fixed_dictionaries(
+            {"type": st.sampled_from(["item_reference", "compaction", "web_search_call"]) | texts}
+        ),
+        json_values,
+    ),
+    max_size=5,
+)
 tools = st.lists(
     st.fixed_dictionaries(
         {
@@ -403,6 +459,13 @@ tools = st.lists(
             )
             | json_values,
         }
+    )
+    | st.fixed_dictionaries(  # Responses' shape: the name at the top, hosted tools, namespaces
+        {
+            "type": st.sampled_from(["function", "custom", "namespace", "web_search"]) | texts,
+            "name": texts | json_values,
+        },
+        optional={"parameters": json_values, "tools": json_values, "format": json_values},
     )
     | json_values,
     max_size=3,
@@ -449,7 +512,10 @@ FIELDS: dict[str, Any] = {
     "function_call": json_values,
     "parallel_tool_calls": st.booleans() | json_values,
     "prompt": texts | st.lists(texts | numbers, max_size=4) | json_values,
-    "input": texts | st.lists(texts | numbers | st.lists(numbers), max_size=4) | json_values,
+    "input": texts
+    | st.lists(texts | numbers | st.lists(numbers), max_size=4)
+    | response_items
+    | json_values,
     "encoding_format": st.sampled_from(["float", "base64"]) | json_values,
     "dimensions": numbers | json_values,
     "suffix": texts | json_values,
@@ -460,6 +526,20 @@ FIELDS: dict[str, Any] = {
     "thinking": json_values,
     "system": json_values,
     "store": json_values,
+    # The Responses API's own fields (input as items is below, with the other inputs).
+    "instructions": texts | json_values,
+    "max_output_tokens": numbers | json_values,
+    "previous_response_id": texts | json_values,
+    "include": st.lists(st.sampled_from(["reasoning.encrypted_content"]) | texts) | json_values,
+    "reasoning": st.fixed_dictionaries(
+        {"effort": st.sampled_from(["none", "low", "medium", "high"]) | texts}
+    )
+    | json_values,
+    "text": st.fixed_dictionaries(
+        {"format": st.fixed_dictionaries({"type": st.sampled_from(["json_object", "text"])})}
+    )
+    | json_values,
+    "prompt_cache_key": texts | json_values,
 }
 bodies = st.fixed_dictionaries(
     {"model": model_names}, optional={name: strategy for name, strategy in FIELDS.items()}
@@ -719,7 +799,15 @@ def auth_headers(draw: st.DrawFn, key: str) -> list[tuple[bytes, bytes]]:
 def test_hostile_requests(target: Target, data: st.DataObject) -> None:
     path = data.draw(
         mostly(
-            st.sampled_from([*ENDPOINTS, *MESSAGES_ENDPOINTS, "/v1/models", "/v1/models/gpt-4o"]),
+            st.sampled_from(
+                [
+                    *ENDPOINTS,
+                    *MESSAGES_ENDPOINTS,
+                    "/v1/models",
+                    "/v1/models/gpt-4o",
+                    "/v1/responses/resp_1",
+                ]
+            ),
             st.builds("/v1/{}".format, st.text(max_size=30))
             | st.builds("/v1/messages{}".format, st.text(max_size=30))
             | st.builds("/v1/models/{}".format, st.text(max_size=30)),

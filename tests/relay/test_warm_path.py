@@ -10,7 +10,8 @@ import httpx
 import pytest
 from django.db.backends import utils
 
-from tests.polling import wait_idle
+from accounts.invalidation import VERSION_KEY
+from tests.polling import relay_app, until, wait_idle
 from tests.relay.conftest import Relay, make_credential, make_route
 
 # Typed loosely: the SDK's TypedDicts add nothing to these tests.
@@ -93,12 +94,32 @@ def calls(relay: Relay) -> list[tuple[str, str, dict[str, Any] | None, dict[str,
             ANTHROPIC,
         ),
         ("GET", "/v1/models", None, ANTHROPIC),
+        # Responses, translated (gpt-4o's target has no Responses endpoint) and native.
+        ("POST", "/v1/responses", {"model": "gpt-4o", "input": "warm"}, {}),
+        (
+            "POST",
+            "/v1/responses",
+            {"model": "responses-native", "input": "warm", "stream": True},
+            {},
+        ),
     ]
 
 
-def test_warm_requests_make_zero_queries(
-    relay: Relay, messages_routes: None, queries: QueryCounter
-) -> None:
+@pytest.fixture(autouse=True)
+def native_responses(relay: Relay, fake: Any, redis_client: Any, messages_routes: None) -> None:
+    """A target serving Responses natively; the relay has seen every route change before the
+    test counts (else its cache could evict the team in the middle of the warm requests)."""
+    url = fake.base_url + "/v1"
+    credential = make_credential(
+        relay.team, "responses", url, extras={"dialects": {"responses": url}}
+    )
+    make_route(relay.team, "responses-native", (credential, "gpt-4o", 0))
+    version = int(redis_client.get(VERSION_KEY) or 0)
+    cache = relay_app(relay.server).cache
+    until(lambda: (cache.version or 0) >= version, "the relay to see the new routes")
+
+
+def test_warm_requests_make_zero_queries(relay: Relay, queries: QueryCounter) -> None:
     headers = {"authorization": f"Bearer {relay.key}"}
     with httpx.Client(base_url=relay.base_url, headers=headers, timeout=10) as client:
         # Cold: loads key and team, writes last_used_at.

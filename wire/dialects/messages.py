@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from wire.base import Endpoint
-from wire.dialects.base import Ask, DialectError, DialectName, Pivot, Refusal
+from wire.dialects.base import Ask, ClientRequest, DialectError, DialectName, Pivot, Refusal
 from wire.tokens import estimate_structured_tokens
 from wire.translate.messages import chat_to_messages_response, messages_to_chat
 from wire.translate.messages_stream import ChatToMessagesStream, anthropic_error_type, event
@@ -31,14 +31,16 @@ class MessagesPivot:
 
     # Replies name the model the client asked for, as on native paths
     # (wire/providers/messages_native.py says why).
-    def from_chat(self, endpoint: Endpoint, chat: bytes, ask: Ask) -> bytes:
+    def from_chat(self, endpoint: Endpoint, chat: bytes, client: ClientRequest) -> bytes:
         payload = orjson.loads(chat)
         return orjson.dumps(
-            chat_to_messages_response(payload if isinstance(payload, dict) else {}, ask.model)
+            chat_to_messages_response(
+                payload if isinstance(payload, dict) else {}, client.ask.model
+            )
         )
 
-    def from_chat_stream(self, endpoint: Endpoint, ask: Ask) -> ChatToMessagesStream:
-        return ChatToMessagesStream(ask.model)
+    def from_chat_stream(self, endpoint: Endpoint, client: ClientRequest) -> ChatToMessagesStream:
+        return ChatToMessagesStream(client.ask.model)
 
 
 class MessagesDialect:
