@@ -17,11 +17,9 @@ re-checks every address it connects to (relay/netguard.py).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
@@ -40,7 +38,7 @@ from gateway.contexts import KeyContext, Target, TeamContext
 from gateway.cooldown import Cooldowns
 from gateway.errors import RelayError, invalid_key, model_not_found
 from gateway.metering import DatabaseSink, RedisStreamSink, Sink
-from gateway.turns import Resumed, TurnMemory
+from gateway.turns import Resumed, TurnMemory, TurnNotes
 from relay.netguard import AddressPolicy, guarded_connector, unsafe_address_cause
 from wire.base import Adapter
 from wire.dialects import CHAT, MESSAGES, RESPONSES, Ask, Dialect, DialectError, Refusal
@@ -357,10 +355,8 @@ class RelayApp:
             )
             if dropped:
                 call.reasoning = "dropped"
-            call.record_stored = (
-                functools.partial(self.turns.remember_response, team, target, call.alias)
-                if call.egress == "responses"
-                else None
+            call.notes = self.turns.notes(
+                team, target, call.alias, call.egress, keep_reasoning=call.dialect is CHAT
             )
             try:
                 request = adapter.build_request(
@@ -404,12 +400,6 @@ class RelayApp:
                 response.release()
             if failure is None:
                 self.cooldowns.record(target.key, ok=True)
-                self.turns.remember(
-                    team,
-                    target,
-                    call.tool_ids,
-                    call.turn_reasoning if call.dialect is CHAT else None,
-                )
                 return
             last_error = self.upstream_failed(target, failure)
             if not failure.retryable:
@@ -557,10 +547,12 @@ class RelayApp:
             return exc
         call.usage = usage
         call.status = 200
-        call.tool_ids, call.turn_reasoning = turns.turn_of_body(call.dialect.name, out)
+        tool_ids, reasoning = turns.turn_of_body(call.dialect.name, out)
         call.stored_response = turns.stored_response(call.egress, target, out)
-        if call.stored_response is not None and call.record_stored is not None:
-            await call.record_stored(call.stored_response)
+        if call.notes is not None:
+            await call.notes.write_turn(
+                tool_ids, [reasoning] if reasoning else None, call.stored_response
+            )
         headers = self.response_headers(call, target, JSON)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": out})
@@ -609,14 +601,13 @@ class RelayApp:
         call.status = 200
         headers = self.response_headers(call, target, *SSE_HEADERS)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        record = call.record_stored
-        if record is not None and translator.stored_response is not None:
-            await record(translator.stored_response)
-            record = None
+        notes = call.notes
+        if notes is not None and notes.pending(translator):
+            await notes.write(translator)
         # The first event goes out now, not a loop turn later from the pump task (TTFB).
         await send({"type": "http.response.body", "body": first, "more_body": True})
         self.open_streams += 1
-        pump = asyncio.ensure_future(self.pump(send, translator, chunks, call.dialect, record))
+        pump = asyncio.ensure_future(self.pump(send, translator, chunks, call.dialect, notes))
         watcher = asyncio.ensure_future(wait_for_disconnect(receive))
         self.lifecycle.track(watcher)
         try:
@@ -645,10 +636,7 @@ class RelayApp:
             call.error_class = translator.error.code or translator.error.kind
         call.usage = usage
         if call.status == 200 and translator.error is None:
-            call.tool_ids = list(translator.tool_ids)
             call.stored_response = translator.stored_response
-            parts = translator.reasoning_parts
-            call.turn_reasoning = "".join(parts) if parts else None
         return None
 
     @staticmethod
@@ -657,15 +645,14 @@ class RelayApp:
         translator: Any,
         chunks: Any,
         dialect: Dialect,
-        record: Callable[[str], Awaitable[None]] | None = None,
+        notes: TurnNotes | None = None,
     ) -> None:
         try:
             async for data in chunks:
                 out = translator.feed(data)
-                if record is not None and translator.stored_response is not None:
-                    # Before the client sees the end: its follow-up may name this response.
-                    await record(translator.stored_response)
-                    record = None
+                if notes is not None and notes.pending(translator):
+                    # Before the client sees the ids: its follow-up may name them at once.
+                    await notes.write(translator)
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
                 if translator.error is not None:

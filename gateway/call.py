@@ -6,11 +6,11 @@ usage event (settle) and its metrics and log line (gateway/observability.py).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from gateway.admission import Hold
 from gateway.contexts import KeyContext, Target
+from gateway.turns import TurnNotes
 from wire.dialects import CHAT, Dialect
 from wire.providers import Usage
 
@@ -25,13 +25,10 @@ class Call:
     dialect: Dialect = CHAT  # what the client speaks: its errors come back in it
     egress: str = ""  # what went upstream: "chat", "messages"...
     reasoning: str = ""  # "restored" / "dropped": what Baton did to the loop's reasoning
-    # The turn as it ended: its tool calls and reasoning, for the turn memory.
-    tool_ids: list[str] = field(default_factory=list)
-    turn_reasoning: str | None = None
     stored_response: str | None = None  # a Responses id the upstream stored
-    # Records which target stored it, awaited before the reply ends (a follow-up naming it
-    # may come at once).
-    record_stored: Callable[[str], Awaitable[None]] | None = None
+    # Writes the reply's tool-call ids (and a stored response's id) to the turn memory
+    # before the client sees them.
+    notes: TurnNotes | None = None
     key: KeyContext | None = None
     alias: str = ""
     target: Target | None = None

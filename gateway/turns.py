@@ -40,12 +40,12 @@ this process.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import hashlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -118,7 +118,6 @@ class TurnMemory:
     def __init__(self) -> None:
         self.redis: Any = None
         self.local = LocalStore()
-        self.tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def ttl(self) -> int:
@@ -239,11 +238,23 @@ class TurnMemory:
         return record if record is not None and isinstance(record.get("t"), str) else None
 
     # --- writing ---------------------------------------------------------------------------
-    def remember(
+    def notes(
+        self, team: TeamContext, target: Target, alias: str, egress: str, keep_reasoning: bool
+    ) -> TurnNotes:
+        """What one reply from ``target`` tells the memory, written as the reply goes out."""
+        stored = (
+            functools.partial(self.remember_response, team, target, alias)
+            if egress == "responses"
+            else None
+        )
+        return TurnNotes(functools.partial(self.remember, team, target), stored, keep_reasoning)
+
+    async def remember(
         self, team: TeamContext, target: Target, tool_ids: Sequence[str], reasoning: str | None
     ) -> None:
-        """Record a turn that ended in tool calls: where it was served and (if the team
-        allows it) its reasoning. Never blocks the response."""
+        """Record a turn that called tools: where it was served and (if the team allows it)
+        its reasoning. Awaited before the client can see the tool call's id: an agent answers
+        a tool call at once, and its next request must find this record."""
         if not tool_ids:
             return
         record: dict[str, Any] = {"t": target.key}
@@ -252,7 +263,12 @@ class TurnMemory:
                 team.reasoning_key, reasoning.encode("utf-8"), team_id=team.team_id, purpose=PURPOSE
             )
         value = orjson.dumps(record)
-        self._write([record_key(team.team_id, tool_id) for tool_id in tool_ids], value, self.ttl)
+        keys = [record_key(team.team_id, tool_id) for tool_id in tool_ids]
+        if self.redis is None:
+            for key in keys:
+                self.local.set(key, value, self.ttl)
+            return
+        await self._set(keys, value, self.ttl)
 
     async def remember_response(
         self, team: TeamContext, target: Target, alias: str, response_id: str
@@ -278,18 +294,6 @@ class TurnMemory:
         except Exception:
             log.warning("could not forget a deleted response (turn memory unreachable)")
 
-    def _write(self, keys: list[str], value: bytes, ttl: int) -> None:
-        if self.redis is None:
-            for key in keys:
-                self.local.set(key, value, ttl)
-            return
-        self._spawn(self._set(keys, value, ttl))
-
-    def _spawn(self, work: Any) -> None:
-        task = asyncio.ensure_future(work)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
     async def _get(self, keys: list[str]) -> list[bytes | None]:
         if self.redis is None:
             return self.local.get(keys)
@@ -304,6 +308,47 @@ class TurnMemory:
             await pipe.execute()
         except Exception:
             log.warning("could not remember a turn (turn memory unreachable)", exc_info=True)
+
+
+class TurnNotes:
+    """Writes what a reply tells the turn memory before the client can act on it: the ids of
+    its tool calls (with the reasoning before them) and a stored response's id. A client
+    that learns an id sends its follow-up at once, so the write is awaited before the bytes
+    naming the id go out; it costs one Redis round trip on a turn that calls tools."""
+
+    __slots__ = ("keep_reasoning", "remember", "seen", "stored")
+
+    def __init__(
+        self,
+        remember: Callable[[Sequence[str], str | None], Awaitable[None]],
+        stored: Callable[[str], Awaitable[None]] | None,
+        keep_reasoning: bool,
+    ) -> None:
+        self.remember = remember
+        self.stored = stored
+        self.keep_reasoning = keep_reasoning
+        self.seen = 0  # tool ids already written
+
+    def pending(self, reply: Any) -> bool:
+        """Does ``reply`` (a stream translator so far) carry something not yet written?"""
+        return len(reply.tool_ids) > self.seen or (
+            self.stored is not None and reply.stored_response is not None
+        )
+
+    async def write(self, reply: Any) -> None:
+        await self.write_turn(reply.tool_ids, reply.reasoning_parts, reply.stored_response)
+
+    async def write_turn(
+        self, tool_ids: Sequence[str], reasoning: Sequence[str] | None, stored: str | None
+    ) -> None:
+        if self.stored is not None and stored is not None:
+            record, self.stored = self.stored, None
+            await record(stored)
+        if len(tool_ids) > self.seen:
+            # Chat reasoning comes before a turn's tool calls: what was seen so far is all.
+            text = "".join(reasoning) if self.keep_reasoning and reasoning else None
+            new, self.seen = tool_ids[self.seen :], len(tool_ids)
+            await self.remember(new, text)
 
 
 def record_key(team_id: str, tool_id: str) -> str:

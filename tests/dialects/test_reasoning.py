@@ -3,6 +3,7 @@ refuse a tool-call turn whose reasoning was not passed back whole."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -11,6 +12,7 @@ import openai
 import pytest
 
 from accounts.models import Team
+from gateway.turns import TurnMemory
 from relay.models import ProviderCredential
 from tests.fake_upstream.test_chat_reasoning import PROMPT, THINKERS, TOOLS, second_turn
 from tests.relay.conftest import Relay, make_credential, make_route
@@ -354,3 +356,31 @@ def test_an_openai_sdk_app_that_drops_reasoning_completes_a_multi_turn_tool_loop
     events = usage_events(redis_client, 6)
     assert [e.reasoning for e in events] == ["", *["restored"] * 5]
     assert {(e.dialect, e.egress, e.streamed) for e in events} == {("chat", "chat", stream)}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["create", "stream"])
+def test_the_turn_is_remembered_before_the_client_sees_its_tool_call(
+    relay: Relay, fake: Any, monkeypatch: pytest.MonkeyPatch, stream: bool
+) -> None:
+    """An agent answers a tool call the moment it reads it. With the turn memory's write
+    slowed down (a loaded Redis), the follow-up must still find the reasoning: the write is
+    awaited before the bytes carrying the tool call's id go out, not left to finish later."""
+    original = TurnMemory._set
+
+    async def slow_set(self: TurnMemory, keys: list[str], value: bytes, ttl: int) -> None:
+        await asyncio.sleep(0.2)
+        await original(self, keys, value, ttl)
+
+    monkeypatch.setattr(TurnMemory, "_set", slow_set)
+    base, model, _ = THINKERS["deepseek"]
+    strict = make_credential(
+        relay.team, "strict", fake.base_url + "/_f/strict_reasoning" + base, provider="deepseek"
+    )
+    make_route(relay.team, "thinker", (strict, model, 0))
+    sdk = relay.client()
+    history: list[dict[str, Any]] = [{"role": "user", "content": READ_TASKS[0]}]
+    assistant = app_turn(sdk, "thinker", history, stream)
+    [call] = assistant["tool_calls"]
+    history += [assistant, {"role": "tool", "tool_call_id": call["id"], "content": "notes"}]
+    assert app_turn(sdk, "thinker", history, stream)["content"]
+    assert [r["status"] for r in fake.requests()] == [200, 200]

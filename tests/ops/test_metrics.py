@@ -117,7 +117,7 @@ def test_metrics_access_is_restricted(relay: Relay, settings: Any) -> None:
 
 
 def test_ops_endpoints_add_no_queries_to_the_warm_path(
-    relay: Relay, messages_routes: None, queries: QueryCounter
+    relay: Relay, warm_routes: None, queries: QueryCounter
 ) -> None:
     headers = {"authorization": f"Bearer {relay.key}"}
     with httpx.Client(base_url=relay.base_url, headers=headers, timeout=10) as client:
