@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 UV_VERSION := 0.13.9
 UV := $(VENV)/bin/uv
 
-.PHONY: run test lint fmt install lock messages check-test-binaries bench bench-compare check-bench-binaries agents
+.PHONY: run test lint fmt install lock messages check-test-binaries bench bench-compare bench-tokens check-bench-binaries agents
 
 # Installs exactly what uv.lock pins (hash-checked), then Baton itself without resolving
 # anything. --locked refuses a lock that no longer matches pyproject.toml: run `make lock`.
@@ -84,6 +84,13 @@ check-bench-binaries:
 
 bench: $(STAMP) check-bench-binaries
 	$(PY) scripts/services.py -- $(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) bench/tokens.py
+	$(PY) bench/update_docs.py
+
+# Prompt tokens alone (about a minute, no services): the bound and the estimate of
+# wire/tokens.py against real tokenizers on the adversarial corpus, and their CPU cost.
+bench-tokens: $(STAMP)
+	$(PY) bench/tokens.py
 	$(PY) bench/update_docs.py
 
 # The same saturated and streaming load through the LiteLLM proxy (its own venv), with Baton

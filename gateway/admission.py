@@ -13,20 +13,28 @@ A hold that no process settles (the process crashed) expires by itself after
 ``BATON_HOLD_TTL_SECONDS``.
 
 Overspend bound. For every admitted request the script guarantees
-spent + held + estimate <= cap (and <= the credit balance). A cap is overrun
-only by requests that cost more than their estimate: one without an output
-cap that writes more than ``BATON_HOLD_DEFAULT_OUTPUT_TOKENS``, a prompt the
-estimate (wire/tokens.py, biased high) undercounts, a provider that ignores
-``max_tokens``. So the overrun is at most the sum of (actual - estimated
-cost) over the requests in flight when the cap is reached: at most
-C x (one request's actual - estimated cost), C being the requests in flight
-(the concurrency limit, when one is set), and zero when every request sets
-``max_tokens``. tests/quotas/test_budget_race.py measures both cases. Not
-covered by the bound: fail-open (unbounded while the store is unreachable),
-and credit an operator takes away in the second before every process has
-reloaded the team. Tokens per minute reserve prompt + the request's own
-output cap (not the default), corrected at settle; a request that turns out
-larger leaves the bucket in debt, which later requests wait off.
+spent + held + hold <= cap (and <= the credit balance). The hold prices the
+prompt at ``wire.tokens.prompt_token_bound`` (an upper bound on any byte-level
+BPE or byte-fallback SentencePiece tokenizer's count; wire/tokens.py states it
+and proves it) and the output at the request's own cap, or
+``BATON_HOLD_DEFAULT_OUTPUT_TOKENS`` without one, all at the dearest target's
+prices. A cap is overrun only by requests that cost more than their hold: one
+without an output cap that writes more than the default, a provider that
+ignores ``max_tokens``, or a prompt outside the bound (images and files, what
+the provider adds from its own side: wire/tokens.py lists them). So the
+overrun is at most the sum of (actual - held cost) over the requests in flight
+when the cap is reached: at most C x (one request's actual - held cost), C
+being the requests in flight (the concurrency limit, when one is set), and
+zero when every request sets ``max_tokens`` and its prompt is text.
+tests/quotas/test_budget_race.py measures both cases, the second with 200
+adversarial prompts (one-letter words, lone digits and punctuation, letters
+between ideographs). Not covered by the bound: fail-open (unbounded while the
+store is unreachable), and credit an operator takes away in the second before
+every process has reloaded the team. Tokens per minute reserve the realistic
+prompt estimate (``PromptTokens.estimate``; the bound would be 3 to 4 times too
+much and refuse legitimate traffic) + the request's own output cap (not the
+default), corrected at settle; a request that turns out larger leaves the
+bucket in debt, which later requests wait off.
 
 The store unreachable (connection refused, or three timeouts in a row): the
 team's ``on_redis_failure`` or ``BATON_LIMITS_ON_REDIS_FAILURE`` decides,
@@ -47,7 +55,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +80,7 @@ from gateway.errors import RelayError
 from gateway.redis_pipe import PipelinedRedis, Script
 from wire.dialects import Ask
 from wire.providers import Endpoint, Usage
+from wire.tokens import PromptTokens
 
 log = logging.getLogger("baton.admission")
 
@@ -194,10 +203,10 @@ class Admission:
         team: TeamContext,
         ask: Ask,
         endpoint: Endpoint,
-        estimate_prompt: Callable[[], int],
+        count_prompt: Callable[[], Awaitable[PromptTokens]],
     ) -> Hold | None:
         """Check and hold, or raise the refusal. None when the model has no route (the
-        route step refuses it). ``estimate_prompt`` is called only when a limit applies."""
+        route step refuses it). ``count_prompt`` is called only when a limit applies."""
         if not self.configured:
             self.configure()
         targets = routing.candidates(team, ask.model)
@@ -223,19 +232,23 @@ class Admission:
         if endpoint == "count_tokens":
             # Counting a prompt is not a completion: it takes a request from the rate
             # limits (and a concurrency slot while it runs) and holds no money or tokens.
-            prompt = money_out = tpm_out = 0
+            prompt = PromptTokens(0, 0)
+            money_out = tpm_out = 0
         else:
-            prompt = estimate_prompt()
+            prompt = await count_prompt()
             cap = ask.output_cap
             if endpoint == "embeddings":
                 money_out = tpm_out = 0
             else:
                 money_out = (cap or self.default_output) * ask.choices
                 tpm_out = (cap or 0) * ask.choices
+        # Money: the prompt's upper bound, so that a request with max_tokens never costs
+        # more than it holds. Tokens per minute: the realistic estimate (module docstring).
         hold.cost = max(
-            (rate.estimate(prompt, money_out) for rate in rates if rate is not None), default=0
+            (rate.estimate(prompt.bound, money_out) for rate in rates if rate is not None),
+            default=0,
         )
-        hold.tokens = prompt + tpm_out
+        hold.tokens = prompt.estimate + tpm_out
 
         limited = {
             t.credential_id: quota.credentials[t.credential_id]

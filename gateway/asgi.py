@@ -43,6 +43,7 @@ from relay.netguard import AddressPolicy, guarded_connector, unsafe_address_caus
 from wire.base import Adapter
 from wire.dialects import CHAT, MESSAGES, RESPONSES, Ask, Dialect, DialectError, Refusal
 from wire.providers import Endpoint, UpstreamError
+from wire.tokens import PromptTokens, prompt_token_bound
 
 log = logging.getLogger("baton.relay")
 
@@ -62,6 +63,8 @@ STORED_QUERY = frozenset({"include", "include[]", "after", "before", "limit", "o
 FORWARDED = {"messages": (b"anthropic-version", b"anthropic-beta")}
 JSON = (b"content-type", b"application/json")
 MAX_JSON_DEPTH = 254  # the deepest JSON orjson writes (its serialiser's recursion limit)
+# Bodies larger than this have their prompt counted in a worker thread (RelayApp.count_prompt).
+COUNT_IN_THREAD_BYTES = 256 * 1024
 # Aliases and upstream models have at most 128; "credential-name/model" adds up to 81.
 MAX_MODEL_CHARS = 256
 # Left as they are in a header value: visible ASCII but "%", which marks the escapes.
@@ -213,7 +216,8 @@ class RelayApp:
         call.key = key
         try:
             # 2. Validate.
-            body = self.parse_body(await read_body(receive, scope))
+            raw = await read_body(receive, scope)
+            body = self.parse_body(raw)
             ask = self.validate(call.dialect, endpoint, body)
             model = call.alias = ask.model
             if not key.allows_model(model):
@@ -226,7 +230,7 @@ class RelayApp:
                 team,
                 ask,
                 endpoint,
-                lambda: call.dialect.estimate_prompt_tokens(body),
+                lambda: self.count_prompt(call.dialect, body, len(raw)),
             )
             # 4. Route.
             targets = routing.candidates(team, model)
@@ -259,6 +263,22 @@ class RelayApp:
         finally:
             # 7. Settle.
             self.settle(call, locals().get("body"))
+
+    @staticmethod
+    async def count_prompt(dialect: Dialect, body: dict[str, Any], size: int) -> PromptTokens:
+        """The prompt's realistic estimate and upper bound (wire/tokens.py). Both are linear
+        in the body; the bound's regex scan of non-ASCII text costs up to about 75 ns a byte
+        (text made only of characters NFKC lengthens), so a large body is counted in a
+        worker thread, where it takes the GIL in slices instead of stalling the loop."""
+
+        def count() -> PromptTokens:
+            return PromptTokens(
+                estimate=dialect.estimate_prompt_tokens(body), bound=prompt_token_bound(body)
+            )
+
+        if size > COUNT_IN_THREAD_BYTES:
+            return await asyncio.to_thread(count)
+        return count()
 
     async def authenticate(self, scope: dict[str, Any]) -> KeyContext:
         presented = None

@@ -439,6 +439,7 @@ def dockerignored(path: str) -> bool:
         ".git/config",
         "staticfiles/staticfiles.json",
         "tests/agents/node_modules/.bin/claude",  # the agent CLIs for the tests, 660 MB
+        "tests/wire/tokens/files/o200k_base.tiktoken.gz",  # real tokenizers for the tests, 7 MB
     ],
 )
 def test_the_image_build_leaves_local_secrets_and_state_out(path: str) -> None:

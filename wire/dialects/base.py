@@ -79,7 +79,9 @@ class Dialect(Protocol):
         ...
 
     def estimate_prompt_tokens(self, body: Mapping[str, Any]) -> int:
-        """An offline estimate of the prompt's tokens (quota holds, estimated usage)."""
+        """A realistic offline estimate of the prompt's tokens (tokens-per-minute
+        reservations, usage a provider does not report). Money holds use
+        ``wire.tokens.prompt_token_bound`` instead, the same upper bound for every dialect."""
         ...
 
     def models_body(self, models: list[tuple[str, str]]) -> bytes:
