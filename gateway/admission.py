@@ -67,7 +67,7 @@ from billing.quota.snapshots import Limits, TeamQuota
 from gateway import routing
 from gateway.contexts import KeyContext, Target, TeamContext
 from gateway.cooldown import Cooldowns
-from gateway.db import in_thread
+from gateway.db import ColdPath
 from gateway.errors import RelayError
 from gateway.redis_pipe import PipelinedRedis, Script
 from wire.dialects import Ask
@@ -137,8 +137,11 @@ class Hold:
 
 
 class Admission:
-    def __init__(self, cooldowns: Cooldowns | None = None) -> None:
+    def __init__(
+        self, cooldowns: Cooldowns | None = None, database: ColdPath | None = None
+    ) -> None:
         self.cooldowns = cooldowns
+        self.db = database or ColdPath()  # the relay cache's: one breaker per process
         self.configured = False
         self.redis: PipelinedRedis | None = None
         self.local: LocalLimits | None = None
@@ -529,7 +532,7 @@ class Admission:
                 missing.append((counter, scope_key, PERIODS[index % 3], first or None))
         if not missing:
             return
-        amounts = await in_thread(seed_amounts, team_id, [(k, p, f) for _, k, p, f in missing])
+        amounts = await self.db.run(seed_amounts, team_id, [(k, p, f) for _, k, p, f in missing])
         args = script.seed_args(
             [(amount, period) for (_, _, period, _), amount in zip(missing, amounts, strict=True)]
         )

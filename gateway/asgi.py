@@ -76,7 +76,7 @@ class RelayApp:
     def __init__(self) -> None:
         self.cache = RelayCache()
         self.cooldowns = Cooldowns()
-        self.admission = Admission(self.cooldowns)
+        self.admission = Admission(self.cooldowns, self.cache.db)
         self.turns = TurnMemory()
         self.session: aiohttp.ClientSession | None = None
         self.redis: Any = None
