@@ -232,6 +232,7 @@ def _log_request(call: Call, provider: str, model: str, status: int, total: floa
         status,
         extra={
             "request_id": call.request_id,
+            "client_request_id": call.client_request_id,
             "team_id": call.key.team_id if call.key is not None else None,
             "api_key_id": call.key.key_id if call.key is not None else None,
             "alias": call.alias,
