@@ -38,7 +38,10 @@ Without a limits Redis (the embedded default) the same script runs in
 process, on lupa's Lua (billing/quota/local.py). Spend counters start from
 the database the first time a process sees a team or key (``_seed``): Redis is
 authoritative for the current period, and the ledger fills in whatever it
-has not seen (a fresh Redis, or the in-process limiter after a restart).
+has not seen (a fresh Redis, or the in-process limiter after a restart). The
+read goes through the relay cache's ``ColdPath`` (gateway/db.py): a database
+that does not answer delays a request by at most ``BATON_CACHE_LOAD_TIMEOUT``
+once, and the seed is tried again ``SEED_RETRY`` seconds later.
 """
 
 from __future__ import annotations
