@@ -170,6 +170,7 @@ def record_from_event(event: UsageEvent, not_before: datetime | None = None) -> 
         created = not_before
     return UsageRecord(
         request_id=event.request_id,
+        client_request_id=event.client_request_id[:128],
         team_id=event.team_id,
         api_key_id=event.api_key_id or None,
         endpoint=event.endpoint[:16],

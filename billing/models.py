@@ -86,6 +86,9 @@ class UsageRecord(CacheWriteSplit, models.Model):
     """
 
     request_id = models.CharField(max_length=64, unique=True)
+    # The client's own id for the request (x-client-request-id or x-request-id), if it sent
+    # one: how a client that lost the response finds the row. Not unique: clients reuse them.
+    client_request_id = models.CharField(max_length=128, blank=True, default="")
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="usage_records")
     api_key_id = models.UUIDField(null=True, blank=True)
     endpoint = models.CharField(max_length=16)
@@ -143,6 +146,12 @@ class UsageRecord(CacheWriteSplit, models.Model):
                 name="usage_team_errors",
             ),
             models.Index(fields=["api_key_id", "created_at"], name="usage_key_time"),
+            # Only rows that carry a client id: nothing to maintain for the others.
+            models.Index(
+                fields=["team", "client_request_id"],
+                condition=~models.Q(client_request_id=""),
+                name="usage_team_client_id",
+            ),
             # What billing.usage.charge_usage still has to debit.
             models.Index(
                 fields=["id"],

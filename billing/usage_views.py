@@ -150,6 +150,8 @@ def request_log(request: HttpRequest, membership: Membership) -> HttpResponse:
         "model": request.GET.get("model", "").strip()[:128],
         "status": request.GET.get("status", "").strip()[:3],
         "errors": request.GET.get("errors") == "1",
+        # Baton's request id or the client's own (x-client-request-id / x-request-id).
+        "id": request.GET.get("id", "").strip()[:128],
     }
     key_id = parse_key(filters["key"])
     if key_id is not None:
@@ -163,6 +165,8 @@ def request_log(request: HttpRequest, membership: Membership) -> HttpResponse:
         records = records.filter(status)
     if filters["errors"]:
         records = records.filter(status__gte=400)
+    if filters["id"]:
+        records = records.filter(Q(request_id=filters["id"]) | Q(client_request_id=filters["id"]))
     cursor = _parse_cursor(request.GET.get("before", ""))
     if cursor is not None:
         records = records.filter(

@@ -161,6 +161,12 @@ BATON_TURN_MEMORY_SECONDS = envint("BATON_TURN_MEMORY_SECONDS", 3600, minimum=60
 BATON_RESPONSE_IDS_SECONDS = envint("BATON_RESPONSE_IDS_SECONDS", 30 * 86400, minimum=60)
 BATON_COOLDOWN_SECONDS = envint("BATON_COOLDOWN_SECONDS", 30, minimum=1)
 BATON_CACHE_CHECK_SECONDS = envfloat("BATON_CACHE_CHECK_SECONDS", 0.5, minimum=0.0)
+# The relay's cached keys and teams (gateway/cache.py): reloaded from the database after
+# this long; served this much longer while the database does not answer; and how long a
+# request waits on the database for one it has not cached.
+BATON_CACHE_RELOAD_SECONDS = envfloat("BATON_CACHE_RELOAD_SECONDS", 300.0, minimum=0.1)
+BATON_STALE_IF_ERROR_SECONDS = envfloat("BATON_STALE_IF_ERROR_SECONDS", 3600.0, minimum=0.0)
+BATON_CACHE_LOAD_TIMEOUT = envfloat("BATON_CACHE_LOAD_TIMEOUT", 3.0, minimum=0.05)
 
 # --- Apps ---------------------------------------------------------------------
 INSTALLED_APPS = [

@@ -46,7 +46,10 @@ Without a limits Redis (the embedded default) the same script runs in
 process, on lupa's Lua (billing/quota/local.py). Spend counters start from
 the database the first time a process sees a team or key (``_seed``): Redis is
 authoritative for the current period, and the ledger fills in whatever it
-has not seen (a fresh Redis, or the in-process limiter after a restart).
+has not seen (a fresh Redis, or the in-process limiter after a restart). The
+read goes through the relay cache's ``ColdPath`` (gateway/db.py): a database
+that does not answer delays a request by at most ``BATON_CACHE_LOAD_TIMEOUT``
+once, and the seed is tried again ``SEED_RETRY`` seconds later.
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ from billing.quota.snapshots import Limits, TeamQuota
 from gateway import routing
 from gateway.contexts import KeyContext, Target, TeamContext
 from gateway.cooldown import Cooldowns
-from gateway.db import in_thread
+from gateway.db import ColdPath
 from gateway.errors import RelayError
 from gateway.redis_pipe import PipelinedRedis, Script
 from wire.dialects import Ask
@@ -146,8 +149,11 @@ class Hold:
 
 
 class Admission:
-    def __init__(self, cooldowns: Cooldowns | None = None) -> None:
+    def __init__(
+        self, cooldowns: Cooldowns | None = None, database: ColdPath | None = None
+    ) -> None:
         self.cooldowns = cooldowns
+        self.db = database or ColdPath()  # the relay cache's: one breaker per process
         self.configured = False
         self.redis: PipelinedRedis | None = None
         self.local: LocalLimits | None = None
@@ -537,7 +543,7 @@ class Admission:
                 missing.append((counter, scope_key, PERIODS[index % 3], first or None))
         if not missing:
             return
-        amounts = await in_thread(seed_amounts, team_id, [(k, p, f) for _, k, p, f in missing])
+        amounts = await self.db.run(seed_amounts, team_id, [(k, p, f) for _, k, p, f in missing])
         args = script.seed_args(
             [(amount, period) for (_, _, period, _), amount in zip(missing, amounts, strict=True)]
         )

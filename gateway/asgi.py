@@ -67,6 +67,8 @@ MAX_JSON_DEPTH = 254  # the deepest JSON orjson writes (its serialiser's recursi
 COUNT_IN_THREAD_BYTES = 256 * 1024
 # Aliases and upstream models have at most 128; "credential-name/model" adds up to 81.
 MAX_MODEL_CHARS = 256
+# A client's own request id (echoed and stored) is at most this long.
+MAX_CLIENT_REQUEST_ID = 128
 # Left as they are in a header value: visible ASCII but "%", which marks the escapes.
 _HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 SSE_HEADERS = [
@@ -84,7 +86,7 @@ class RelayApp:
     def __init__(self) -> None:
         self.cache = RelayCache()
         self.cooldowns = Cooldowns()
-        self.admission = Admission(self.cooldowns)
+        self.admission = Admission(self.cooldowns, self.cache.db)
         self.turns = TurnMemory()
         self.session: aiohttp.ClientSession | None = None
         self.redis: Any = None
@@ -166,6 +168,7 @@ class RelayApp:
         await self.ensure_started()
         call = Call(request_id="req_" + uuid.uuid4().hex, started=time.perf_counter())
         REQUEST_ID.set(call.request_id)
+        call.client_request_id = client_request_id(scope["headers"])
         try:
             path, method = scope["path"], scope["method"]
             route = ENDPOINTS.get(path)
@@ -480,7 +483,7 @@ class RelayApp:
         payload = orjson.dumps({"input_tokens": call.dialect.estimate_prompt_tokens(body)})
         headers = [
             JSON,
-            (b"x-request-id", call.request_id.encode()),
+            *id_headers(call),
             (b"x-baton-estimated", b"true"),
             *(call.hold.headers if call.hold is not None else ()),
         ]
@@ -699,7 +702,7 @@ class RelayApp:
         overhead = (time.perf_counter() - call.started - call.upstream_seconds) * 1000
         return [
             *extra,
-            (b"x-request-id", call.request_id.encode()),
+            *id_headers(call),
             (b"x-baton-provider", header_value(target.upstream.provider)),
             (b"x-baton-model", header_value(target.upstream.model)),
             (b"x-baton-overhead-ms", f"{overhead:.3f}".encode()),
@@ -725,6 +728,7 @@ class RelayApp:
         self.sink.emit(
             UsageEvent(
                 request_id=call.request_id,
+                client_request_id=call.client_request_id,
                 team_id=call.key.team_id,
                 api_key_id=call.key.key_id,
                 endpoint=call.endpoint,
@@ -864,14 +868,14 @@ class RelayApp:
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [JSON, (b"x-request-id", call.request_id.encode())],
+                "headers": [JSON, *id_headers(call)],
             }
         )
         await send({"type": "http.response.body", "body": payload})
 
     async def send_error(self, send: Any, call: Call, error: RelayError) -> None:
         """The error in the client's dialect: its shape and the status its clients expect."""
-        headers = [JSON, (b"x-request-id", call.request_id.encode())]
+        headers = [JSON, *id_headers(call)]
         headers += [(k.encode(), v.encode()) for k, v in error.headers.items()]
         refusal = refusal_of(error)
         status = call.dialect.error_status(refusal)
@@ -904,6 +908,31 @@ def refusal_of(error: RelayError | UpstreamError) -> Refusal:
             isinstance(error, RelayError) and error.headers.get("x-should-retry") == "false"
         ),
     )
+
+
+def client_request_id(headers: list[tuple[bytes, bytes]]) -> str:
+    """The client's own id for its request: ``x-client-request-id`` (OpenAI's name for it),
+    else ``x-request-id``; kept only if it is 1 to ``MAX_CLIENT_REQUEST_ID`` printable ASCII
+    characters, so it is safe to echo in a header and to store. Anything else is ignored."""
+    found = b""
+    for name, value in headers:
+        if name == b"x-client-request-id" or (name == b"x-request-id" and not found):
+            found = value
+    if 0 < len(found) <= MAX_CLIENT_REQUEST_ID and found.isascii():
+        text = found.decode("ascii")
+        if text.isprintable():
+            return text
+    return ""
+
+
+def id_headers(call: Call) -> list[tuple[bytes, bytes]]:
+    """Baton's id for the request under the names the OpenAI SDKs (``x-request-id``) and the
+    Anthropic SDKs (``request-id``) read, and the client's own id when it sent a valid one."""
+    own = call.request_id.encode()
+    headers = [(b"x-request-id", own), (b"request-id", own)]
+    if call.client_request_id:
+        headers.append((b"x-client-request-id", call.client_request_id.encode()))
+    return headers
 
 
 def forwarded_headers(scope: dict[str, Any], dialect: Dialect) -> dict[str, str]:

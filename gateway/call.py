@@ -21,6 +21,7 @@ class Call:
 
     request_id: str
     started: float
+    client_request_id: str = ""  # the client's own id for it (x-client-request-id, x-request-id)
     endpoint: str = ""
     dialect: Dialect = CHAT  # what the client speaks: its errors come back in it
     egress: str = ""  # what went upstream: "chat", "messages"...

@@ -99,11 +99,11 @@ def compose_uvicorn_command(port: int) -> list[str]:
     script = compose()["services"]["web"]["command"][-1]
     _, _, exec_part = script.partition("exec ")
     args = shlex.split(_compose_defaults(exec_part))
-    assert args[:2] == ["uvicorn", "config.asgi:application"], args
+    assert args[:4] == ["python", "-m", "gateway.serve", "config.asgi:application"], args
     for option, value in (("--host", "127.0.0.1"), ("--port", str(port))):
         assert option in args, f"the compose file's uvicorn command has no {option}"
         args[args.index(option) + 1] = value
-    return [sys.executable, "-m", *args]
+    return [sys.executable, *args[1:]]
 
 
 def compose_migrate_args() -> list[str]:
