@@ -420,6 +420,14 @@ def acceptable(outcome: Outcome, timeline: Timeline) -> bool:
 
 
 def test_every_fault_struck_requests_in_flight(scenario: Scenario) -> None:
+    outcomes = scenario.outcomes
+    print(  # shown with -rP or -s: what the scenario did
+        f"{len(outcomes)} requests, {len(scenario.reached)} reached the upstream, "
+        f"{scenario.cut} cut there by the kill, "
+        f"{sum(o.error is not None for o in outcomes)} connections broken, "
+        f"{sum(o.status == 503 for o in outcomes)} answered 503, "
+        f"{scenario.held} usage events held by the killed consumer"
+    )
     assert scenario.timeline.events == [
         "web worker killed",
         "redis stopped",
