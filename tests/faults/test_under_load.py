@@ -257,7 +257,7 @@ def scenario(stack: Stack, deployment: Deployment, upstream: FakeUpstreamProcess
         held = stop_the_database(stack, deployment.database, load, timeline)
         # The load goes on a while with every fault cleared, then stops.
         mark = timeline.position
-        until(lambda: load.served_since(mark) >= 2 * CONCURRENCY, "service after the faults", 60)
+        until(lambda: load.served_since(mark) >= 4 * CONCURRENCY, "service after the faults", 60)
     except AssertionError as exc:  # a wait timed out: what the processes said
         raise AssertionError(f"{exc}\n{stack.logs()}") from exc
     finally:
@@ -319,7 +319,7 @@ def kill_a_web_worker(
     until(lambda: len(stack.web.workers() - {pid}) == 2, "uvicorn's replacement worker", 30)
     until(lambda: stack.web.logs().count(STARTED) == 3, "the replacement serving", 120, 0.2)
     mark = timeline.position
-    until(lambda: load.served_since(mark) >= CONCURRENCY, "service after the kill", 30)
+    until(lambda: load.served_since(mark) >= 2 * CONCURRENCY, "service after the kill", 30)
     return cancelled_upstream(upstream) - before
 
 
