@@ -364,6 +364,8 @@ LOGIN_URL = "account_login"
 
 # --- Email --------------------------------------------------------------------
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "Baton <noreply@localhost>")
+# A mail server that does not answer must not hold a request (Django's default is no timeout).
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 10)
 if envstr("EMAIL_HOST"):
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     EMAIL_HOST = envstr("EMAIL_HOST")
