@@ -73,7 +73,10 @@ def _required_secret(name: str, hint: str, min_length: int) -> str:
     50 characters, 5 different ones, not Django's development prefix), enforced at
     start instead of left as a warning. The message never repeats the value.
     """
-    value = _required(name, hint)
+    return _strong(name, _required(name, hint), hint, min_length)
+
+
+def _strong(name: str, value: str, hint: str, min_length: int) -> str:
     if len(value) < min_length or len(set(value)) < 5:
         raise ImproperlyConfiguredEnv(
             f"{name} must be at least {min_length} characters with at least 5 different ones "
@@ -511,6 +514,14 @@ if BATON_REQUEST_LOG not in {"off", "errors", "all"}:
 # networks; with neither set, only loopback may scrape. With several worker
 # processes set PROMETHEUS_MULTIPROC_DIR to an empty directory (see docs/operations.md).
 BATON_METRICS_TOKEN = envstr("BATON_METRICS_TOKEN")
+if BATON_METRICS_TOKEN and not DEBUG:
+    # A bearer token for a public path: a placeholder left from the example file is refused.
+    _strong(
+        "BATON_METRICS_TOKEN",
+        BATON_METRICS_TOKEN,
+        "a long random string, e.g. `openssl rand -hex 24`",
+        24,
+    )
 BATON_METRICS_ALLOW = envlist("BATON_METRICS_ALLOW")
 for _network in BATON_METRICS_ALLOW:
     try:
