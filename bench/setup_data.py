@@ -40,7 +40,7 @@ def credential(team: Team, name: str, base_url: str) -> ProviderCredential:
 
 def generous_limits(team: Team, key: ApiKey, credentials: list[ProviderCredential]) -> str:
     """Set every limit the quota feature knows, far above what the benchmark sends."""
-    if not (ROOT / "relay" / "admission.py").exists():
+    if not (ROOT / "gateway" / "admission.py").exists():
         return "no quota feature in this build (gateway/admission.py absent)"
     try:
         from billing import models as billing
