@@ -75,7 +75,7 @@ messages: $(STAMP)
 	DEBUG=1 $(PY) manage.py compilemessages --ignore='.venv/*'
 
 # The benchmark: Baton in its production configuration (PostgreSQL, Redis, uvicorn with one
-# worker per core) against the fake upstream, with wrk and bench/loadgen.py. About 7 minutes.
+# worker per core) against the fake upstream, with wrk and bench/loadgen.py. About 8½ minutes.
 # Results in bench/results/ (git-ignored), copied into BENCHMARKS.md by bench/update_docs.py.
 check-bench-binaries:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { echo "PostgreSQL server binaries are missing: apt-get install postgresql"; exit 1; }
