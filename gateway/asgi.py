@@ -38,7 +38,8 @@ from gateway.contexts import KeyContext, Target, TeamContext
 from gateway.cooldown import Cooldowns
 from gateway.errors import RelayError, invalid_key, model_not_found
 from gateway.metering import DatabaseSink, RedisStreamSink, Sink
-from gateway.turns import Resumed, TurnMemory, TurnNotes
+from gateway.redis_pipe import PipelinedRedis
+from gateway.turns import TURN_WRITE_TIMEOUT, Resumed, TurnMemory, TurnNotes
 from relay.netguard import AddressPolicy, guarded_connector, unsafe_address_cause
 from wire.base import Adapter
 from wire.dialects import CHAT, MESSAGES, RESPONSES, Ask, Dialect, DialectError, Refusal
@@ -120,6 +121,9 @@ class RelayApp:
             )
             self.sink = RedisStreamSink(self.redis)
             self.turns.redis = self.redis
+            # Writes on the reply's path go over one pipelined connection: redis-py's client
+            # costs several times the CPU per command (BENCHMARKS.md, choices).
+            self.turns.writer = PipelinedRedis(settings.REDIS_URL, TURN_WRITE_TIMEOUT)
             self.tasks.append(asyncio.create_task(self._watch()))
         else:
             self.sink = DatabaseSink()
@@ -140,6 +144,8 @@ class RelayApp:
             await observability.stop(self)
         if self.session is not None:
             await self.session.close()
+        if self.turns.writer is not None:
+            await self.turns.writer.aclose()
         if self.redis is not None:
             await self.redis.aclose()
 
