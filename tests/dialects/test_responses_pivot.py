@@ -231,7 +231,7 @@ def _moved_loop(*turn: Any) -> Any:
     }
 
 
-SEALED_ELSEWHERE = {  # OpenAI's reasoning as Codex keeps it: no summary asked, sealed
+SEALED_ELSEWHERE: Any = {  # OpenAI's reasoning as Codex keeps it: no summary asked, sealed
     "type": "reasoning",
     "id": "rs_0a1b",
     "summary": [],
