@@ -589,7 +589,8 @@ def _native_reasoning(
 
 def _unreadable_reasoning(body: dict[str, Any]) -> bool:
     """Whether a Responses history sent through the chat pivot holds reasoning it cannot read
-    (a provider's ``encrypted_content`` with no text shown): the pivot leaves it out."""
+    (a provider's ``encrypted_content`` with no text shown): the pivot leaves it out, and
+    turns thinking off when a tool-call turn is left without reasoning so."""
     items = body.get("input")
     return isinstance(items, list) and any(
         isinstance(item, dict)
