@@ -109,6 +109,13 @@ def _locked(cursor: Any) -> None:
     cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_ID])
 
 
+def _checked(cursor: Any) -> None:
+    """Run the foreign key checks still deferred in the enclosing transaction (rows written
+    earlier in it): PostgreSQL drops no table with checks pending on it."""
+    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
 @dataclass
 class EnsureRun:
     created: list[date] = field(default_factory=list)
@@ -165,6 +172,7 @@ def move_default(now: datetime | None = None) -> tuple[int, list[date]]:
                 _create(cursor, day)
         cursor.execute(f'INSERT INTO "{TABLE}" SELECT * FROM "{DEFAULT}_moving"')
         moved = cursor.rowcount
+        _checked(cursor)
         cursor.execute(f'DROP TABLE "{DEFAULT}_moving"')
     skewed = [d for d in found if abs(start_of(d) - now) > SKEW]
     if skewed:
@@ -204,6 +212,7 @@ def drop_expired(cutoff: datetime) -> tuple[int, list[date]]:
             if cursor.fetchone() is not None:
                 log.info("ledger partition %s kept: usage in it is not debited yet", name)
                 continue
+            _checked(cursor)
             cursor.execute(f'DROP TABLE "{name}"')
         rows += count
         dropped.append(day)

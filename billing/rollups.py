@@ -13,7 +13,8 @@ Each run (``billing.rollup_usage``, every minute):
 1. rebuilds hours that received late rows: rows ingested since the last run
    (less a margin for transactions still in flight) whose request ran in an
    hour already done;
-2. rolls up complete hours from the DONE boundary to now, a day at a time;
+2. rolls up complete hours from the DONE boundary to now, a day at a time
+   (midnight to midnight, so each step reads one daily partition of the ledger);
 3. rebuilds the current, still open hour, so dashboards lag by one run.
 
 Hours before the pruned horizon (``billing.ledger.prune``) are never
@@ -35,7 +36,7 @@ from django.utils import timezone
 
 from billing import fillstate
 from billing.models import LATENCY_BUCKETS_MS, LATENCY_FIELDS, HourlyUsage, UsageRecord
-from billing.periods import HOUR, floor_hour
+from billing.periods import HOUR, ceil_day, floor_hour
 from billing.usage import price_records
 
 log = logging.getLogger("baton.billing")
@@ -183,7 +184,8 @@ def rollup(now: datetime | None = None) -> RollupRun:
 
     # 2. Complete hours, a day at a time, each step marked before and after.
     while state.end_time < current:
-        end = min(state.end_time + CATCH_UP_STEP, current)
+        # Up to the next midnight: a step reads one of the ledger's daily partitions.
+        end = min(ceil_day(state.end_time + HOUR), current)
         fillstate.mark(state, state.end_time, done=False)
         run.rows += rebuild(state.end_time, end)
         run.hours += int((end - state.end_time) / HOUR)
