@@ -96,6 +96,30 @@ def days() -> list[date]:
     return sorted(found)
 
 
+def window(since: datetime | None = None, now: datetime | None = None) -> tuple[datetime, datetime] | None:
+    """The span of the unbroken run of daily partitions that holds today, from ``since`` on;
+    None where the ledger is not partitioned or today has no partition. A query bounded by
+    it is planned against those partitions alone (the DEFAULT partition, which could hold
+    any time, is pruned too), so the request log reads the newest partition and stops. What
+    it leaves out: a row the DEFAULT partition caught in the last hour, until ``ensure``
+    moves it, and rows dated beyond a gap in the partitions (a clock days off)."""
+    if not partitioned():
+        return None
+    today = day_of(now or datetime.now(UTC))
+    have = set(days())
+    if today not in have:
+        return None
+    first = last = today
+    while first - DAY in have:
+        first -= DAY
+    while last + DAY in have:
+        last += DAY
+    start = start_of(first)
+    if since is not None:
+        start = max(start, since)
+    return start, start_of(last + DAY)
+
+
 def _create(cursor: Any, day: date) -> None:
     start, end = start_of(day), start_of(day + DAY)
     cursor.execute(
@@ -116,11 +140,26 @@ def _checked(cursor: Any) -> None:
     cursor.execute("SET CONSTRAINTS ALL DEFERRED")
 
 
+def create_days(wanted: list[date]) -> list[date]:
+    """Partitions for these days, where missing (rows for them in the DEFAULT partition are
+    moved by ``ensure``); returns the days created."""
+    if not partitioned():
+        return []
+    created = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        _locked(cursor)
+        have = set(days())
+        for day in sorted(set(wanted) - have):
+            _create(cursor, day)
+            created.append(day)
+    return created
+
+
 @dataclass
 class EnsureRun:
-    created: list[date] = field(default_factory=list)
+    created: list[date] = field(default_factory=list)  # all days created, moved_days among them
     moved: int = 0  # rows moved out of the DEFAULT partition
-    moved_days: list[date] = field(default_factory=list)
+    moved_days: list[date] = field(default_factory=list)  # days created for those rows
 
 
 def ensure(now: datetime | None = None, ahead: int = AHEAD_DAYS) -> EnsureRun:
@@ -130,16 +169,11 @@ def ensure(now: datetime | None = None, ahead: int = AHEAD_DAYS) -> EnsureRun:
     if not partitioned():
         return run
     today = day_of(now or datetime.now(UTC))
-    with transaction.atomic(), connection.cursor() as cursor:
-        _locked(cursor)
-        have = set(days())
-        for offset in range(ahead + 1):
-            day = today + timedelta(days=offset)
-            if day not in have:
-                _create(cursor, day)
-                run.created.append(day)
+    # The DEFAULT partition first: PostgreSQL refuses a partition for a day it holds rows of.
     run.moved, run.moved_days = move_default(now)
-    run.created += [day for day in run.moved_days if day not in run.created]
+    run.created = run.moved_days + create_days(
+        [today + timedelta(days=n) for n in range(ahead + 1)]
+    )
     if run.created:
         log.info("ledger partitions created: %s", ", ".join(map(str, sorted(run.created))))
     return run

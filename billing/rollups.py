@@ -30,7 +30,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
 
@@ -71,12 +71,13 @@ def _latency_counts() -> dict[str, Any]:
     return counts
 
 
-def aggregate(start: datetime, end: datetime) -> list[HourlyUsage]:
-    """Fresh rollup rows for the hours in [start, end), from the ledger."""
-    records = UsageRecord.objects.filter(created_at__gte=start, created_at__lt=end)
-    price_records(records.filter(cost=None))
-    rows = (
-        records.annotate(x_hour=TruncHour("created_at", tzinfo=UTC))
+def grouped(start: datetime, end: datetime) -> QuerySet[UsageRecord, dict[str, Any]]:
+    """The rollup query: the ledger rows of [start, end) summed per hour, team, key, provider,
+    model and currency. Bounded by ``created_at`` alone, so on PostgreSQL it reads the
+    partition of that day and no other (``tests/metering/test_partitions.py`` checks the plan)."""
+    return (
+        UsageRecord.objects.filter(created_at__gte=start, created_at__lt=end)
+        .annotate(x_hour=TruncHour("created_at", tzinfo=UTC))
         .values("x_hour", "team_id", "api_key_id", "provider", "upstream_model", "currency")
         .annotate(
             x_requests=Count("id"),
@@ -90,9 +91,16 @@ def aggregate(start: datetime, end: datetime) -> list[HourlyUsage]:
         )
         .order_by()
     )
+
+
+def aggregate(start: datetime, end: datetime) -> list[HourlyUsage]:
+    """Fresh rollup rows for the hours in [start, end), from the ledger."""
+    price_records(
+        UsageRecord.objects.filter(created_at__gte=start, created_at__lt=end, cost=None)
+    )
     now = timezone.now()
     out = []
-    for row in rows:
+    for row in grouped(start, end):
         values: dict[str, Any] = {
             "team_id": row["team_id"],
             "hour": row["x_hour"],
