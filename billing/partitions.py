@@ -96,7 +96,9 @@ def days() -> list[date]:
     return sorted(found)
 
 
-def window(since: datetime | None = None, now: datetime | None = None) -> tuple[datetime, datetime] | None:
+def window(
+    since: datetime | None = None, now: datetime | None = None
+) -> tuple[datetime, datetime] | None:
     """The span of the unbroken run of daily partitions that holds today, from ``since`` on;
     None where the ledger is not partitioned or today has no partition. A query bounded by
     it is planned against those partitions alone (the DEFAULT partition, which could hold
@@ -185,7 +187,7 @@ def move_default(now: datetime | None = None) -> tuple[int, list[date]]:
     if not partitioned():
         return 0, []
     with connection.cursor() as cursor:
-        cursor.execute(f'SELECT 1 FROM "{DEFAULT}" LIMIT 1')
+        cursor.execute(f'SELECT 1 FROM "{DEFAULT}" LIMIT 1')  # noqa: S608 (a constant)
         if cursor.fetchone() is None:
             return 0, []
     now = now or datetime.now(UTC)
@@ -197,14 +199,14 @@ def move_default(now: datetime | None = None) -> tuple[int, list[date]]:
         cursor.execute(f'ALTER TABLE "{DEFAULT}" RENAME TO "{DEFAULT}_moving"')
         cursor.execute(f'CREATE TABLE "{DEFAULT}" PARTITION OF "{TABLE}" DEFAULT')
         cursor.execute(
-            f"SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date FROM \"{DEFAULT}_moving\""
+            f"SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date FROM \"{DEFAULT}_moving\""  # noqa: S608
         )
         found = sorted(row[0] for row in cursor.fetchall())
         have = set(days())
         for day in found:
             if day not in have:
                 _create(cursor, day)
-        cursor.execute(f'INSERT INTO "{TABLE}" SELECT * FROM "{DEFAULT}_moving"')
+        cursor.execute(f'INSERT INTO "{TABLE}" SELECT * FROM "{DEFAULT}_moving"')  # noqa: S608
         moved = cursor.rowcount
         _checked(cursor)
         cursor.execute(f'DROP TABLE "{DEFAULT}_moving"')
@@ -232,7 +234,7 @@ def drop_expired(cutoff: datetime) -> tuple[int, list[date]]:
             break
         name = name_of(day)
         with connection.cursor() as cursor:
-            cursor.execute(f'SELECT count(*) FROM "{name}"')
+            cursor.execute(f'SELECT count(*) FROM "{name}"')  # noqa: S608 (name_of: a date)
             count = cursor.fetchone()[0]
         with transaction.atomic(), connection.cursor() as cursor:
             _locked(cursor)
@@ -240,7 +242,7 @@ def drop_expired(cutoff: datetime) -> tuple[int, list[date]]:
             # and the drop.
             cursor.execute(f'LOCK TABLE "{TABLE}" IN ACCESS EXCLUSIVE MODE')
             cursor.execute(
-                f'SELECT 1 FROM "{name}" WHERE credit_entry_id IS NULL '
+                f'SELECT 1 FROM "{name}" WHERE credit_entry_id IS NULL '  # noqa: S608
                 "AND (cost IS NULL OR cost > 0) LIMIT 1"
             )
             if cursor.fetchone() is not None:

@@ -95,9 +95,7 @@ def grouped(start: datetime, end: datetime) -> QuerySet[UsageRecord, dict[str, A
 
 def aggregate(start: datetime, end: datetime) -> list[HourlyUsage]:
     """Fresh rollup rows for the hours in [start, end), from the ledger."""
-    price_records(
-        UsageRecord.objects.filter(created_at__gte=start, created_at__lt=end, cost=None)
-    )
+    price_records(UsageRecord.objects.filter(created_at__gte=start, created_at__lt=end, cost=None))
     now = timezone.now()
     out = []
     for row in grouped(start, end):

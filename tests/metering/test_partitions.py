@@ -98,7 +98,10 @@ def test_a_replayed_event_is_ignored_and_the_first_copy_kept(metered: Metered) -
     first = event(acme.pk, None, timezone.now() - timedelta(minutes=3), prompt=100)
     # The same request again with other counts (a late settle after an estimate, say).
     again = event(
-        acme.pk, None, datetime.fromtimestamp(first.created_at, UTC), prompt=999,
+        acme.pk,
+        None,
+        datetime.fromtimestamp(first.created_at, UTC),
+        prompt=999,
         request_id=first.request_id,
     )
     assert again.created_at == first.created_at
@@ -154,7 +157,7 @@ def test_the_default_partition_catches_a_row_and_ensure_moves_it(
     assert partition_of(stray.request_id) == [partitions.name_of(stray_day)]
     after = UsageRecord.objects.get(request_id=stray.request_id)
     assert (after.pk, after.cost, after.created_at) == (before.pk, before.cost, before.created_at)
-    assert sql(f'SELECT count(*) FROM "{partitions.DEFAULT}"') == [(0,)]
+    assert sql(f'SELECT count(*) FROM "{partitions.DEFAULT}"') == [(0,)]  # noqa: S608
     assert "clock skew" in caplog.text
     # Redelivered now that its day has a partition of its own: still the same one row.
     ingest([stray])
@@ -251,7 +254,7 @@ def test_generate_ledger_writes_the_rows_asked_for(db: None) -> None:
     teams = Team.objects.filter(name__startswith="ledger-bench-")
     assert teams.count() == 2
     assert UsageRecord.objects.filter(team__in=teams).count() == 1000
-    assert sql(f'SELECT count(*) FROM "{partitions.DEFAULT}"') == [(0,)]
+    assert sql(f'SELECT count(*) FROM "{partitions.DEFAULT}"') == [(0,)]  # noqa: S608
     spread = sql(
         "SELECT tableoid::regclass::text, count(*) FROM billing_usagerecord GROUP BY 1 ORDER BY 1"
     )
