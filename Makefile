@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 UV_VERSION := 0.13.9
 UV := $(VENV)/bin/uv
 
-.PHONY: run test lint fmt install lock messages check-test-binaries bench bench-compare bench-tokens check-bench-binaries agents
+.PHONY: run test lint fmt install lock messages check-test-binaries bench bench-compare bench-tokens bench-ledger check-bench-binaries agents
 
 # Installs exactly what uv.lock pins (hash-checked), then Baton itself without resolving
 # anything. --locked refuses a lock that no longer matches pyproject.toml: run `make lock`.
@@ -85,6 +85,13 @@ check-bench-binaries:
 bench: $(STAMP) check-bench-binaries
 	$(PY) scripts/services.py -- $(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/tokens.py
+	$(PY) scripts/services.py -- $(PY) bench/ledger.py $(LEDGER_ARGS)
+	$(PY) bench/update_docs.py
+
+# The partitioned usage ledger alone (bench/ledger.py; about 20 minutes at its default sizes,
+# which LEDGER_ARGS changes, e.g. LEDGER_ARGS="--ledger-rows 100000000").
+bench-ledger: $(STAMP)
+	$(PY) scripts/services.py -- $(PY) bench/ledger.py $(LEDGER_ARGS)
 	$(PY) bench/update_docs.py
 
 # Prompt tokens alone (about a minute, no services): the bound and the estimate of

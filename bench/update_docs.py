@@ -4,8 +4,9 @@
 
 Numbers in BENCHMARKS.md come only from here: bench/results/bench-latest.md between
 ``<!-- bench:results -->`` markers, bench/results/compare-latest.md between
-``<!-- bench:compare -->`` markers and bench/results/tokens-latest.md (bench/tokens.py)
-between ``<!-- bench:tokens -->`` markers. A missing report leaves its section as it was.
+``<!-- bench:compare -->`` markers, bench/results/tokens-latest.md (bench/tokens.py)
+between ``<!-- bench:tokens -->`` markers and bench/results/ledger-latest.md (bench/ledger.py)
+between ``<!-- bench:ledger -->`` markers. A missing report leaves its section as it was.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ SECTIONS = {
     "results": "bench-latest.md",
     "compare": "compare-latest.md",
     "tokens": "tokens-latest.md",
+    "ledger": "ledger-latest.md",
 }
 
 

@@ -162,7 +162,13 @@ class Command(BaseCommand):
                         cursor.execute("SET LOCAL session_replication_role = replica")
                     cursor.execute(
                         LEDGER_DAY,
-                        {**params, "n": count, "tag": f"{tag}_{n}", "start": start, "chunk": chunk},
+                        {
+                            **params,
+                            "n": count,
+                            "tag": f"{tag}_{n}",
+                            "start": start,
+                            "chunk": f"{int(chunk.total_seconds())} seconds",
+                        },
                     )
                 written += count
                 self.stdout.write(f"  {start:%Y-%m-%d %H:%M}: {count} rows")
