@@ -4,8 +4,8 @@ measuring the partitioned ledger (``bench/ledger.py``) on PostgreSQL.
     manage.py generate_ledger --rows 10000000 --teams 20 --days 30 --rollup-days 365
 
 Makes ``--teams`` teams named ``ledger-bench-N`` (reused by a later run) with three API key
-ids each, then ``--rows`` ledger rows spread evenly over the ``--days`` days up to today (or
-the last ``--hours`` complete hours), one ``INSERT ... SELECT FROM generate_series`` per day
+ids each, then ``--rows`` ledger rows spread evenly over the ``--days`` days up to now (today
+being the last, cut at the present), or over the last ``--hours`` complete hours, one ``INSERT ... SELECT FROM generate_series`` per day
 (or hour): PostgreSQL makes the rows itself and
 each statement fills one daily partition, which is faster than any client-side path (COPY
 included) because no row crosses the wire. Then one rollup row per hour, team, key and
@@ -155,6 +155,8 @@ class Command(BaseCommand):
                 if not count:
                     continue
                 start = first + n * chunk
+                # Today's rows end now: nothing is dated (or ingested) in the future.
+                length = min(chunk, now - start)
                 with transaction.atomic():
                     if fast:
                         # The rows' teams and credit entries exist: skip the per-row foreign
@@ -167,7 +169,7 @@ class Command(BaseCommand):
                             "n": count,
                             "tag": f"{tag}_{n}",
                             "start": start,
-                            "chunk": f"{int(chunk.total_seconds())} seconds",
+                            "chunk": f"{length.total_seconds()} seconds",
                         },
                     )
                 written += count
