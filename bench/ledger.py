@@ -413,8 +413,8 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=30)
     args = parser.parse_args()
     if args.render:
-        report = json.loads((RESULTS / "ledger-latest.json").read_text())
-        (RESULTS / "ledger-latest.md").write_text(render(report))
+        last = json.loads((RESULTS / "ledger-latest.json").read_text())
+        (RESULTS / "ledger-latest.md").write_text(render(last))
         return 0
     started = time.perf_counter()
     call_command("migrate", verbosity=0)
