@@ -5,8 +5,9 @@
 Numbers in BENCHMARKS.md come only from here: bench/results/bench-latest.md between
 ``<!-- bench:results -->`` markers, bench/results/dialects-latest.md (the dialects phase of
 ``make bench``) between ``<!-- bench:dialects -->`` markers, bench/results/compare-latest.md
-between ``<!-- bench:compare -->`` markers and bench/results/tokens-latest.md
-(bench/tokens.py) between ``<!-- bench:tokens -->`` markers. A missing report leaves its section as it was.
+between ``<!-- bench:compare -->`` markers, bench/results/tokens-latest.md (bench/tokens.py)
+between ``<!-- bench:tokens -->`` markers and bench/results/ledger-latest.md (bench/ledger.py)
+between ``<!-- bench:ledger -->`` markers. A missing report leaves its section as it was.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ SECTIONS = {
     "dialects": "dialects-latest.md",
     "compare": "compare-latest.md",
     "tokens": "tokens-latest.md",
+    "ledger": "ledger-latest.md",
 }
 
 

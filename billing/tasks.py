@@ -86,7 +86,18 @@ def update_billing_records_task() -> dict[str, int]:
 
 @shared_task(name="billing.prune_ledger", autoretry_for=TRANSIENT, retry_backoff=60, max_retries=3)
 def prune_ledger_task() -> int:
-    """Delete raw usage records past ``BATON_LEDGER_RETENTION_DAYS``."""
+    """Remove raw usage records past ``BATON_LEDGER_RETENTION_DAYS`` (PostgreSQL: drop whole
+    daily partitions; SQLite: delete rows)."""
     from billing.ledger import prune
 
     return prune()
+
+
+@shared_task(name="billing.ensure_ledger_partitions", autoretry_for=TRANSIENT, max_retries=0)
+def ensure_ledger_partitions_task() -> dict[str, int]:
+    """Create the ledger's daily partitions ahead, and move rows out of its DEFAULT partition
+    (PostgreSQL; nothing to do on SQLite)."""
+    from billing.partitions import ensure
+
+    run = ensure()
+    return {"created": len(run.created), "moved": run.moved}

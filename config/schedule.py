@@ -33,6 +33,12 @@ BEAT_SCHEDULE = {
         "schedule": 60.0,
         "options": {"expires": 55},
     },
+    # Daily ledger partitions a week ahead (PostgreSQL), and rows the DEFAULT one caught.
+    "ensure-ledger-partitions": {
+        "task": "billing.ensure_ledger_partitions",
+        "schedule": crontab(minute=23),
+        "options": {"expires": 3000},
+    },
     "prune-ledger": {
         "task": "billing.prune_ledger",
         "schedule": crontab(minute=41, hour=4),

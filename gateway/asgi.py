@@ -172,7 +172,11 @@ class RelayApp:
     # --- entry --------------------------------------------------------------------
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         await self.ensure_started()
-        call = Call(request_id="req_" + uuid.uuid4().hex, started=time.perf_counter())
+        call = Call(
+            request_id="req_" + uuid.uuid4().hex,
+            started=time.perf_counter(),
+            started_at=time.time(),
+        )
         REQUEST_ID.set(call.request_id)
         call.client_request_id = client_request_id(scope["headers"])
         try:
@@ -759,7 +763,7 @@ class RelayApp:
                 latency_ms=total * 1000,
                 ttfb_ms=call.ttfb * 1000 if call.ttfb is not None else None,
                 overhead_ms=max(0.0, (total - call.upstream_seconds) * 1000),
-                created_at=time.time(),
+                created_at=call.started_at,
             )
         )
 
