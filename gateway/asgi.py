@@ -219,6 +219,7 @@ class RelayApp:
                 ask,
                 endpoint,
                 lambda: call.dialect.estimate_prompt_tokens(body),
+                dialect=call.dialect.name,
             )
             # 4. Route.
             targets = routing.candidates(team, model)
@@ -337,6 +338,8 @@ class RelayApp:
         for target in ordered:
             call.attempts += 1
             call.target = target
+            if call.hold is not None:
+                call.hold.target = target  # reported with the lease: where it went
             adapter, call.egress = routing.adapter_for(call.dialect, target, ask)
             # Reasoning bound to another target is not sent where it cannot be read.
             sent, dropped = turns.for_target(
@@ -562,6 +565,8 @@ class RelayApp:
         translator = adapter.stream_translator(
             endpoint, target.upstream, client_wants_usage=ask.wants_usage
         )
+        if call.hold is not None:
+            call.hold.stream = translator  # and what it has streamed so far
         chunks = response.content.iter_any()
         # Before the first byte reaches the client a failure may still fall over.
         first = b""
