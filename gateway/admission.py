@@ -10,35 +10,38 @@ record in its team's in-flight set in the same atomic step, so any number of Bat
 processes sharing the Redis can never admit more than the limits allow.
 ``Admission.settle`` turns the hold into the real cost once the response is done.
 
-A request that reached the upstream is billed, whatever dies (issue 15). The record is
-written for every request, limits or not (a team without limits pays one ZADD and one
-ZREM for it), before the upstream is called, and it is durable where Redis is (AOF in
-production). While the request runs, this process renews its lease every third of
+A request that reached the upstream is billed, whatever dies. The record is written for
+every request, limits or not (a team without limits pays one ZADD and one ZREM for it),
+before the upstream is called, and it is durable where Redis is (AOF in production).
+While the request runs, this process renews its lease every third of
 ``BATON_LEASE_SECONDS`` (``Admission.renew``: one call per team per tick, off the request
 path, only for requests older than half a tick) and reports where it went and how many
-completion tokens it has streamed. If the process dies, a reaper (billing/quota/reaper.py,
-here every tick and in Celery beat) bills the record from what it last reported, within 3
-leases; settle and reap agree in the script (a settle after the reap counts nothing, and
-the ledger keeps one row per request id). The embedded default keeps its records in
+completion tokens it has streamed. The settle is sent only once the request's usage
+event is written (the relay passes it to the sink as the event's ``then``). If the
+process dies before, a reaper (billing/quota/reaper.py: here every tick, and Celery
+beat) bills the record from what it last reported, within 3 leases of its last
+renewal; settle and reap agree in the script (a settle after the reap counts nothing,
+and the ledger keeps one row per request id). The embedded default keeps its records in
 process: a crash of its one process loses them with everything else it held.
 
 Short leases, not long holds. Concurrency counts live leases, so a request whose
-process died, or whose renewals a limits-store outage stopped, frees its slot within a
-lease; money stays held by the record until settled or reaped, so a blip never lets a
-budget be spent twice.
+process died, or whose renewals a limits-store outage stopped, frees its slot within
+4/3 of a lease; money stays held by the record until settled or reaped, so a blip never
+lets a budget be spent twice.
 
 Counters that converge on the ledger (billing/quota/reconcile.py). A settle that fails
-(the store is unreachable) is kept and retried each tick; one that lands later than
-twice the lease after its event counts nothing, and its scopes are reconciled with the
-ledger a few times after (counter := max(counter, ledger total), done in the script).
-Each scope this process serves is also reconciled every ``BATON_RECONCILE_SECONDS``; a
-scope the store has never seen, or lost, is reconciled before anything is admitted in
-it (the script answers "seed"). The bound while the store is unreachable, in fail-open
-mode: requests are served unchecked and their spend reaches the counters when the
-store is back (retried settles, or the ledger within a reconciliation), so the overrun
-is what the team spends during the outage plus, after it, at most what settles later
-than twice the lease until the next reconciliation (tests/quotas/test_outage.py
-measures it and that counters equal the ledger once it clears).
+(the store is unreachable) is kept, its lease renewed, and retried each tick. A
+reconciliation raises a scope's counters to the ledger's totals (counter := max(counter,
+ledger), in the script) and leaves a watermark; a settle whose event is older than the
+watermark counts nothing (the totals have it, or the next ones will) and asks for
+another reconciliation of its scopes a lease later. Celery beat reconciles every scope
+with recent spend every ``BATON_RECONCILE_SECONDS`` (in the embedded default, this
+process the scopes it serves); a scope the store has never seen, or lost, is reconciled
+before anything is admitted in it (the script answers "seed"). The bound while the
+store is unreachable, in fail-open mode: requests are served unchecked (the overrun is
+what the team spends meanwhile) and their spend reaches the counters when the store is
+back, through the retried settles, or through the ledger at the next reconciliation for
+what was lost (tests/quotas/test_inflight.py: counters equal the ledger once it clears).
 
 Overspend bound. For every admitted request the script guarantees
 spent + held + estimate <= cap (and <= the credit balance). A cap is overrun
@@ -55,7 +58,7 @@ the second before every process has reloaded the team. Tokens per minute reserve
 prompt + the request's own output cap (not the default), corrected at settle; a
 request that turns out larger leaves the bucket in debt, which later requests wait off.
 
-Redis CPU (issue 16). A scope without limits is not passed at all; a scope is one hash
+Redis CPU. A scope without limits is not passed at all; a scope is one hash
 (one HMGET, one HSET); settles are batched per team for ``SETTLE_BATCH_SECONDS``, so
 their fixed costs are shared. bench/quota_cost.py measures admit + settle from
 ``INFO commandstats``.
@@ -80,7 +83,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -93,7 +96,7 @@ from billing import conf
 from billing.money import display, from_nanos
 from billing.quota import reaper, script
 from billing.quota.local import LOCAL, LocalLimits
-from billing.quota.reconcile import lag_seconds, reconcile
+from billing.quota.reconcile import reconcile
 from billing.quota.script import LUA, PERIODS, periods
 from billing.quota.snapshots import Limits, TeamQuota
 from gateway import routing
@@ -186,6 +189,7 @@ class Hold:
     reported: str = ""
     renewed: bool = False
     gone: bool = False  # a renewal found no record (reaped, or the store lost it)
+    settling: bool = False  # done; its settle is on its way (renewed until it lands)
 
     def report(self) -> str:
         """Where the request went and what it has streamed, for its record."""
@@ -513,7 +517,7 @@ class Admission:
             held=request.cost,
             tokens_back=request.tokens,
             used=0,
-            late=False,
+            at_ms=int(time.time() * 1000),
             renewed=False,
             team_active=active,
             team_tpm=None,
@@ -693,16 +697,35 @@ class Admission:
         return RelayError(429, message, type=kind, code="rate_limit_exceeded", headers=headers)
 
     # --- settle ---------------------------------------------------------------------
-    def settle(self, hold: Hold, target: Target | None, usage: Usage) -> None:
-        """Release the hold and record the real cost; never blocks the response."""
+    def settle(
+        self, hold: Hold, target: Target | None, usage: Usage, at: float | None = None
+    ) -> Callable[[], None] | None:
+        """Work out the real cost of an admitted request whose usage event is written at
+        ``at`` (the event's ``created_at``; now by default). Returns the call that sends the
+        settle (None when there is nothing to send): the relay makes it once the event is
+        written (``Sink.emit``'s ``then``), so a process that dies before that leaves the
+        record for a reaper rather than neither. Never blocks, never raises: the response
+        is already out."""
         try:
-            self._schedule_settle(hold, target, usage)
+            pending = self.prepare_settle(hold, target, usage, time.time() if at is None else at)
         except Exception:
-            # The response is already out; an unsettled record is reaped.
+            # An unsettled record is reaped.
             log.exception("could not settle hold %s", hold.id)
+            return None
+        if pending is None:
+            return None
 
-    def _schedule_settle(self, hold: Hold, target: Target | None, usage: Usage) -> None:
-        self.live.pop(hold.id, None)
+        def send() -> None:
+            try:
+                self.enqueue(pending)
+            except Exception:
+                log.exception("could not settle hold %s", hold.id)
+
+        return send
+
+    def prepare_settle(
+        self, hold: Hold, target: Target | None, usage: Usage, at: float
+    ) -> Pending | None:
         cost = 0
         if target is not None and (usage.prompt_tokens or usage.completion_tokens):
             rate = hold.quota.rates.get((target.upstream.provider, target.upstream.model))
@@ -716,16 +739,17 @@ class Admission:
         used = usage.prompt_tokens + usage.completion_tokens
         limits = hold.quota.credentials.get(target.credential_id) if target is not None else None
         if not (hold.placed or hold.team_active or hold.key_active or limits is not None):
-            return  # nothing recorded, nothing counted
+            return None  # nothing recorded, nothing counted
+        hold.settling = True
         item = script.Settle(
-            record=hold.member,
+            record=hold.member if hold.placed else "",
             request_id=hold.id,
             key_id=hold.key_id,
             cost=cost,
             held=hold.cost,
             tokens_back=hold.tokens - used if hold.placed else 0,
             used=used,
-            late=False,
+            at_ms=math.floor(at * 1000),
             renewed=hold.renewed,
             team_active=hold.team_active,
             team_tpm=hold.quota.limits.tpm,
@@ -734,7 +758,7 @@ class Admission:
             credential_id=target.credential_id if target is not None and limits else None,
             credential=limits,
         )
-        self.enqueue(Pending(hold.team_id, item, time.time()))
+        return Pending(hold.team_id, item, at)
 
     def enqueue(self, pending: Pending) -> None:
         if self.local is not None:
@@ -775,7 +799,7 @@ class Admission:
         )
         self.settled(items, self.local.run(keys, args))
 
-    async def send(self, items: list[Pending]) -> None:
+    async def send(self, items: list[Pending]) -> bool:
         day, month = periods()
         keys, args = script.settle_call(
             items[0].team_id, [p.item for p in items], int(self.window_ms), day, month
@@ -784,27 +808,41 @@ class Admission:
             reply = await self.run(keys, args)
         except LIMITS_ERRORS as exc:
             self.settle_failed(items, exc)
-            return
+            return False
         self.settled(items, reply)
+        return True
 
     def settled(self, items: Sequence[Pending], reply: Sequence[Any]) -> None:
-        for pending, status in zip(items, reply, strict=True):
+        for pending, status, skipped in zip(items, reply[::2], reply[1::2], strict=True):
             item = pending.item
-            if item.late:
-                # Counted by nobody: the ledger has it (or will), reconcile from it.
-                self.mark_dirty(pending.team_id, item, pending.at)
-            elif int(status) == 2:
+            # Settled: the lease needs no more renewals.
+            self.live.pop(item.request_id, None)
+            status = int(status)
+            if int(skipped):
+                # A reconciliation read the ledger after the event was written: the event
+                # is in its totals, or (still in the usage stream) in the next one's.
+                self.mark_dirty(pending.team_id, item)
+            elif status == 2:
+                # A reaper billed it from its record (an estimate); the ledger keeps
+                # whichever event came first, and the counters follow the ledger.
                 log.info("request %s was settled after a reaper billed it", item.request_id)
+                self.mark_dirty(pending.team_id, item)
+            elif status == 3 and item.record:
+                # Already settled (a retry whose first reply was lost), or the store lost
+                # its data: counted nowhere for sure, so reconcile.
+                self.mark_dirty(pending.team_id, item)
 
     def settle_failed(self, items: list[Pending], exc: BaseException) -> None:
-        """Keep failed settles for the next tick (the record stays held meanwhile)."""
+        """Keep failed settles for the next tick (the record stays held meanwhile, and
+        its lease renewed, so a reaper does not take it)."""
         UNAVAILABLE.labels("settle_retried").inc(len(items))
         self.failures += 1
         self.retries.extend(items)
         if len(self.retries) > RETRY_MAX:
             dropped, self.retries = self.retries[:-RETRY_MAX], self.retries[-RETRY_MAX:]
             for pending in dropped:
-                self.mark_dirty(pending.team_id, pending.item, pending.at)
+                self.live.pop(pending.item.request_id, None)
+                self.mark_dirty(pending.team_id, pending.item)
         now = time.monotonic()
         if now - self.last_warning > WARN_EVERY:
             self.last_warning = now
@@ -820,19 +858,25 @@ class Admission:
         if not self.retries:
             return
         pending, self.retries = self.retries, []
-        late_after = time.time() - lag_seconds()
         by_team: dict[str, list[Pending]] = {}
         for p in pending:
-            if p.at < late_after and not p.item.late:
-                p.item = replace(p.item, late=True)
             by_team.setdefault(p.team_id, []).append(p)
-        for items in by_team.values():
-            for first in range(0, len(items), SETTLE_BATCH_MAX):
-                await self.send(items[first : first + SETTLE_BATCH_MAX])
+        batches = [
+            items[first : first + SETTLE_BATCH_MAX]
+            for items in by_team.values()
+            for first in range(0, len(items), SETTLE_BATCH_MAX)
+        ]
+        for number, batch in enumerate(batches):
+            if not await self.send(batch):
+                # Still away: keep the rest for the next tick rather than wait on each.
+                for rest in batches[number + 1 :]:
+                    self.retries.extend(rest)
+                return
 
-    def mark_dirty(self, team_id: str, item: script.Settle, at: float) -> None:
-        """Reconcile the request's scopes once its event is in reconciled totals."""
-        not_before = max(at + lag_seconds(), time.time()) + 1
+    def mark_dirty(self, team_id: str, item: script.Settle) -> None:
+        """Reconcile the request's scopes once its event is surely in the ledger (a lease
+        from now: the usage stream is seconds behind), and a few times after."""
+        not_before = time.time() + self.lease
         if item.team_active:
             self.dirty[(team_id, None)] = (not_before, DIRTY_ROUNDS)
         if item.key_active:
@@ -882,16 +926,21 @@ class Admission:
                     hold.reported = report
                 else:
                     hold.gone = True
-                    log.warning("request %s lost its in-flight record (reaped?)", hold.id)
+                    if not hold.settling:  # a settle landing meanwhile removes it too
+                        log.warning("request %s lost its in-flight record (reaped?)", hold.id)
 
     async def reconcile_due(self) -> None:
+        """Reconcile the scopes a late or lost settle left behind; in the embedded default
+        also every scope this process serves, every ``BATON_RECONCILE_SECONDS`` (with a
+        limits Redis, Celery beat does that for every process: billing/tasks.py)."""
         now, clock = time.time(), time.monotonic()
         due: list[Scope] = [s for s, (after, _) in self.dirty.items() if after <= now]
-        due += [
-            s
-            for s, last in self.reconciled.items()
-            if clock - last >= self.reconcile_every and s not in self.dirty
-        ]
+        if self.local is not None:
+            due += [
+                s
+                for s, last in self.reconciled.items()
+                if clock - last >= self.reconcile_every and s not in self.dirty
+            ]
         for scope in due[:RECONCILES_PER_TICK]:
             team_id, key_id = scope
             done = await in_thread(reconcile, team_id, key_id)
@@ -927,8 +976,8 @@ class Admission:
             ok = True
             self.seed_failed.pop(scope, None)
             self.reconciled[scope] = time.monotonic()
-            # Events younger than the reconciled totals' lag may be missing: look again.
-            self.dirty[scope] = (time.time() + lag_seconds() + 1, DIRTY_ROUNDS)
+            # Events still in the usage stream are not in the totals yet: look again.
+            self.dirty[scope] = (time.time() + self.lease, DIRTY_ROUNDS)
         except LIMITS_ERRORS:
             raise  # the breaker in admit() keeps this from hammering the store
         except Exception:

@@ -124,9 +124,11 @@ class RelayApp:
     async def shutdown(self) -> None:
         for task in self.tasks:
             task.cancel()
+        if self.sink is not None:
+            await self.sink.stop()  # writes what is pending, which sends its settles
+            await observability.flush_remaining(self.sink)
         await self.admission.close()
         if self.sink is not None:
-            await self.sink.stop()
             await observability.stop(self)
         if self.session is not None:
             await self.session.close()
@@ -678,8 +680,10 @@ class RelayApp:
         ):
             usage.prompt_tokens = call.dialect.estimate_prompt_tokens(body)
             usage.estimated = True
-        if call.hold is not None:
-            self.admission.settle(call.hold, call.target, usage)
+        # The limits are settled once the usage event is written (Sink.emit's ``then``);
+        # the event's time tells a settle from a reconciliation that already counted it.
+        written = time.time()
+        then = self.admission.settle(call.hold, call.target, usage, written) if call.hold else None
         total = time.perf_counter() - call.started
         target = call.target
         self.sink.emit(
@@ -709,8 +713,9 @@ class RelayApp:
                 latency_ms=total * 1000,
                 ttfb_ms=call.ttfb * 1000 if call.ttfb is not None else None,
                 overhead_ms=max(0.0, (total - call.upstream_seconds) * 1000),
-                created_at=time.time(),
-            )
+                created_at=written,
+            ),
+            then,
         )
 
     # --- models ---------------------------------------------------------------------

@@ -19,6 +19,7 @@ Keys of a team T:
                      r  requests per window, t  tokens per window (GCRA, below)
                      d<YYYYMMDD>  spend that day, m<YYYYMM>  that month
                      l  lifetime spend; its presence means "seeded"
+                     w  the ledger watermark of the last reconciliation (ms)
                      h  nanos held by requests in flight
                      c  requests in flight with a live lease
                    and "pz": when leases were last checked for their end.
@@ -36,7 +37,7 @@ Keys of a team T:
   bq:{reap}:due   ZSET  team id -> when a reaper should look at the team (ms)
   bq:{reap}:seen  HASH  team id -> when a process last registered it (ms)
 
-Why this shape (issue 16: Redis CPU per request). In Redis's Lua, each call
+Why this shape (Redis CPU per request). In Redis's Lua, each call
 costs a fixed price for itself, its arguments and every redis.call, string,
 number conversion and table it makes, far more than the commands' own work.
 So: all limits of a team are one hash, read with one HMGET and written with
@@ -59,12 +60,12 @@ the limit, the limit per window on average. A request that used more tokens
 than it reserved leaves the bucket in debt (available < 0), which later
 requests wait off.
 
-Leases and holds (issue 15). An admitted request's record is its lease: the
+Leases and holds. An admitted request's record is its lease: the
 process renews it every third of BATON_LEASE_SECONDS while the request runs.
 Concurrency counts records whose lease is live, so a request nobody renews
 (its process died, or lost Redis) frees its slot within 4/3 of a lease (its
-lease, then the next check). Money
-held ("h") follows the record, not the lease: it is released when the
+lease, then the next check). Money held ("h") follows the record, not the
+lease: it is released when the
 request is settled (the real cost replaces it) or reaped (billed at what is
 known). A reaper takes a record whose lease ended more than `grace` ago, but
 only on a second look at least `confirm` ms after a first one found it so
@@ -75,21 +76,30 @@ tokens last reported, at the price of the target last reported.
 Settle and reap agree (never both). The record is removed by exactly one of
 them: settle's ZREM or reap's claim, atomically. Whoever removes it counts
 its cost; a settle that finds a tombstone counts nothing (the reaper billed
-the request); a settle that finds neither (the record was never placed, the
-limits store was down at admit, or it lost its data) counts the cost unless
-it is late. Both write a usage event with the request id, and the ledger
-keeps the first (it is unique on the request id).
+the request); a request admitted while the store was away has no record,
+and its settle counts its cost unless it is late; a settle that finds its
+placed record gone (an earlier try of the same settle landed, or the store
+lost its data) counts nothing, and the caller reconciles its scopes. Both
+write a usage event with the request id, and the ledger keeps the first (it
+is unique on the request id). The relay settles only after its usage event
+is in the usage stream, so a process that dies in between leaves a record
+(reaped) rather than nothing.
 
 Counters converge on the ledger. `reconcile` raises a counter to the ledger's
 total for its period, never lowers it (counter := max(counter, ledger)), so
-admission never sees spend it allowed go away. The ledger total it is given
-stops `lag` before the call (2 x the lease), and a settle that arrives later
-than that after its event was written does not count (the caller says so:
-"late"): an event is in a reconciled total or counted by its settle, never
-both. The process reconciles a scope after a failed or late settle and every
-BATON_RECONCILE_SECONDS; a scope never seeded (a new key, a Redis that lost its
-data, or a scope that went without limits for a while: settles then drop its
-"l") is reconciled before it admits anything ("seed").
+admission never sees spend it allowed go away. The totals are of events
+written before a watermark (the reconciling process's clock when it read the
+ledger), which the scope keeps ("w"); a settle counts only an event written
+after it (the event's own created_at, so the processes' clocks need not
+agree): an event is in a reconciled total or counted by its settle, never
+both, and one that is in neither (its settle came after the watermark, its
+event reached the ledger after the reading) is picked up by the next
+reconciliation, which the relay asks for ("skipped"). The relay reconciles a
+scope after a skipped or lost settle, and Celery beat every
+BATON_RECONCILE_SECONDS (the scopes with recent spend); a scope never seeded
+(a new key, a Redis that lost its data, or a scope that went without limits
+for a while: settles then drop its "l") is reconciled before it admits
+anything ("seed").
 
 Modes (ARGV[1]). "caps": rpm, tpm, concurrency, day, month, life (-1 = none).
   admit   KEYS: f, s, g
@@ -104,12 +114,16 @@ Modes (ARGV[1]). "caps": rpm, tpm, concurrency, day, month, life (-1 = none).
              the scope (1 team, 2 key) must be reconciled first.
   settle  KEYS: f, s, g, x, p
           ARGV: window ms, day field, month field, n, then 16 per request:
-          record, id, cost, held, tokens back, tokens used, late (0/1),
-          renewed (0/1), team active (0/1), team tpm cap, key prefix, key
-          active (0/1), key tpm cap, credential prefix ("": none),
-          credential rpm, tpm caps.
-          -> per request 1 settled, 4 settled after its lease ended, 2
-             already reaped, 3 record unknown
+          record ("": never placed), id, cost, held, tokens back, tokens
+          used, when its usage event was written (ms, the event's own
+          created_at), renewed (0/1), team active (0/1), team tpm cap,
+          key prefix, key active (0/1), key tpm cap, credential prefix ("":
+          none), credential rpm, tpm caps. The hold is released as the
+          record's flags say; the cost is counted in the scopes active now.
+          -> per request {status, skipped}: status 1 settled, 4 settled
+             after its lease ended, 2 already reaped, 3 no record (counted
+             only if never placed); skipped 1 when a scope did not count it
+             because its event is older than the scope's watermark
   renew   KEYS: f, s, g, p; ARGV: lease ms, n, then per request record, id,
           key prefix, flags, report ("": unchanged)
           -> per request 1 renewed, 0 gone (settled, reaped or lost)
@@ -118,11 +132,14 @@ Modes (ARGV[1]). "caps": rpm, tpm, concurrency, day, month, life (-1 = none).
           -> per scope {in flight, held, rpm left, tpm left, day, month, life,
              counted (0/1)}
   reconcile KEYS: s; ARGV: prefix, day field, month field, the ledger's nanos
-          for the day, the month and all time, then past period fields to
-          drop -> {day, month, life} before, then after
+          for the day, the month and all time (of events written before the
+          watermark), only if seeded (0/1), the watermark (ms), then past
+          period fields to drop -> {day, month, life} before, then after
+          (all 0: not seeded, left alone)
   lapsed  KEYS: f, s, g, p, x, e; ARGV: grace ms, confirm ms, tombstone ms,
-          limit -> {next look (ms, -1: nothing left), n, n x (record, report,
-          mark), pending claimed events (id, event)...}
+          limit, recount limit -> {next look (ms, -1: nothing left), scopes
+          whose in-flight count or held money was recounted, n, n x (record,
+          report, mark), pending claimed events (id, event)...}
   reap    KEYS: f, s, g, p, x, e; ARGV: grace ms, confirm ms, day field,
           month field, n, then per record: record, id, held, cost, team held
           (0/1), key prefix, key held (0/1), event
@@ -208,7 +225,8 @@ if mode == 'admit' then
     fields[#fields + 1] = creds[i][1] .. 'r'
     fields[#fields + 1] = creds[i][1] .. 't'
   end
-  local v = redis.call('HMGET', KEYS[2], unpack(fields))
+  -- A team, key and credentials without limits: nothing to read.
+  local v = #fields > 1 and redis.call('HMGET', KEYS[2], unpack(fields)) or {}
   local o = 1
   for s = 1, 1 + nkeys do
     local c = scopes[s]
@@ -443,7 +461,7 @@ if mode == 'settle' then
   -- The scopes' fields, read once and written once for the whole batch: per
   -- prefix {1 r, 2 t, 3 today, 4 this month, 5 ever (nil: not seeded), 6 held,
   -- 7 in flight, 8 r changed, 9 t changed, 10 spend changed, 11 held or in
-  -- flight changed, 12 unseed}.
+  -- flight changed, 12 unseed, 13 ledger watermark}.
   local cache, order = {}, {}
   local n = tonumber(ARGV[5])
   cache[''], order[1] = true, ''
@@ -466,13 +484,15 @@ if mode == 'settle' then
     fields[#fields + 1] = p .. 'l'
     fields[#fields + 1] = p .. 'h'
     fields[#fields + 1] = p .. 'c'
+    fields[#fields + 1] = p .. 'w'
   end
   local v = redis.call('HMGET', KEYS[2], unpack(fields))
   for j, p in ipairs(order) do
-    local o = (j - 1) * 7
+    local o = (j - 1) * 8
     cache[p] = {tonumber(v[o + 1]) or now, tonumber(v[o + 2]) or now, tonumber(v[o + 3]) or 0,
                 tonumber(v[o + 4]) or 0, tonumber(v[o + 5]), tonumber(v[o + 6]) or 0,
-                tonumber(v[o + 7]) or 0, false, false, false, false, false}
+                tonumber(v[o + 7]) or 0, false, false, false, false, false,
+                tonumber(v[o + 8]) or 0}
   end
   local function take(st, i, units, cap)
     local tat = math.max(st[i], now) + units * window / cap
@@ -484,41 +504,60 @@ if mode == 'settle' then
     local a = 6 + i * 16
     local record, id = ARGV[a], ARGV[a + 1]
     local cost, held = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
-    local refund = tonumber(ARGV[a + 4])
+    local refund, at = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 6])
     -- 1: settled in flight, 4: settled after its lease ended, 2: already
-    -- reaped, 3: no record (never placed, or the store lost it).
-    local status = 3
-    if redis.call('ZREM', KEYS[1], record) == 1 then
-      status = 1
-    elseif redis.call('ZREM', KEYS[3], record) == 1 then
-      status = 4
-    elseif redis.call('ZSCORE', KEYS[4], id) then
-      status = 2
+    -- reaped, 3: no record. An empty record is a request admitted while the
+    -- store was away: it has none, and its settle counts its cost. A placed
+    -- record that is gone was settled before (a retry whose first reply was
+    -- lost) or lost with the store's data: it counts nothing, and the caller
+    -- reconciles its scopes with the ledger.
+    local status, flags = 3, 0
+    if record ~= '' then
+      if redis.call('ZREM', KEYS[1], record) == 1 then
+        status = 1
+      elseif redis.call('ZREM', KEYS[3], record) == 1 then
+        status = 4
+      elseif redis.call('ZSCORE', KEYS[4], id) then
+        status = 2
+      end
+      flags = tonumber(string.match(record, '^%S+ %S+ (%d+)')) or 0
     end
     if ARGV[a + 7] == '1' then
       redis.call('HDEL', KEYS[5], id, '?' .. id)
     end
-    local count = status ~= 2 and ARGV[a + 6] ~= '1' and cost > 0
+    local count = cost > 0 and (status == 1 or status == 4 or (status == 3 and record == ''))
+    local skipped = 0
     for s = 0, 1 do
       local st = cache[s == 0 and '' or ARGV[a + 10]]
-      if ARGV[a + 8 + s * 3] == '1' then
-        if status == 1 or status == 4 then
-          st[6] = st[6] - held
-          if status == 1 then
-            st[7] = st[7] - 1
-          end
-          st[11] = true
+      -- What the record holds in this scope follows its flags (the limits when it
+      -- was admitted); what is counted follows the limits now.
+      local holds = (s == 0 and flags % 2 == 1) or (s == 1 and flags >= 2)
+      if holds and (status == 1 or status == 4) then
+        st[6] = st[6] - held
+        if status == 1 then
+          st[7] = st[7] - 1
         end
+        st[11] = true
+      end
+      if ARGV[a + 8 + s * 3] == '1' then
         local cap = tonumber(ARGV[a + 9 + s * 3])
-        if cap > 0 and refund ~= 0 then
+        if holds and cap > 0 and refund ~= 0 then
           take(st, 2, -refund, cap)
         end
-        -- Only a seeded scope counts: an unseeded one takes its spend from the ledger.
+        -- Only a seeded scope counts (an unseeded one takes its spend from the
+        -- ledger), and only an event the last reconciliation could not have
+        -- seen: one written after its watermark.
         if count and st[5] then
-          st[3], st[4], st[5] = st[3] + cost, st[4] + cost, st[5] + cost
-          st[10] = true
+          if at > st[13] then
+            st[3], st[4], st[5] = st[3] + cost, st[4] + cost, st[5] + cost
+            st[10] = true
+          else
+            skipped = 1
+          end
         end
-      else
+      elseif st[5] then
+        -- Not counted while it has no limits: unseeded, so limits set again
+        -- start from the ledger.
         st[12] = true
       end
     end
@@ -534,6 +573,7 @@ if mode == 'settle' then
       end
     end
     reply[#reply + 1] = status
+    reply[#reply + 1] = skipped
   end
   local w, gone = {}, {}
   for _, p in ipairs(order) do
@@ -647,6 +687,11 @@ if mode == 'reconcile' then
   local p = ARGV[2]
   local names = {p .. ARGV[3], p .. ARGV[4], p .. 'l'}
   local v = redis.call('HMGET', KEYS[1], names[1], names[2], names[3])
+  if ARGV[8] == '1' and not v[3] then
+    -- Only a scope the store counts (seeded); another one seeds itself from the
+    -- ledger before it admits anything.
+    return {0, 0, 0, 0, 0, 0}
+  end
   local before, after, w = {}, {}, {}
   for i = 1, 3 do
     before[i] = num(v[i])
@@ -654,11 +699,16 @@ if mode == 'reconcile' then
     w[#w + 1] = names[i]
     w[#w + 1] = after[i]
   end
+  -- The watermark: events written before it are in the totals (or will be
+  -- in the next ones), so their settles no longer count.
+  local mark = num(redis.call('HGET', KEYS[1], p .. 'w'))
+  w[#w + 1] = p .. 'w'
+  w[#w + 1] = math.max(mark, num(ARGV[9]))
   redis.call('HSET', KEYS[1], unpack(w))
   -- Counters of past days and months are no longer read: drop them.
-  if #ARGV > 7 then
+  if #ARGV > 9 then
     local old = {}
-    for i = 8, #ARGV do
+    for i = 10, #ARGV do
       old[#old + 1] = p .. ARGV[i]
     end
     redis.call('HDEL', KEYS[1], unpack(old))
@@ -666,13 +716,82 @@ if mode == 'reconcile' then
   return {before[1], before[2], before[3], after[1], after[2], after[3]}
 end
 
+-- The requests in flight and the money held of each scope are sums over the
+-- team's records: recount them (for a team with at most `limit` records), so
+-- that no drift outlives a reaper pass. Returns how many scopes were wrong.
+local function recount(limit)
+  local live = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '+inf', 'LIMIT', 0, limit + 1)
+  local ended = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', '+inf', 'LIMIT', 0, limit + 1)
+  if #live > limit or #ended > limit then
+    return 0
+  end
+  local want = {}
+  local function add(record, counted)
+    local key, flags, held = string.match(record, '^%S+ (%S+) (%d+) %[%-?%d+,(%-?%d+),')
+    flags, held = tonumber(flags) or 0, tonumber(held) or 0
+    local scopes = {}
+    if flags % 2 == 1 then
+      scopes[#scopes + 1] = ''
+    end
+    if flags >= 2 then
+      scopes[#scopes + 1] = 'k' .. key .. ':'
+    end
+    for _, p in ipairs(scopes) do
+      local w = want[p] or {0, 0}
+      if counted then
+        w[1] = w[1] + 1
+      end
+      w[2] = w[2] + held
+      want[p] = w
+    end
+  end
+  for _, record in ipairs(live) do
+    add(record, true)
+  end
+  for _, record in ipairs(ended) do
+    add(record, false)
+  end
+  for _, name in ipairs(redis.call('HKEYS', KEYS[2])) do
+    local p = string.match(name, '^(k[^:]*:)[ch]$') or ((name == 'c' or name == 'h') and '')
+    if p and not want[p] then
+      want[p] = {0, 0}
+    end
+  end
+  local order, names = {}, {}
+  for p in pairs(want) do
+    order[#order + 1] = p
+    names[#names + 1] = p .. 'c'
+    names[#names + 1] = p .. 'h'
+  end
+  if #names == 0 then
+    return 0
+  end
+  local v = redis.call('HMGET', KEYS[2], unpack(names))
+  local w, wrong = {}, 0
+  for i, p in ipairs(order) do
+    local expect = want[p]
+    if (tonumber(v[i * 2 - 1]) or 0) ~= expect[1] or (tonumber(v[i * 2]) or 0) ~= expect[2] then
+      wrong = wrong + 1
+      w[#w + 1] = p .. 'c'
+      w[#w + 1] = expect[1]
+      w[#w + 1] = p .. 'h'
+      w[#w + 1] = expect[2]
+    end
+  end
+  if #w > 0 then
+    redis.call('HSET', KEYS[2], unpack(w))
+  end
+  return wrong
+end
+
 if mode == 'lapsed' then
   local grace, confirm = num(ARGV[2]), num(ARGV[3])
   local keep, limit = num(ARGV[4]), num(ARGV[5])
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - keep)
   prune(limit)
+  local wrong = recount(num(ARGV[6]))
   local lapsed = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - grace, 'LIMIT', 0, limit)
-  local reply = {-1, #lapsed}
+  local reply = {-1, wrong, #lapsed}
   for _, record in ipairs(lapsed) do
     local id = string.match(record, '^(%S+)')
     local extra = redis.call('HMGET', KEYS[4], id, '?' .. id)

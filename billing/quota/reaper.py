@@ -141,11 +141,17 @@ def reap_team(
         team_id, timing.grace, timing.confirm, keep_ms, RECORDS_PER_TEAM
     )
     reply = where.run(keys, args)
-    next_look, count = int(reply[0]), int(reply[1])
+    next_look, wrong, count = int(reply[0]), int(reply[1]), int(reply[2])
+    if wrong:
+        log.warning(
+            "recounted the requests in flight and money held of %d scopes of team %s",
+            wrong,
+            team_id,
+        )
     now = time.time()
     items = []
     for i in range(count):
-        member, raw_report, _mark = reply[2 + i * 3 : 5 + i * 3]
+        member, raw_report, _mark = reply[3 + i * 3 : 6 + i * 3]
         try:
             record = Record.parse(member)
             report = Report.parse(raw_report)
@@ -164,7 +170,7 @@ def reap_team(
             )
         )
     pending: dict[str, bytes] = {}
-    rest = reply[2 + count * 3 :]
+    rest = reply[3 + count * 3 :]
     for request_id, raw in zip(rest[::2], rest[1::2], strict=True):
         pending[_text(request_id)] = raw if isinstance(raw, bytes) else str(raw).encode()
     claimed = 0

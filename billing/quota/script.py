@@ -301,7 +301,7 @@ class Settle:
     held: int
     tokens_back: int
     used: int
-    late: bool
+    at_ms: int  # when its usage event was written: the event's created_at, in ms
     renewed: bool
     team_active: bool
     team_tpm: int | None
@@ -314,7 +314,8 @@ class Settle:
 def settle_call(
     team_id: str, items: Sequence[Settle], window_ms: int, day: str, month: str
 ) -> Call:
-    """One call settling ``items`` (all of one team)."""
+    """One call settling ``items`` (all of one team). Replies {status, skipped} per item
+    (admission.lua)."""
     f, s, g, p, x, _ = team_keys(team_id)
     args: list[Any] = ["settle", window_ms, *counters(day, month), len(items)]
     for item in items:
@@ -326,7 +327,7 @@ def settle_call(
             item.held,
             item.tokens_back,
             item.used,
-            1 if item.late else 0,
+            item.at_ms,
             1 if item.renewed else 0,
             1 if item.team_active else 0,
             cap(item.team_tpm),
@@ -366,15 +367,26 @@ def reconcile_call(
     month: str,
     totals: Sequence[int],
     past: Sequence[str] = (),
+    *,
+    watermark_ms: int = 0,
+    only_seeded: bool = False,
 ) -> Call:
-    """Raise one scope's counters to the ledger's (day, month, lifetime) nanos, and drop
-    its ``past`` counter fields."""
+    """Raise one scope's counters to the ledger's (day, month, lifetime) nanos of the
+    events written before ``watermark_ms``, and drop its ``past`` counter fields.
+    ``only_seeded``: leave a scope the store does not count alone (it seeds itself from
+    the ledger when it next admits)."""
     prefix = "" if key_id is None else key_prefix(key_id)
-    return [state(team_id)], ["reconcile", prefix, *counters(day, month), *totals, *past]
+    args = ["reconcile", prefix, *counters(day, month), *totals, 1 if only_seeded else 0]
+    return [state(team_id)], [*args, watermark_ms, *past]
 
 
-def lapsed_call(team_id: str, grace_ms: int, confirm_ms: int, keep_ms: int, limit: int) -> Call:
-    return team_keys(team_id), ["lapsed", grace_ms, confirm_ms, keep_ms, limit]
+def lapsed_call(
+    team_id: str, grace_ms: int, confirm_ms: int, keep_ms: int, limit: int, recount: int = 5000
+) -> Call:
+    """Move ended leases out of the live set, recount each scope's requests in flight and
+    money held from the records (a team with at most ``recount`` of them), and list the
+    records a reaper may take."""
+    return team_keys(team_id), ["lapsed", grace_ms, confirm_ms, keep_ms, limit, recount]
 
 
 @dataclass(frozen=True, slots=True)
