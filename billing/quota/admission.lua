@@ -142,7 +142,7 @@ Modes (ARGV[1]). "caps": rpm, tpm, concurrency, day, month, life (-1 = none).
           report, mark), pending claimed events (id, event)...}
   reap    KEYS: f, s, g, p, x, e; ARGV: grace ms, confirm ms, day field,
           month field, n, then per record: record, id, held, cost, team held
-          (0/1), key prefix, key held (0/1), event
+          (0/1), key prefix, key held (0/1), event ("": already in the ledger)
           -> per record 1 claimed, 0 not (renewed, settled or not confirmed)
   emitted KEYS: e; ARGV: ids written to the ledger
   index   KEYS: due, seen; ARGV: n, then team id, due ms
@@ -838,7 +838,9 @@ if mode == 'reap' then
         redis.call('ZREM', KEYS[3], record)
         redis.call('HDEL', KEYS[4], id, '?' .. id)
         redis.call('ZADD', KEYS[5], now, id)
-        redis.call('HSET', KEYS[6], id, ARGV[a + 7])
+        if ARGV[a + 7] ~= '' then
+          redis.call('HSET', KEYS[6], id, ARGV[a + 7])
+        end
         for s = 0, 1 do
           if ARGV[a + 4 + s * 2] == '1' then
             local p = s == 0 and '' or ARGV[a + 5]

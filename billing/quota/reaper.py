@@ -8,6 +8,10 @@ estimated usage record (``estimated=True``, ``error_class="relay_lost"``): the p
 estimate made at admission plus the completion tokens its process last reported, at
 the price of the target it last reported (the dearest candidate if it reported none).
 
+A process that died after its usage event was written (the relay settles only then) but
+before its settle landed has its request in the ledger already: the reaper takes the
+record at the ledger's cost and writes nothing.
+
 Exactly once, whatever dies: the claim (remove the record, release its hold, count its
 cost, leave a tombstone, keep the event in the team's ``e`` hash) is one atomic call,
 so a late settle and the reaper never both count it (a settle that finds the tombstone
@@ -37,6 +41,7 @@ from django.db import transaction
 from billing import conf
 from billing.events import UsageEvent
 from billing.ledger import ingest
+from billing.money import to_nanos
 from billing.quota import script
 from billing.quota.script import Record, Report
 from billing.quota.store import Store, store
@@ -105,6 +110,17 @@ def lost_event(team_id: str, record: Record, report: Report | None, now: float) 
     )
 
 
+def recorded(team_id: str, request_ids: Sequence[str]) -> dict[str, int]:
+    """The nanos the ledger recorded for those of ``request_ids`` it has."""
+    from billing.models import UsageRecord
+
+    rows = UsageRecord.objects.filter(team_id=team_id, request_id__in=list(request_ids))
+    return {
+        request_id: to_nanos(cost) if cost is not None else 0
+        for request_id, cost in rows.values_list("request_id", "cost")
+    }
+
+
 def write(events: Sequence[UsageEvent]) -> None:
     with transaction.atomic():
         ingest(events)
@@ -149,14 +165,20 @@ def reap_team(
             team_id,
         )
     now = time.time()
-    items = []
+    found: list[tuple[str, Record, Report | None]] = []
     for i in range(count):
         member, raw_report, _mark = reply[3 + i * 3 : 6 + i * 3]
         try:
-            record = Record.parse(member)
-            report = Report.parse(raw_report)
+            found.append((_text(member), Record.parse(member), Report.parse(raw_report)))
         except (ValueError, TypeError):
             log.error("unreadable in-flight record of team %s: %r", team_id, member)
+    # A process that died after its usage event was written but before its settle: the
+    # ledger has the real usage, which is what the counters get; nothing more is written.
+    in_ledger = recorded(team_id, [record.request_id for _, record, _ in found]) if found else {}
+    items = []
+    for member, record, report in found:
+        if record.request_id in in_ledger:
+            items.append(script.Reap(record, member, in_ledger[record.request_id], b""))
             continue
         target = report.target if report is not None else record.target
         completion = report.completion if report is not None else 0
@@ -164,7 +186,7 @@ def reap_team(
         items.append(
             script.Reap(
                 record=record,
-                member=_text(member),
+                member=member,
                 cost=target.cost(record.prompt, completion),
                 event=event.to_json(),
             )
@@ -178,7 +200,15 @@ def reap_team(
         day, month = script.periods(now)
         keys, args = script.reap_call(team_id, items, timing.grace, timing.confirm, day, month)
         for item, status in zip(items, where.run(keys, args), strict=True):
-            if int(status) == 1:
+            if int(status) == 1 and not item.event:
+                claimed += 1
+                log.info(
+                    "request %s of team %s lost its relay process after its usage was "
+                    "recorded; its limits settled from the ledger",
+                    item.record.request_id,
+                    team_id,
+                )
+            elif int(status) == 1:
                 claimed += 1
                 pending[item.record.request_id] = item.event
                 log.warning(

@@ -103,7 +103,7 @@ class Quota:
     def holds(self, scope: str = "t") -> int:
         """Requests of the team ("t") or of one key ("k:<key id>") with an in-flight record
         right now (settled ones have let go)."""
-        client = redis_lib.Redis.from_url(settings.REDIS_URL)
+        client = redis_lib.Redis.from_url(settings.BATON_LIMITS_REDIS_URL)
         try:
             team = str(self.team.pk)
             records = [
@@ -128,11 +128,11 @@ class Quota:
 
 
 def spend_counter(team_id: str, period: str = "day", scope: str = "t") -> int:
-    """A spend counter in the limits Redis (``settings.REDIS_URL``), in nanos."""
+    """A spend counter in the limits Redis, in nanos."""
     day, month = periods()
     prefix = "" if scope == "t" else script.key_prefix(scope.removeprefix("k:"))
     name = {"day": "d" + day, "month": "m" + month, "lifetime": "l"}[period]
-    client = redis_lib.Redis.from_url(settings.REDIS_URL)
+    client = redis_lib.Redis.from_url(settings.BATON_LIMITS_REDIS_URL)
     try:
         raw = client.hget(script.state(team_id), prefix + name) or b"0"
     finally:
