@@ -9,8 +9,10 @@ credential set, so every check runs and none refuses), and reads the Redis serve
 own time for the script from ``INFO commandstats`` (``usec`` of ``evalsha``, which
 includes the commands the script runs):
 
-- ``admit_settle``: C requests in flight at a time (1: one after the other, no batch
-  to share; 32: as under the benchmark's load), Redis microseconds per request;
+- ``admit_settle``: C requests in flight at a time (1: one after the other; 32: as
+  under the benchmark's load) of T teams (1: the benchmark's one team, whose admits
+  and settles share calls; 32: a team per connection, so that nothing is shared but a
+  connection's own settles), Redis microseconds per request;
 - ``no_limits``: the same for a team and key without limits (the record only);
 - ``renewal``: requests held in flight while ``Admission.renew`` runs, Redis
   microseconds per renewal call and per record renewed.
@@ -105,39 +107,40 @@ def script_stats(client: Any) -> tuple[int, int]:
     return int(stats["calls"]), int(stats["usec"])
 
 
-async def admit_settle(url: str, limited: bool, concurrency: int) -> dict[str, Any]:
+async def admit_settle(url: str, limited: bool, concurrency: int, teams: int = 1) -> dict[str, Any]:
     import redis
 
     from gateway.admission import Admission
     from wire.dialects import Ask
     from wire.providers import Usage
 
-    key, team = contexts(limited)
-    seed(url, team.team_id, key.key_id)
+    scopes = [contexts(limited) for _ in range(teams)]
+    for key, team in scopes:
+        seed(url, team.team_id, key.key_id)
     admission = Admission()
     admission.configure()
     ask = Ask(model="gpt-4o", output_cap=64)
-    target = team.routes["gpt-4o"][0]
     usage = Usage(prompt_tokens=20, completion_tokens=40)
     client = redis.Redis.from_url(url)
 
-    async def one() -> None:
+    async def one(key: Any, team: Any) -> None:
         hold = await admission.admit("req_" + uuid.uuid4().hex, key, team, ask, "chat", lambda: 20)
         assert hold is not None
         await asyncio.sleep(0)
-        send = admission.settle(hold, target, usage)
+        send = admission.settle(hold, team.routes["gpt-4o"][0], usage)
         if callable(send):  # the relay sends it once the usage event is written
             send()
 
-    async def worker(count: int) -> None:
+    async def worker(number: int, count: int) -> None:
+        key, team = scopes[number % teams]
         for _ in range(count):
-            await one()
+            await one(key, team)
 
-    for _ in range(200):  # warm: the script loaded, the connection open
-        await one()
+    for number in range(200):  # warm: the script loaded, the connection open
+        await one(*scopes[number % teams])
     await asyncio.sleep(0.05)
     calls, usec = script_stats(client)
-    await asyncio.gather(*(worker(REQUESTS // concurrency) for _ in range(concurrency)))
+    await asyncio.gather(*(worker(n, REQUESTS // concurrency) for n in range(concurrency)))
     if hasattr(admission, "flush"):  # settles batched per team (not "before")
         admission.flush()
     await asyncio.wait(set(admission.tasks))
@@ -147,6 +150,7 @@ async def admit_settle(url: str, limited: bool, concurrency: int) -> dict[str, A
     done = REQUESTS // concurrency * concurrency
     return {
         "concurrency": concurrency,
+        "teams": teams,
         "limited": limited,
         "requests": done,
         "script_calls_per_request": (after_calls - calls) / done,
@@ -202,8 +206,15 @@ def measure(url: str) -> dict[str, Any]:
 
     out: dict[str, Any] = {"redis_url": url}
     runs = []
-    for limited, concurrency in ((True, 1), (True, 32), (False, 1), (False, 32)):
-        runs.append(uvloop.run(admit_settle(url, limited, concurrency)))
+    for limited, concurrency, teams in (
+        (True, 1, 1),
+        (True, 32, 1),
+        (True, 32, 32),
+        (False, 1, 1),
+        (False, 32, 1),
+        (False, 32, 32),
+    ):
+        runs.append(uvloop.run(admit_settle(url, limited, concurrency, teams)))
     out["admit_settle"] = [r for r in runs if r["limited"]]
     out["no_limits"] = [r for r in runs if not r["limited"]]
     from gateway.admission import Admission
