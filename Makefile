@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 UV_VERSION := 0.13.9
 UV := $(VENV)/bin/uv
 
-.PHONY: run test lint fmt install lock messages check-test-binaries bench bench-compare check-bench-binaries agents
+.PHONY: run test lint fmt install lock messages check-test-binaries bench bench-compare bench-tokens check-bench-binaries agents
 
 # Installs exactly what uv.lock pins (hash-checked), then Baton itself without resolving
 # anything. --locked refuses a lock that no longer matches pyproject.toml: run `make lock`.
@@ -75,7 +75,7 @@ messages: $(STAMP)
 	DEBUG=1 $(PY) manage.py compilemessages --ignore='.venv/*'
 
 # The benchmark: Baton in its production configuration (PostgreSQL, Redis, uvicorn with one
-# worker per core) against the fake upstream, with wrk and bench/loadgen.py. About 7 minutes.
+# worker per core) against the fake upstream, with wrk and bench/loadgen.py. About 8½ minutes.
 # Results in bench/results/ (git-ignored), copied into BENCHMARKS.md by bench/update_docs.py.
 check-bench-binaries:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { echo "PostgreSQL server binaries are missing: apt-get install postgresql"; exit 1; }
@@ -84,6 +84,13 @@ check-bench-binaries:
 
 bench: $(STAMP) check-bench-binaries
 	$(PY) scripts/services.py -- $(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) bench/tokens.py
+	$(PY) bench/update_docs.py
+
+# Prompt tokens alone (about a minute, no services): the bound and the estimate of
+# wire/tokens.py against real tokenizers on the adversarial corpus, and their CPU cost.
+bench-tokens: $(STAMP)
+	$(PY) bench/tokens.py
 	$(PY) bench/update_docs.py
 
 # The same saturated and streaming load through the LiteLLM proxy (its own venv), with Baton

@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts import audit
+from accounts import audit, mail
 from accounts.invalidation import bump_team
 from accounts.models import ApiKey, Invitation, Membership, Role, Team, User, role_at_least
 from accounts.validators import single_line
@@ -62,6 +62,32 @@ def rename_team(actor: Membership, name: str, *, request: HttpRequest | None = N
         team.save(update_fields=["name"])
         audit.record(
             team, actor.user, "team.renamed", team, request=request, old=old, new=team.name
+        )
+    return team
+
+
+def set_remember_reasoning(
+    actor: Membership, remember: bool, *, request: HttpRequest | None = None
+) -> Team:
+    """Turn the relay's memory of agent turns' reasoning on or off for the team. Saving the
+    team tells the relay (accounts/signals.py), which stops keeping and giving back
+    reasoning within a second."""
+    if not actor.has_role(Role.ADMIN):
+        raise TeamRuleError(_("Only owners and admins can change the team's settings."))
+    team = actor.team
+    if team.remember_reasoning == remember:
+        return team
+    with transaction.atomic():
+        old = team.remember_reasoning
+        team.remember_reasoning = remember
+        team.save(update_fields=["remember_reasoning"])
+        audit.record(
+            team,
+            actor.user,
+            "team.settings_changed",
+            team,
+            request=request,
+            changes={"remember_reasoning": {"old": old, "new": remember}},
         )
     return team
 
@@ -113,13 +139,16 @@ def invite(
 
 def _send_invitation(invitation: Invitation, url: str) -> None:
     context = {"invitation": invitation, "url": url, "ttl_days": settings.INVITATION_TTL_DAYS}
-    send_mail(
-        # Names are checked on input; a row stored before that must not break the header.
-        subject=_("You are invited to join %(team)s on Baton")
-        % {"team": single_line(invitation.team.name)},
-        message=render_to_string("accounts/email/invitation.txt", context),
-        from_email=None,
-        recipient_list=[invitation.email],
+    mail.deliver(
+        lambda: send_mail(
+            # Names are checked on input; a row stored before that must not break the header.
+            subject=_("You are invited to join %(team)s on Baton")
+            % {"team": single_line(invitation.team.name)},
+            message=render_to_string("accounts/email/invitation.txt", context),
+            from_email=None,
+            recipient_list=[invitation.email],
+        ),
+        "an invitation email",
     )
 
 

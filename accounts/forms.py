@@ -13,6 +13,12 @@ class TeamForm(forms.Form):
     )
 
 
+class ReasoningMemoryForm(forms.Form):
+    remember_reasoning = forms.BooleanField(
+        label=_("Remember reasoning between turns"), required=False
+    )
+
+
 class InviteForm(forms.Form):
     email = forms.EmailField(label=_("Email address"), max_length=254)
     role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.MEMBER)

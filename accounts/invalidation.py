@@ -8,11 +8,20 @@ and evicts exactly the teams that changed since it last looked, so an edit
 or a revoke takes effect everywhere within a second with no Redis call on the
 request path. Without Redis (the embedded default, one process) the local
 cache is evicted directly.
+
+A change that cannot be published (Redis unreachable) is kept and published again every
+``BATON_CACHE_CHECK_SECONDS`` by a thread of the process that made it, until Redis takes
+it: relays, which keep their caches while Redis is away, evict the team at their first poll
+after that. A process that exits with changes unpublished logs each one; relays then reload
+the team after ``BATON_CACHE_RELOAD_SECONDS`` at the latest.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -55,16 +64,71 @@ def _redis() -> Any:
     return _sync_client
 
 
+def _publish(team_id: str) -> None:
+    _redis().eval(BUMP_SCRIPT, 2, VERSION_KEY, CHANGES_KEY, team_id)
+
+
 def bump_team_now(team_id: str) -> None:
     for listener in _local_listeners:
         listener(team_id)
     if settings.REDIS_URL:
         try:
-            _redis().eval(BUMP_SCRIPT, 2, VERSION_KEY, CHANGES_KEY, team_id)
+            _publish(team_id)
         except Exception:
-            # The edit is committed; relays fall back to their cache TTL. Loud,
-            # because a revoke that does not propagate is a security problem.
-            log.exception("could not publish cache invalidation for team %s", team_id)
+            # The edit is committed; relays still serve what they cached. Loud, because a
+            # revoke that does not propagate is a security problem; retried until it does.
+            log.exception("could not publish cache invalidation for team %s; retrying", team_id)
+            _unpublished.add(team_id)
+
+
+class _Unpublished:
+    """Changes Redis did not take, and the thread that publishes them again."""
+
+    def __init__(self) -> None:
+        self.teams: set[str] = set()
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+        atexit.register(self.report)
+
+    def add(self, team_id: str) -> None:
+        with self.lock:
+            self.teams.add(team_id)
+            if self.thread is None:
+                self.thread = threading.Thread(
+                    target=self.retry, name="baton-invalidation-retry", daemon=True
+                )
+                self.thread.start()
+
+    def retry(self) -> None:
+        while True:
+            time.sleep(max(settings.BATON_CACHE_CHECK_SECONDS, 0.05))
+            with self.lock:
+                teams = sorted(self.teams)
+                if not teams:
+                    self.thread = None
+                    return
+            try:
+                for team_id in teams:
+                    _publish(team_id)
+                    with self.lock:
+                        self.teams.discard(team_id)
+            except Exception as exc:
+                log.debug("cache invalidations still unpublished: %s", type(exc).__name__)
+                continue
+            log.warning("published %d delayed cache invalidations", len(teams))
+
+    def report(self) -> None:
+        for team_id in sorted(self.teams):
+            log.error("exiting with the cache invalidation of team %s unpublished", team_id)
+
+
+_unpublished = _Unpublished()
+
+
+def unpublished() -> set[str]:
+    """Teams whose change this process has not yet got into Redis."""
+    with _unpublished.lock:
+        return set(_unpublished.teams)
 
 
 def bump_team(team_id: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -9,12 +10,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import actions, tokens
 from accounts.api.auth import PAT_PREFIX
 from accounts.context_processors import current_team
-from accounts.forms import AccessTokenForm, InviteForm, RoleForm, TeamForm
+from accounts.forms import AccessTokenForm, InviteForm, ReasoningMemoryForm, RoleForm, TeamForm
 from accounts.models import Membership, PersonalAccessToken, Role
 from accounts.pages import refusals_on, submitted
 from accounts.tenancy import SESSION_TEAM_KEY, current_user, get_for_team, get_membership, team_view
@@ -55,17 +57,55 @@ def team_switch(request: HttpRequest) -> HttpResponse:
     return redirect("team_overview", team_id=membership.team_id)
 
 
+def _duration(seconds: int) -> str:
+    """A whole number of hours or minutes, as the settings page says how long."""
+    if seconds % 3600 == 0:
+        hours = seconds // 3600
+        return ngettext("%(count)d hour", "%(count)d hours", hours) % {"count": hours}
+    minutes = max(1, round(seconds / 60))
+    return ngettext("%(count)d minute", "%(count)d minutes", minutes) % {"count": minutes}
+
+
 @team_view(write_role=Role.ADMIN)
 def team_settings(request: HttpRequest, membership: Membership) -> HttpResponse:
     team = membership.team
-    form = TeamForm(request.POST or None, initial={"name": team.name})
-    if submitted(request, form):
+    posted = request.POST if request.method == "POST" else None
+    # Each card posts its own form; the reasoning card says which it is.
+    on_reasoning = posted is not None and posted.get("section") == "reasoning"
+    form = TeamForm(None if on_reasoning else posted, initial={"name": team.name})
+    reasoning = ReasoningMemoryForm(
+        posted if on_reasoning else None,
+        initial={"remember_reasoning": team.remember_reasoning},
+    )
+    if not membership.has_role(Role.ADMIN):
+        reasoning.fields["remember_reasoning"].disabled = True
+    if on_reasoning:
+        if submitted(request, reasoning):
+            with refusals_on(reasoning):
+                remember = reasoning.cleaned_data["remember_reasoning"]
+                actions.set_remember_reasoning(membership, remember, request=request)
+                messages.success(
+                    request,
+                    _("Baton now remembers reasoning between turns.")
+                    if remember
+                    else _("Baton no longer keeps any reasoning between turns."),
+                )
+                return redirect("team_settings", team_id=team.pk)
+    elif submitted(request, form):
         with refusals_on(form):
             actions.rename_team(membership, form.cleaned_data["name"], request=request)
             messages.success(request, _("Team renamed."))
             return redirect("team_settings", team_id=team.pk)
     return render(
-        request, "accounts/settings.html", {"team": team, "membership": membership, "form": form}
+        request,
+        "accounts/settings.html",
+        {
+            "team": team,
+            "membership": membership,
+            "form": form,
+            "reasoning_form": reasoning,
+            "reasoning_kept_for": _duration(settings.BATON_TURN_MEMORY_SECONDS),
+        },
     )
 
 

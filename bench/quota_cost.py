@@ -89,6 +89,24 @@ def contexts(limited: bool) -> tuple[Any, Any]:
     return key, team
 
 
+async def _prompt() -> Any:
+    from wire.tokens import PromptTokens
+
+    return PromptTokens(estimate=20, bound=80)
+
+
+def _prompt_count() -> Any:
+    """Admit's prompt counter: a coroutine of PromptTokens now, an int before."""
+    import wire.tokens
+
+    if hasattr(wire.tokens, "PromptTokens"):
+        return _prompt
+    return lambda: 20
+
+
+PROMPT: Any = None  # the prompt counter admit takes (set in measure: it changed shape)
+
+
 def seed(url: str, team_id: str, key_id: str) -> None:
     """Seed the counters, as a first request does (nothing to seed from: no ledger)."""
     from billing.quota import script
@@ -124,7 +142,7 @@ async def admit_settle(url: str, limited: bool, concurrency: int, teams: int = 1
     client = redis.Redis.from_url(url)
 
     async def one(key: Any, team: Any) -> None:
-        hold = await admission.admit("req_" + uuid.uuid4().hex, key, team, ask, "chat", lambda: 20)
+        hold = await admission.admit("req_" + uuid.uuid4().hex, key, team, ask, "chat", PROMPT)
         assert hold is not None
         await asyncio.sleep(0)
         send = admission.settle(hold, team.routes["gpt-4o"][0], usage)
@@ -171,7 +189,7 @@ async def renewal(url: str, in_flight: int = 500, rounds: int = 20) -> dict[str,
     ask = Ask(model="gpt-4o", output_cap=64, stream=True)
     holds = []
     for _ in range(in_flight):
-        hold = await admission.admit("req_" + uuid.uuid4().hex, key, team, ask, "chat", lambda: 20)
+        hold = await admission.admit("req_" + uuid.uuid4().hex, key, team, ask, "chat", PROMPT)
         assert hold is not None
         hold.admitted_at -= admission.tick  # old enough to be renewed
         hold.target = team.routes["gpt-4o"][0]
@@ -204,6 +222,8 @@ def measure(url: str) -> dict[str, Any]:
     django.setup()
     import uvloop
 
+    global PROMPT
+    PROMPT = _prompt_count()
     out: dict[str, Any] = {"redis_url": url}
     runs = []
     for limited, concurrency, teams in (

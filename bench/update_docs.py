@@ -3,8 +3,10 @@
     python bench/update_docs.py
 
 Numbers in BENCHMARKS.md come only from here: bench/results/bench-latest.md between
-``<!-- bench:results -->`` markers and bench/results/compare-latest.md between
-``<!-- bench:compare -->`` markers. A missing report leaves its section as it was.
+``<!-- bench:results -->`` markers, bench/results/dialects-latest.md (the dialects phase of
+``make bench``) between ``<!-- bench:dialects -->`` markers, bench/results/compare-latest.md
+between ``<!-- bench:compare -->`` markers and bench/results/tokens-latest.md
+(bench/tokens.py) between ``<!-- bench:tokens -->`` markers. A missing report leaves its section as it was.
 """
 
 from __future__ import annotations
@@ -16,7 +18,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "BENCHMARKS.md"
 RESULTS = ROOT / "bench" / "results"
-SECTIONS = {"results": "bench-latest.md", "compare": "compare-latest.md"}
+SECTIONS = {
+    "results": "bench-latest.md",
+    "dialects": "dialects-latest.md",
+    "compare": "compare-latest.md",
+    "tokens": "tokens-latest.md",
+}
 
 
 def replace(text: str, name: str, body: str) -> str:

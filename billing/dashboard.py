@@ -37,6 +37,7 @@ COUNTS = (
     "prompt_tokens",
     "cached_tokens",
     "cache_write_tokens",
+    "cache_write_1h_tokens",
     "completion_tokens",
     "reasoning_tokens",
 )
@@ -101,6 +102,7 @@ class Figures:
     prompt_tokens: int = 0
     cached_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
     completion_tokens: int = 0
     reasoning_tokens: int = 0
     cost: Decimal = Decimal(0)
@@ -136,6 +138,10 @@ class Figures:
         return self.prompt_tokens + self.completion_tokens
 
     @property
+    def cache_write_5m_tokens(self) -> int:
+        return self.cache_write_tokens - self.cache_write_1h_tokens
+
+    @property
     def error_rate(self) -> float | None:
         return self.errors / self.requests if self.requests else None
 
@@ -165,6 +171,7 @@ class Figures:
     def as_dict(self) -> dict[str, Any]:
         return {
             **{name: getattr(self, name) for name in COUNTS},
+            "cache_write_5m_tokens": self.cache_write_5m_tokens,
             "tokens": self.tokens,
             "cost": self.cost,
             "unpriced_requests": self.unpriced,

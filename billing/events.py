@@ -45,6 +45,7 @@ class UsageEvent:
     egress: str = ""  # what went upstream: chat, messages... (empty: nothing was sent)
     cache_write_1h_tokens: int = 0  # of cache_write_tokens, those kept for an hour
     reasoning: str = ""  # "restored" or "dropped" when Baton changed a conversation's reasoning
+    client_request_id: str = ""  # the client's own id for the request, when it sent one
 
     def to_json(self) -> bytes:
         # orjson serialises dataclasses natively, ten times faster than asdict().

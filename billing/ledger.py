@@ -42,11 +42,10 @@ from billing.events import UsageEvent
 from billing.models import Currency, ExchangeRate, Price, UsageRecord
 from billing.money import from_nanos
 from billing.periods import floor_hour
-from billing.pricing import to_rate, with_markup
+from billing.pricing import RATE_PLACES, to_rate, with_markup
 
 log = logging.getLogger("baton.billing")
 
-RATE_PLACES = Decimal("0.000000000001")  # exchange rates are kept (and used) to 12 places
 PRUNE_BATCH = 5000
 
 
@@ -139,14 +138,7 @@ class Pricer:
             return
         record.price = version
         record.exchange_rate = factor
-        record.cost = from_nanos(
-            rate.cost(
-                record.prompt_tokens,
-                record.completion_tokens,
-                record.cached_tokens,
-                record.cache_write_tokens,
-            )
-        )
+        record.cost = from_nanos(rate.cost_of(record))
 
     def price_all(self, records: Sequence[UsageRecord]) -> None:
         self.load_teams({r.team_id for r in records})
@@ -178,6 +170,7 @@ def record_from_event(event: UsageEvent, not_before: datetime | None = None) -> 
         created = not_before
     return UsageRecord(
         request_id=event.request_id,
+        client_request_id=event.client_request_id[:128],
         team_id=event.team_id,
         api_key_id=event.api_key_id or None,
         endpoint=event.endpoint[:16],
@@ -188,7 +181,9 @@ def record_from_event(event: UsageEvent, not_before: datetime | None = None) -> 
         prompt_tokens=max(0, event.prompt_tokens),
         cached_tokens=max(0, event.cached_tokens),
         cache_write_tokens=max(0, event.cache_write_tokens),
-        cache_write_1h_tokens=min(max(0, event.cache_write_1h_tokens), event.cache_write_tokens),
+        cache_write_1h_tokens=min(
+            max(0, event.cache_write_1h_tokens), max(0, event.cache_write_tokens)
+        ),
         completion_tokens=max(0, event.completion_tokens),
         reasoning_tokens=max(0, event.reasoning_tokens),
         estimated=event.estimated,

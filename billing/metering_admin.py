@@ -61,14 +61,29 @@ class UsageRecordAdmin(ReadOnlyAdmin):
         "provider",
         "upstream_model",
         "status",
+        "dialect",
+        "egress",
         "prompt_tokens",
+        "cached_tokens",
+        "cache_write_tokens",
+        "cache_write_1h_tokens",
         "completion_tokens",
+        "reasoning_tokens",
         "cost",
         "currency",
         "unpriced",
         "estimated",
+        "reasoning",
     )
-    list_filter = ("unpriced", "estimated", StatusClassFilter, "provider", "streamed")
+    list_filter = (
+        "unpriced",
+        "estimated",
+        StatusClassFilter,
+        "provider",
+        "streamed",
+        "dialect",
+        "reasoning",
+    )
     search_fields = ("=request_id", "upstream_model", "alias")
     list_select_related = ("team",)
     date_hierarchy = "created_at"
@@ -87,7 +102,20 @@ class HourlyUsageAdmin(ReadOnlyAdmin):
 
 class LineInline(admin.TabularInline):
     model = BillingLineItem
-    fields = ("kind", "provider", "model", "for_period_start", "requests", "amount")
+    fields = (
+        "kind",
+        "provider",
+        "model",
+        "for_period_start",
+        "requests",
+        "prompt_tokens",
+        "cached_tokens",
+        "cache_write_tokens",
+        "cache_write_1h_tokens",
+        "completion_tokens",
+        "reasoning_tokens",
+        "amount",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False

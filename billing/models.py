@@ -63,7 +63,20 @@ class RedisFailure(models.TextChoices):
     CLOSED = "closed", _("Refuse (fail closed)")
 
 
-class UsageRecord(models.Model):
+class CacheWriteSplit:
+    """Cache writes by lifetime, for rows that count them (``cache_write_tokens`` in all,
+    ``cache_write_1h_tokens`` of them kept an hour): each lifetime has its own price."""
+
+    cache_write_tokens: int
+    cache_write_1h_tokens: int
+
+    @property
+    def cache_write_5m_tokens(self) -> int:
+        """Cache writes kept five minutes (or of a lifetime the provider did not state)."""
+        return self.cache_write_tokens - self.cache_write_1h_tokens
+
+
+class UsageRecord(CacheWriteSplit, models.Model):
     """What one /v1 request used. Unique on request id, so replays never double count.
 
     No prompt or response content is ever stored here. ``cost`` is filled in
@@ -73,6 +86,9 @@ class UsageRecord(models.Model):
     """
 
     request_id = models.CharField(max_length=64, unique=True)
+    # The client's own id for the request (x-client-request-id or x-request-id), if it sent
+    # one: how a client that lost the response finds the row. Not unique: clients reuse them.
+    client_request_id = models.CharField(max_length=128, blank=True, default="")
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="usage_records")
     api_key_id = models.UUIDField(null=True, blank=True)
     endpoint = models.CharField(max_length=16)
@@ -130,6 +146,12 @@ class UsageRecord(models.Model):
                 name="usage_team_errors",
             ),
             models.Index(fields=["api_key_id", "created_at"], name="usage_key_time"),
+            # Only rows that carry a client id: nothing to maintain for the others.
+            models.Index(
+                fields=["team", "client_request_id"],
+                condition=~models.Q(client_request_id=""),
+                name="usage_team_client_id",
+            ),
             # What billing.usage.charge_usage still has to debit.
             models.Index(
                 fields=["id"],
@@ -148,7 +170,9 @@ class Price(models.Model):
 
     Versions are never edited in place once used: a price change is a new row
     with a later ``effective_from``. Empty cached-input and cache-write prices
-    mean "same as input".
+    mean "same as input"; ``cache_write`` prices cache writes kept five minutes
+    (or of unstated lifetime) and ``cache_write_1h`` those kept an hour, empty
+    meaning "same as cache write".
     """
 
     provider = models.ForeignKey(
@@ -173,6 +197,18 @@ class Price(models.Model):
         null=True,
         blank=True,
         validators=[MinValueValidator(Decimal(0))],
+    )
+    cache_write_1h = models.DecimalField(
+        _("1-hour cache write"),
+        max_digits=14,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
+        help_text=_(
+            "For cache writes kept an hour (Anthropic: twice the input price). "
+            "Empty: the cache write price."
+        ),
     )
     output = models.DecimalField(
         _("output"), max_digits=14, decimal_places=6, validators=[MinValueValidator(Decimal(0))]
@@ -445,7 +481,7 @@ def _token_field() -> Any:
     return models.BigIntegerField(default=0)
 
 
-class HourlyUsage(models.Model):
+class HourlyUsage(CacheWriteSplit, models.Model):
     """One hour of a team's usage for one API key, provider and model, built
     from the ledger by ``billing.rollups``; dashboards, the usage API and
     billing records read these, never the ledger. Rollups outlive the
@@ -464,6 +500,7 @@ class HourlyUsage(models.Model):
     prompt_tokens = _token_field()
     cached_tokens = _token_field()
     cache_write_tokens = _token_field()
+    cache_write_1h_tokens = _token_field()  # of cache_write_tokens, those kept for an hour
     completion_tokens = _token_field()
     reasoning_tokens = _token_field()
     cost = models.DecimalField(max_digits=24, decimal_places=9, default=Decimal(0))
@@ -550,7 +587,7 @@ class BillingRecord(models.Model):
         return self.status == self.Status.OPEN
 
 
-class BillingLineItem(models.Model):
+class BillingLineItem(CacheWriteSplit, models.Model):
     """One provider and model on a billing record: the usage of the record's
     own period, or an adjustment for a period that had already closed."""
 
@@ -570,6 +607,7 @@ class BillingLineItem(models.Model):
     prompt_tokens = models.BigIntegerField(default=0)
     cached_tokens = models.BigIntegerField(default=0)
     cache_write_tokens = models.BigIntegerField(default=0)
+    cache_write_1h_tokens = models.BigIntegerField(default=0)  # of cache_write_tokens
     completion_tokens = models.BigIntegerField(default=0)
     reasoning_tokens = models.BigIntegerField(default=0)
     amount = models.DecimalField(max_digits=24, decimal_places=9, default=Decimal(0))

@@ -20,6 +20,10 @@ from billing.money import NANO, Rate
 
 log = logging.getLogger("baton.billing")
 
+# Exchange rates are applied to 12 places, by the relay (``rates_for``) and the ledger
+# (``billing.ledger.Pricer``) alike, so both reach the same rate to the nano.
+RATE_PLACES = Decimal("0.000000000001")
+
 
 def exchange_rate(base: str, quote: str, at: datetime | None = None) -> Decimal | None:
     """How many ``quote`` one ``base`` buys at ``at``, or None without a rate."""
@@ -67,7 +71,7 @@ def to_rate(
 ) -> Rate | None:
     """The price in ``currency``, or None when no exchange rate connects them."""
     if factor is None:
-        factor = exchange_rate(price.currency, currency, at)
+        factor = _applied(exchange_rate(price.currency, currency, at))
     if factor is None:
         log.warning(
             "no exchange rate %s->%s: %s is unpriced for such teams",
@@ -76,15 +80,23 @@ def to_rate(
             price,
         )
         return None
+    # Empty prices fall back: cached input and cache writes to input, one-hour writes to
+    # five-minute writes (so a version from before the column kept its meaning).
     cached = price.cached_input if price.cached_input is not None else price.input
     write = price.cache_write if price.cache_write is not None else price.input
+    write_1h = price.cache_write_1h if price.cache_write_1h is not None else write
     return Rate(
         price_id=price.pk,
         input=_per_million_nanos(price.input, factor),
         cached_input=_per_million_nanos(cached, factor),
         cache_write=_per_million_nanos(write, factor),
         output=_per_million_nanos(price.output, factor),
+        cache_write_1h=_per_million_nanos(write_1h, factor),
     )
+
+
+def _applied(rate: Decimal | None) -> Decimal | None:
+    return None if rate is None else rate.quantize(RATE_PLACES)
 
 
 def with_markup(factor: Decimal, markup: Decimal | None) -> Decimal:
@@ -104,7 +116,7 @@ def rates_for(
     rates: dict[tuple[str, str], Rate] = {}
     for key, price in current_prices(providers, now).items():
         if price.currency not in factors:
-            factors[price.currency] = exchange_rate(price.currency, currency, now)
+            factors[price.currency] = _applied(exchange_rate(price.currency, currency, now))
         factor = factors[price.currency]
         if factor is None:
             log.warning("no exchange rate %s->%s: %s is unpriced", price.currency, currency, price)

@@ -56,6 +56,7 @@ LINE_SUMS = (
     "prompt_tokens",
     "cached_tokens",
     "cache_write_tokens",
+    "cache_write_1h_tokens",
     "completion_tokens",
     "reasoning_tokens",
 )

@@ -50,6 +50,7 @@ SUMS = (
     "prompt_tokens",
     "cached_tokens",
     "cache_write_tokens",
+    "cache_write_1h_tokens",
     "completion_tokens",
     "reasoning_tokens",
 )

@@ -27,10 +27,20 @@ from accounts.tenancy import get_for_team, team_view
 from billing import conf
 from billing.dashboard import DateRange, RangeError, Summary, parse_key, rollups, summary
 from billing.models import BillingLineItem, BillingRecord, UsageRecord
-from billing.records import LINE_SUMS
 from billing.usage import team_currency
 
 REQUESTS_PER_PAGE = 50
+# The counts of a billing line item in its CSV export: every token class priced apart.
+LINE_COLUMNS = (
+    "requests",
+    "prompt_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+)
 
 
 def _context(membership: Membership, **extra: Any) -> dict[str, Any]:
@@ -140,6 +150,8 @@ def request_log(request: HttpRequest, membership: Membership) -> HttpResponse:
         "model": request.GET.get("model", "").strip()[:128],
         "status": request.GET.get("status", "").strip()[:3],
         "errors": request.GET.get("errors") == "1",
+        # Baton's request id or the client's own (x-client-request-id / x-request-id).
+        "id": request.GET.get("id", "").strip()[:128],
     }
     key_id = parse_key(filters["key"])
     if key_id is not None:
@@ -153,6 +165,8 @@ def request_log(request: HttpRequest, membership: Membership) -> HttpResponse:
         records = records.filter(status)
     if filters["errors"]:
         records = records.filter(status__gte=400)
+    if filters["id"]:
+        records = records.filter(Q(request_id=filters["id"]) | Q(client_request_id=filters["id"]))
     cursor = _parse_cursor(request.GET.get("before", ""))
     if cursor is not None:
         records = records.filter(
@@ -233,6 +247,8 @@ def usage_export(request: HttpRequest, membership: Membership) -> HttpResponse:
         "prompt_tokens",
         "cached_tokens",
         "cache_write_tokens",
+        "cache_write_5m_tokens",
+        "cache_write_1h_tokens",
         "completion_tokens",
         "reasoning_tokens",
         "cost",
@@ -256,6 +272,8 @@ def usage_export(request: HttpRequest, membership: Membership) -> HttpResponse:
                 row.prompt_tokens,
                 row.cached_tokens,
                 row.cache_write_tokens,
+                row.cache_write_5m_tokens,
+                row.cache_write_1h_tokens,
                 row.completion_tokens,
                 row.reasoning_tokens,
                 f"{row.cost:f}",
@@ -325,7 +343,7 @@ def billing_record_export(
             "usage_period_end_utc",
             "provider",
             "model",
-            *LINE_SUMS,
+            *LINE_COLUMNS,
             "amount",
             "currency",
         ]
@@ -341,7 +359,7 @@ def billing_record_export(
                 line.for_period_end.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 line.provider,
                 line.model,
-                *(getattr(line, name) for name in LINE_SUMS),
+                *(getattr(line, name) for name in LINE_COLUMNS),
                 f"{line.amount:f}",
                 record.currency,
             ]
@@ -361,7 +379,7 @@ def billing_record_export(
                 "",
                 "",
                 "",
-                *([""] * len(LINE_SUMS)),
+                *([""] * len(LINE_COLUMNS)),
                 f"{value:f}",
                 record.currency,
             ]

@@ -35,6 +35,7 @@ team_scoped.register(
 )
 team_scoped.register("credit-entries", billing_views.CreditEntryViewSet, basename="credit-entry")
 team_scoped.register("billing-records", usage_api.BillingRecordViewSet, basename="billing-record")
+team_scoped.register("requests", usage_api.RequestViewSet, basename="request")
 
 urlpatterns = [
     path("", include(teams.urls)),

@@ -102,9 +102,11 @@ class PlainFormatter(logging.Formatter):
 
 
 def logging_config(log_format: str, level: str) -> dict[str, Any]:
-    """The ``LOGGING`` dict for settings.py. uvicorn's own loggers are included so that its
-    start-up and error lines are JSON too. ``uvicorn.access`` is left as uvicorn set it
-    (production runs with ``--no-access-log``; the load balancer logs access)."""
+    """The ``LOGGING`` dict for settings.py. ``uvicorn.error``, where uvicorn writes its
+    start-up and error lines, is included so that they are JSON too. ``uvicorn.access`` is
+    left as uvicorn set it (production runs with ``--no-access-log``; the load balancer logs
+    access): configuring its parent ``uvicorn`` here would make logging reset it to propagate,
+    and uvicorn writes access lines whenever that logger reaches a handler, flag or not."""
     formatter = "json" if log_format == "json" else "plain"
     handler = {"handlers": ["console"], "level": level, "propagate": False}
     return {
@@ -125,7 +127,6 @@ def logging_config(log_format: str, level: str) -> dict[str, Any]:
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
             "django.db.backends": {"level": "INFO"},
-            "uvicorn": handler,
-            "uvicorn.error": {"level": level},
+            "uvicorn.error": handler,
         },
     }

@@ -73,7 +73,10 @@ def _required_secret(name: str, hint: str, min_length: int) -> str:
     50 characters, 5 different ones, not Django's development prefix), enforced at
     start instead of left as a warning. The message never repeats the value.
     """
-    value = _required(name, hint)
+    return _strong(name, _required(name, hint), hint, min_length)
+
+
+def _strong(name: str, value: str, hint: str, min_length: int) -> str:
     if len(value) < min_length or len(set(value)) < 5:
         raise ImproperlyConfiguredEnv(
             f"{name} must be at least {min_length} characters with at least 5 different ones "
@@ -156,8 +159,17 @@ BATON_MAX_ATTEMPTS = envint("BATON_MAX_ATTEMPTS", 3, minimum=1)
 # How long an agent loop's turns are remembered: where they were served, and (per team)
 # their reasoning, encrypted (gateway/turns.py).
 BATON_TURN_MEMORY_SECONDS = envint("BATON_TURN_MEMORY_SECONDS", 3600, minimum=60)
+# How long Baton remembers which target issued a stored Responses response, so that a
+# previous_response_id naming it goes back there (gateway/turns.py). OpenAI keeps 30 days.
+BATON_RESPONSE_IDS_SECONDS = envint("BATON_RESPONSE_IDS_SECONDS", 30 * 86400, minimum=60)
 BATON_COOLDOWN_SECONDS = envint("BATON_COOLDOWN_SECONDS", 30, minimum=1)
 BATON_CACHE_CHECK_SECONDS = envfloat("BATON_CACHE_CHECK_SECONDS", 0.5, minimum=0.0)
+# The relay's cached keys and teams (gateway/cache.py): reloaded from the database after
+# this long; served this much longer while the database does not answer; and how long a
+# request waits on the database for one it has not cached.
+BATON_CACHE_RELOAD_SECONDS = envfloat("BATON_CACHE_RELOAD_SECONDS", 300.0, minimum=0.1)
+BATON_STALE_IF_ERROR_SECONDS = envfloat("BATON_STALE_IF_ERROR_SECONDS", 3600.0, minimum=0.0)
+BATON_CACHE_LOAD_TIMEOUT = envfloat("BATON_CACHE_LOAD_TIMEOUT", 3.0, minimum=0.05)
 
 # --- Apps ---------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -356,6 +368,8 @@ LOGIN_URL = "account_login"
 
 # --- Email --------------------------------------------------------------------
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "Baton <noreply@localhost>")
+# A mail server that does not answer must not hold a request (Django's default is no timeout).
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 10)
 if envstr("EMAIL_HOST"):
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     EMAIL_HOST = envstr("EMAIL_HOST")
@@ -501,6 +515,14 @@ if BATON_REQUEST_LOG not in {"off", "errors", "all"}:
 # networks; with neither set, only loopback may scrape. With several worker
 # processes set PROMETHEUS_MULTIPROC_DIR to an empty directory (see docs/operations.md).
 BATON_METRICS_TOKEN = envstr("BATON_METRICS_TOKEN")
+if BATON_METRICS_TOKEN and not DEBUG:
+    # A bearer token for a public path: a placeholder left from the example file is refused.
+    _strong(
+        "BATON_METRICS_TOKEN",
+        BATON_METRICS_TOKEN,
+        "a long random string, e.g. `openssl rand -hex 24`",
+        24,
+    )
 BATON_METRICS_ALLOW = envlist("BATON_METRICS_ALLOW")
 for _network in BATON_METRICS_ALLOW:
     try:

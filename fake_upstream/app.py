@@ -13,7 +13,8 @@ Routes (each may be prefixed with ``/_f/{directives}``, see faults.py):
     /azure/openai/v1/...                         Azure v1
       ... = POST chat/completions | completions | embeddings, GET models | models/{id}
     POST /v1/responses, /openai/v1/responses, /azure/openai/v1/responses,
-         /{qwen,ark,deepseek,minimax}/v1/responses      Responses API (see responses.py)
+         /{qwen,ark,deepseek,minimax}/v1/responses      Responses API (see responses.py);
+         GET|DELETE .../responses/{id}, GET .../responses/{id}/input_items: stored ones
     /anthropic/v1/...                            Anthropic Messages (messages.py):
       POST messages | messages/count_tokens, GET models | models/{id}
     /{deepseek,qwen,zhipu,moonshot,minimax}/anthropic/v1/...
@@ -654,6 +655,8 @@ class FakeUpstream:
                 return JsonOut(*error(fl, 404, "Resource not found"))
         is_models = endpoint == "models" or endpoint.startswith("models/")
         is_responses = endpoint == "responses" and responses_mod.serves(fl)
+        if endpoint.startswith("responses/") and responses_mod.serves(fl):
+            return self._stored_response(fl, method, endpoint, key)
         known = is_models or is_responses or endpoint in _POST_ENDPOINTS
         if not known:
             return JsonOut(*error(fl, 404, f"Invalid URL ({method} {scope['path']})"))
@@ -683,6 +686,15 @@ class FakeUpstream:
         if endpoint == "completions":
             return handle_completions(fl, route, body, faults)
         return handle_embeddings(fl, route, body)
+
+    def _stored_response(self, fl: Flavor, method: str, endpoint: str, key: str | None) -> Outcome:
+        errors = responses_mod.error_flavor(fl)
+        if method not in ("GET", "DELETE"):
+            return JsonOut(*error(errors, 405, f"Invalid method for URL ({method} /{endpoint})"))
+        if key is None or key.startswith("bad"):
+            return JsonOut(*responses_mod.auth_refusal(fl, key))
+        response_id, _, suffix = endpoint[len("responses/") :].partition("/")
+        return JsonOut(*responses_mod.stored(fl, method, response_id, suffix, key, self.responses))
 
     def _responses(self, fl: Flavor, body: dict[str, Any], faults: Faults, key: str) -> Outcome:
         result = responses_mod.handle(

@@ -3,27 +3,6 @@
 Faults live in the base URL rather than in headers or the body so that a test can point one
 credential of a provider at a "broken" base URL and leave the others healthy, without Baton
 having to forward anything special. Directives are ``key=value`` pairs joined by ``;`` or
-status          reply with this HTTP status (400-599) in the flavor's error shape
-retry_after     seconds for the ``retry-after`` header sent with status 429 (default 1)
-code            override the provider error code (e.g. ``insufficient_quota`` with 429)
-latency_ms      delay before the response headers (overrides the server default + jitter)
-first_byte_ms   stream: delay after the headers before the first event
-tps             tokens per second (streams pace content chunks; non-streams wait n/tps)
-chunk_ms        stream: delay before every event after the first
-chunks          number of content tokens in the reply
-drop_after      stream: break the connection after N events (no terminator)
-error_after     stream: after N events send an in-stream error in the flavor's shape, then end
-malformed_at    stream: event N is sent as invalid JSON (``data: {not json``)
-hang            never answer; wait for the client to disconnect
-echo_key        put the presented key in the message of the ``status`` reply and the
-                ``error_after`` event, as a careless provider does:
-                ``full`` (also the bare word), ``prefix`` (its first 12 characters and
-                ``...``) or ``url`` (URL-encoded, every reserved character escaped)
-strict_reasoning ``/responses``: refuse a ``function_call`` input item whose reasoning item
-                (the one the fake emitted before it) is missing, and a reasoning item with no
-                output item after it, with OpenAI's texts (see responses.py)
-=============== ===========================================================================
-=======
 ``,``; ``hang``, ``echo_key``, ``strict_reasoning`` and ``redacted`` may be written without
 a value. Stream chunk numbers are 1-based and count every SSE event the fake emits (role
 chunk, content chunks, finish/usage chunks, ``[DONE]``, Anthropic's ``ping``...), but not SSE

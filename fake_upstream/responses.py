@@ -38,7 +38,9 @@ minimax   stateless false  reasoning_text 400 *fake*   400 *fake*   OpenAI's, no
   ``previous_response_id`` continues a conversation (its ``instructions`` are not inherited) and
   ``item_reference`` resolves. An unknown, unstored or other account's id, and any id on a
   stateless flavor, is 400 ``previous_response_not_found``: "Previous response with id
-  'resp_…' not found." (developers.openai.com/api/docs/guides/conversation-state).
+  'resp_…' not found." (developers.openai.com/api/docs/guides/conversation-state). A stored
+  response is also there to ``GET`` (as the final response object), ``DELETE`` and list the
+  ``input_items`` of (``stored``); anything else is 404 "Response with id '…' not found.".
 * **Reasoning.** Reasoning models (``gpt-5*``, ``o1``-``o9*``, ``codex*``, ``deepseek-v4*``,
   ``deepseek-reasoner``, ``qwen3*``, ``qwq*``, ``MiniMax-M*``, ``doubao-seed*``, ``kimi-k2.5+``,
   ``kimi-k3*``, any ``*thinking*``) emit a ``reasoning`` item (id ``rs_…``) before their function
@@ -430,6 +432,7 @@ def missing_following(reasoning_id: str) -> Refusal:
 class _Account:
     responses: OrderedDict[str, list[dict[str, Any]]] = field(default_factory=OrderedDict)
     items: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)  # as GET returns them
 
 
 class State:
@@ -457,12 +460,21 @@ class State:
             self._accounts.popitem(last=False)
         return found
 
-    def save(self, account: str, response_id: str, context: list[dict[str, Any]]) -> None:
+    def save(
+        self,
+        account: str,
+        response_id: str,
+        context: list[dict[str, Any]],
+        response: dict[str, Any] | None = None,
+    ) -> None:
         acct = self._account(account, create=True)
         assert acct is not None
         acct.responses[response_id] = context
+        if response is not None:
+            acct.objects[response_id] = response
         while len(acct.responses) > MAX_RESPONSES_PER_ACCOUNT:
-            acct.responses.popitem(last=False)
+            dropped, _ = acct.responses.popitem(last=False)
+            acct.objects.pop(dropped, None)
         for item in context:
             item_id = item.get("id")
             if isinstance(item_id, str):
@@ -474,6 +486,18 @@ class State:
     def context(self, account: str, response_id: str) -> list[dict[str, Any]] | None:
         acct = self._account(account, create=False)
         return None if acct is None else acct.responses.get(response_id)
+
+    def stored(self, account: str, response_id: str) -> dict[str, Any] | None:
+        acct = self._account(account, create=False)
+        return None if acct is None else acct.objects.get(response_id)
+
+    def delete(self, account: str, response_id: str) -> bool:
+        acct = self._account(account, create=False)
+        if acct is None or response_id not in acct.responses:
+            return False
+        del acct.responses[response_id]
+        acct.objects.pop(response_id, None)
+        return True
 
     def item(self, account: str, item_id: str) -> dict[str, Any] | None:
         acct = self._account(account, create=False)
@@ -1162,7 +1186,7 @@ def body(fl: Flavor, req: Request, p: Plan, state: State) -> tuple[bytes, int]:
         incomplete=p.incomplete,
     )
     if req.store:
-        state.save(req.account, response_id, [*req.context, *rendered.items])
+        state.save(req.account, response_id, [*req.context, *rendered.items], out)
     return orjson.dumps(out), p.output_tokens
 
 
@@ -1233,7 +1257,10 @@ class Stream:
         )
         if self.req.store:
             self.state.save(
-                self.req.account, self.response_id, [*self.req.context, *self.rendered.items]
+                self.req.account,
+                self.response_id,
+                [*self.req.context, *self.rendered.items],
+                final,
             )
         yield self._event(f"response.{status}", response=final), False
 
@@ -1386,3 +1413,34 @@ def handle(
         return Stream(fl, req, p, state)
     payload, tokens = body(fl, req, p, state)
     return 200, payload, tokens
+
+
+def stored(
+    fl: Flavor, method: str, response_id: str, suffix: str, key: str, state: State
+) -> tuple[int, bytes]:
+    """``GET``/``DELETE {base}/responses/{id}`` and ``GET .../input_items`` on a stateful flavor:
+    the response as stored, its deletion, or its input items (developers.openai.com/api/
+    reference/resources/responses); another account's, an unknown or a stateless flavor's id
+    is OpenAI's 404 "Response with id '…' not found."."""
+    account = State.account_id(key)
+    found = state.stored(account, response_id) if DIALECTS[fl.name].stateful else None
+    if found is None or suffix not in ("", "input_items") or (suffix and method != "GET"):
+        return error(error_flavor(fl), 404, f"Response with id '{response_id}' not found.")
+    if method == "DELETE":
+        state.delete(account, response_id)
+        return 200, orjson.dumps({"id": response_id, "object": "response", "deleted": True})
+    if suffix:
+        context = state.context(account, response_id) or []
+        produced = {item.get("id") for item in found.get("output") or ()}
+        data = [item for item in context if item.get("id") not in produced or not item.get("id")]
+        ids = [item.get("id") for item in data]
+        return 200, orjson.dumps(
+            {
+                "object": "list",
+                "data": data,
+                "first_id": ids[0] if ids else None,
+                "last_id": ids[-1] if ids else None,
+                "has_more": False,
+            }
+        )
+    return 200, orjson.dumps(found)

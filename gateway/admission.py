@@ -44,19 +44,28 @@ back, through the retried settles, or through the ledger at the next reconciliat
 what was lost (tests/quotas/test_inflight.py: counters equal the ledger once it clears).
 
 Overspend bound. For every admitted request the script guarantees
-spent + held + estimate <= cap (and <= the credit balance). A cap is overrun
-only by requests that cost more than their estimate: one without an output
-cap that writes more than ``BATON_HOLD_DEFAULT_OUTPUT_TOKENS``, a prompt the
-estimate (wire/tokens.py, biased high) undercounts, a provider that ignores
-``max_tokens``. So the overrun is at most the sum of (actual - estimated
-cost) over the requests in flight when the cap is reached: at most
-C x (one request's actual - estimated cost), C being the requests in flight
-(the concurrency limit, when one is set), and zero when every request sets
-``max_tokens``. tests/quotas/test_budget_race.py measures both cases. Not
-covered by the bound: fail-open (above), and credit an operator takes away in
-the second before every process has reloaded the team. Tokens per minute reserve
-prompt + the request's own output cap (not the default), corrected at settle; a
-request that turns out larger leaves the bucket in debt, which later requests wait off.
+spent + held + hold <= cap (and <= the credit balance). The hold prices the
+prompt at ``wire.tokens.prompt_token_bound`` (an upper bound on any byte-level
+BPE or byte-fallback SentencePiece tokenizer's count; wire/tokens.py states it
+and proves it) and the output at the request's own cap, or
+``BATON_HOLD_DEFAULT_OUTPUT_TOKENS`` without one, all at the dearest target's
+prices. A cap is overrun only by requests that cost more than their hold: one
+without an output cap that writes more than the default, a provider that
+ignores ``max_tokens``, or a prompt outside the bound (images and files, what
+the provider adds from its own side: wire/tokens.py lists them). So the
+overrun is at most the sum of (actual - held cost) over the requests in flight
+when the cap is reached: at most C x (one request's actual - held cost), C
+being the requests in flight (the concurrency limit, when one is set), and
+zero when every request sets ``max_tokens`` and its prompt is text.
+tests/quotas/test_budget_race.py measures both cases, the second with 200
+adversarial prompts (one-letter words, lone digits and punctuation, letters
+between ideographs). Not covered by the bound: fail-open (unbounded while the
+store is unreachable), and credit an operator takes away in the second before
+every process has reloaded the team. Tokens per minute reserve the realistic
+prompt estimate (``PromptTokens.estimate``; the bound would be 3 to 4 times too
+much and refuse legitimate traffic) + the request's own output cap (not the
+default), corrected at settle; a request that turns out larger leaves the
+bucket in debt, which later requests wait off.
 
 Redis CPU. A scope without limits is not passed at all; a scope is one hash
 (one HMGET, one HSET); settles are batched per team for ``SETTLE_BATCH_SECONDS``, so
@@ -71,7 +80,10 @@ for a second nothing waits on the store again. A team without limits is always
 served (its record is then not written: outcome "unrecorded").
 
 Without a limits Redis (the embedded default) the same script runs in process, on
-lupa's Lua (billing/quota/local.py), settled at once rather than in batches.
+lupa's Lua (billing/quota/local.py), settled at once rather than in batches. The
+ledger reads of seeding go through the relay cache's ``ColdPath`` (gateway/db.py): a
+database that does not answer delays a request by at most ``BATON_CACHE_LOAD_TIMEOUT``
+once, and the seed is tried again ``SEED_RETRY`` seconds later.
 """
 
 from __future__ import annotations
@@ -82,7 +94,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,11 +114,12 @@ from billing.quota.snapshots import Limits, TeamQuota
 from gateway import routing
 from gateway.contexts import KeyContext, Target, TeamContext
 from gateway.cooldown import Cooldowns
-from gateway.db import in_thread
+from gateway.db import ColdPath, in_thread
 from gateway.errors import RelayError
 from gateway.redis_pipe import PipelinedRedis, Script
 from wire.dialects import Ask
 from wire.providers import Endpoint, Usage
+from wire.tokens import PromptTokens
 
 log = logging.getLogger("baton.admission")
 
@@ -220,8 +233,11 @@ class Pending:
 
 
 class Admission:
-    def __init__(self, cooldowns: Cooldowns | None = None) -> None:
+    def __init__(
+        self, cooldowns: Cooldowns | None = None, database: ColdPath | None = None
+    ) -> None:
         self.cooldowns = cooldowns
+        self.db = database or ColdPath()  # the relay cache's: one breaker per process
         self.configured = False
         self.redis: PipelinedRedis | None = None
         self.local: LocalLimits | None = None
@@ -311,13 +327,14 @@ class Admission:
         team: TeamContext,
         ask: Ask,
         endpoint: Endpoint,
-        estimate_prompt: Callable[[], int],
+        count_prompt: Callable[[], Awaitable[PromptTokens]],
         *,
         dialect: str = "chat",
+        client_request_id: str = "",
     ) -> Hold | None:
         """Check, hold and record, or raise the refusal. None when the model has no
-        route (the route step refuses it). ``dialect`` is what the client speaks, for
-        the record."""
+        route (the route step refuses it). ``dialect`` (what the client speaks) and
+        ``client_request_id`` (its own id for the request) are for the record."""
         if not self.configured:
             self.configure()
         targets = routing.candidates(team, ask.model)
@@ -333,24 +350,29 @@ class Admission:
         if endpoint == "count_tokens":
             # Counting a prompt is not a completion: it takes a request from the rate
             # limits (and a concurrency slot while it runs) and holds no money or tokens.
-            prompt = money_out = tpm_out = 0
+            prompt = PromptTokens(0, 0)
+            money_out = tpm_out = 0
         else:
-            prompt = estimate_prompt()
+            prompt = await count_prompt()
             cap = ask.output_cap
             if endpoint == "embeddings":
                 money_out = tpm_out = 0
             else:
                 money_out = (cap or self.default_output) * ask.choices
                 tpm_out = (cap or 0) * ask.choices
-        # The estimate at the dearest target; the record names that target until the
-        # relay reports the one it used.
+        # Money: the prompt's upper bound, so that a request with max_tokens never costs
+        # more than it holds, at the dearest target; the record names that target until
+        # the relay reports the one it used. Tokens per minute: the realistic estimate
+        # (module docstring), which is also what a reaper bills for the prompt.
         dearest, price = targets[0], None
         for target, rate in zip(targets, rates, strict=True):
-            if rate is not None and (price is None or rate.estimate(prompt, money_out) > hold.cost):
-                dearest, price = target, rate
-                hold.cost = rate.estimate(prompt, money_out)
-        hold.prompt = prompt
-        hold.tokens = prompt + tpm_out
+            if rate is None:
+                continue
+            cost = rate.estimate(prompt.bound, money_out)
+            if price is None or cost > hold.cost:
+                dearest, price, hold.cost = target, rate, cost
+        hold.prompt = prompt.estimate
+        hold.tokens = prompt.estimate + tpm_out
         hold.team_active = quota.prepaid or quota.limits.any
         hold.key_active = key.limits.any
         limited = {
@@ -364,13 +386,14 @@ class Admission:
             key_id=key.key_id,
             started_ms=int(time.time() * 1000),
             held=hold.cost,
-            prompt=prompt,
+            prompt=prompt.estimate,
             team_held=hold.team_active,
             key_held=hold.key_active,
             endpoint=endpoint,
             dialect=dialect,
             alias=ask.model,
             streamed=bool(ask.stream),
+            client_request_id=client_request_id,
             target=script.Target(
                 dearest.credential_id,
                 dearest.upstream.provider,
@@ -730,12 +753,7 @@ class Admission:
         if target is not None and (usage.prompt_tokens or usage.completion_tokens):
             rate = hold.quota.rates.get((target.upstream.provider, target.upstream.model))
             if rate is not None:
-                cost = rate.cost(
-                    usage.prompt_tokens,
-                    usage.completion_tokens,
-                    usage.cached_tokens,
-                    usage.cache_write_tokens,
-                )
+                cost = rate.cost_of(usage)
         used = usage.prompt_tokens + usage.completion_tokens
         limits = hold.quota.credentials.get(target.credential_id) if target is not None else None
         if not (hold.placed or hold.team_active or hold.key_active or limits is not None):
@@ -941,6 +959,8 @@ class Admission:
                 for s, last in self.reconciled.items()
                 if clock - last >= self.reconcile_every and s not in self.dirty
             ]
+        if due and not self.db.healthy:
+            return  # the database is known to be away: the next tick tries again
         for scope in due[:RECONCILES_PER_TICK]:
             team_id, key_id = scope
             done = await in_thread(reconcile, team_id, key_id)
@@ -957,7 +977,8 @@ class Admission:
 
     async def reap(self) -> None:
         """Bill the requests of processes that died (any process's, this one's peers)."""
-        await in_thread(reaper.reap)
+        if self.db.healthy:  # what it bills goes to the database
+            await in_thread(reaper.reap)
 
     async def seed(self, scope: Scope) -> bool:
         """Reconcile a scope the store has never counted before admitting in it; False
@@ -972,7 +993,8 @@ class Admission:
         self.seeding[scope] = future
         ok = False
         try:
-            await in_thread(reconcile, scope[0], scope[1])
+            # On the request path: a bounded wait, and the relay cache's breaker.
+            await self.db.run(reconcile, scope[0], scope[1])
             ok = True
             self.seed_failed.pop(scope, None)
             self.reconciled[scope] = time.monotonic()

@@ -1,7 +1,7 @@
 """The data plane: ``/v1`` as a lean ASGI app.
 
 One request, top to bottom in ``RelayApp.relay``, whatever the client's dialect
-(Chat Completions, Anthropic Messages; wire/dialects/):
+(Chat Completions, Anthropic Messages, OpenAI Responses; wire/dialects/):
 authenticate -> validate -> admit -> route -> send (with fallback) -> relay -> settle.
 The admit step (gateway/admission.py) checks every limit and holds the
 estimated cost in one Redis round trip; settle turns the hold into the real cost.
@@ -21,7 +21,7 @@ import logging
 import time
 import uuid
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlencode
 
 import aiohttp
 import orjson
@@ -38,11 +38,13 @@ from gateway.contexts import KeyContext, Target, TeamContext
 from gateway.cooldown import Cooldowns
 from gateway.errors import RelayError, invalid_key, model_not_found
 from gateway.metering import DatabaseSink, RedisStreamSink, Sink
-from gateway.turns import Resumed, TurnMemory
+from gateway.redis_pipe import PipelinedRedis
+from gateway.turns import TURN_WRITE_TIMEOUT, Resumed, TurnMemory, TurnNotes
 from relay.netguard import AddressPolicy, guarded_connector, unsafe_address_cause
 from wire.base import Adapter
-from wire.dialects import CHAT, MESSAGES, Ask, Dialect, DialectError, Refusal
+from wire.dialects import CHAT, MESSAGES, RESPONSES, Ask, Dialect, DialectError, Refusal
 from wire.providers import Endpoint, UpstreamError
+from wire.tokens import PromptTokens, prompt_token_bound
 
 log = logging.getLogger("baton.relay")
 
@@ -52,13 +54,22 @@ ENDPOINTS: dict[str, tuple[Dialect, Endpoint]] = {
     "/v1/embeddings": (CHAT, "embeddings"),
     "/v1/messages": (MESSAGES, "messages"),
     "/v1/messages/count_tokens": (MESSAGES, "count_tokens"),
+    "/v1/responses": (RESPONSES, "responses"),
 }
+# GET and DELETE /v1/responses/{id} (and GET .../input_items): the stored response, asked of
+# the target that stored it (RelayApp.stored_response).
+STORED_RESPONSES = "/v1/responses/"
+STORED_QUERY = frozenset({"include", "include[]", "after", "before", "limit", "order"})
 # Client headers a native Messages target gets as the client sent them.
 FORWARDED = {"messages": (b"anthropic-version", b"anthropic-beta")}
 JSON = (b"content-type", b"application/json")
 MAX_JSON_DEPTH = 254  # the deepest JSON orjson writes (its serialiser's recursion limit)
+# Bodies larger than this have their prompt counted in a worker thread (RelayApp.count_prompt).
+COUNT_IN_THREAD_BYTES = 256 * 1024
 # Aliases and upstream models have at most 128; "credential-name/model" adds up to 81.
 MAX_MODEL_CHARS = 256
+# A client's own request id (echoed and stored) is at most this long.
+MAX_CLIENT_REQUEST_ID = 128
 # Left as they are in a header value: visible ASCII but "%", which marks the escapes.
 _HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
 SSE_HEADERS = [
@@ -76,7 +87,7 @@ class RelayApp:
     def __init__(self) -> None:
         self.cache = RelayCache()
         self.cooldowns = Cooldowns()
-        self.admission = Admission(self.cooldowns)
+        self.admission = Admission(self.cooldowns, self.cache.db)
         self.turns = TurnMemory()
         self.session: aiohttp.ClientSession | None = None
         self.redis: Any = None
@@ -110,6 +121,9 @@ class RelayApp:
             )
             self.sink = RedisStreamSink(self.redis)
             self.turns.redis = self.redis
+            # Writes on the reply's path go over one pipelined connection: redis-py's client
+            # costs several times the CPU per command (BENCHMARKS.md, choices).
+            self.turns.writer = PipelinedRedis(settings.REDIS_URL, TURN_WRITE_TIMEOUT)
             self.tasks.append(asyncio.create_task(self._watch()))
         else:
             self.sink = DatabaseSink()
@@ -132,6 +146,8 @@ class RelayApp:
             await observability.stop(self)
         if self.session is not None:
             await self.session.close()
+        if self.turns.writer is not None:
+            await self.turns.writer.aclose()
         if self.redis is not None:
             await self.redis.aclose()
 
@@ -160,6 +176,7 @@ class RelayApp:
         await self.ensure_started()
         call = Call(request_id="req_" + uuid.uuid4().hex, started=time.perf_counter())
         REQUEST_ID.set(call.request_id)
+        call.client_request_id = client_request_id(scope["headers"])
         try:
             path, method = scope["path"], scope["method"]
             route = ENDPOINTS.get(path)
@@ -168,6 +185,9 @@ class RelayApp:
                 if method != "POST":
                     raise RelayError(405, f"Use POST for {path}.", code="method_not_allowed")
                 await self.relay(scope, receive, send, call, endpoint)
+            elif path.startswith(STORED_RESPONSES):
+                call.dialect = RESPONSES
+                await self.stored_response(scope, send, call, path[len(STORED_RESPONSES) :])
             elif path == "/v1/models" or path.startswith("/v1/models/"):
                 # Claude Code's model discovery sends anthropic-version: Anthropic's list shape.
                 if any(name == b"anthropic-version" for name, _ in scope["headers"]):
@@ -180,7 +200,7 @@ class RelayApp:
             else:
                 raise RelayError(404, f"Unknown endpoint {method} {path}.", code="unknown_url")
         except RelayError as exc:
-            call.status = exc.status
+            call.status = call.dialect.error_status(refusal_of(exc))
             call.error_class = call.error_class or exc.code or exc.type
             await self.send_error(send, call, exc)
         except ClientGone:
@@ -207,7 +227,8 @@ class RelayApp:
         call.key = key
         try:
             # 2. Validate.
-            body = self.parse_body(await read_body(receive, scope))
+            raw = await read_body(receive, scope)
+            body = self.parse_body(raw)
             ask = self.validate(call.dialect, endpoint, body)
             model = call.alias = ask.model
             if not key.allows_model(model):
@@ -220,8 +241,9 @@ class RelayApp:
                 team,
                 ask,
                 endpoint,
-                lambda: call.dialect.estimate_prompt_tokens(body),
+                lambda: self.count_prompt(call.dialect, body, len(raw)),
                 dialect=call.dialect.name,
+                client_request_id=call.client_request_id,
             )
             # 4. Route.
             targets = routing.candidates(team, model)
@@ -237,8 +259,9 @@ class RelayApp:
             ordered = routing.order(targets, self.cooldowns)[: settings.BATON_MAX_ATTEMPTS]
             # An agent loop goes back to where its earlier turns were served (gateway/turns.py).
             resumed, ordered = await self.turns.resume(team, call.dialect.name, body, ordered)
+            body = resumed.body
             if resumed.restored:
-                body, call.reasoning = resumed.body, "restored"
+                call.reasoning = "restored"
             # 5-6. Send (with fallback) and relay.
             if endpoint == "count_tokens":
                 await self.count_tokens(scope, send, call, body, ask, ordered)
@@ -247,12 +270,28 @@ class RelayApp:
                     scope, receive, send, call, team, endpoint, body, ask, ordered, resumed
                 )
         except RelayError as exc:
-            call.status = exc.status
+            call.status = call.dialect.error_status(refusal_of(exc))  # as the client sees it
             call.error_class = exc.code or exc.type
             raise
         finally:
             # 7. Settle.
             self.settle(call, locals().get("body"))
+
+    @staticmethod
+    async def count_prompt(dialect: Dialect, body: dict[str, Any], size: int) -> PromptTokens:
+        """The prompt's realistic estimate and upper bound (wire/tokens.py). Both are linear
+        in the body; the bound's regex scan of non-ASCII text costs up to about 75 ns a byte
+        (text made only of characters NFKC lengthens), so a large body is counted in a
+        worker thread, where it takes the GIL in slices instead of stalling the loop."""
+
+        def count() -> PromptTokens:
+            return PromptTokens(
+                estimate=dialect.estimate_prompt_tokens(body), bound=prompt_token_bound(body)
+            )
+
+        if size > COUNT_IN_THREAD_BYTES:
+            return await asyncio.to_thread(count)
+        return count()
 
     async def authenticate(self, scope: dict[str, Any]) -> KeyContext:
         presented = None
@@ -342,13 +381,18 @@ class RelayApp:
             call.target = target
             if call.hold is not None:
                 call.hold.target = target  # reported with the lease: where it went
-            adapter, call.egress = routing.adapter_for(call.dialect, target, ask)
+            adapter, call.egress = routing.adapter_for(
+                call.dialect, target, ask, turns.sealer(team)
+            )
             # Reasoning bound to another target is not sent where it cannot be read.
             sent, dropped = turns.for_target(
-                call.dialect.name, call.egress, body, target, resumed.produced_by
+                call.dialect.name, call.egress, body, target, resumed.produced_by, resumed.sources
             )
             if dropped:
                 call.reasoning = "dropped"
+            call.notes = self.turns.notes(
+                team, target, call.alias, call.egress, keep_reasoning=call.dialect is CHAT
+            )
             try:
                 request = adapter.build_request(
                     endpoint, sent, target.upstream, stream=ask.stream, forward=forward
@@ -391,12 +435,6 @@ class RelayApp:
                 response.release()
             if failure is None:
                 self.cooldowns.record(target.key, ok=True)
-                self.turns.remember(
-                    team,
-                    target,
-                    call.tool_ids,
-                    call.turn_reasoning if call.dialect is CHAT else None,
-                )
                 return
             last_error = self.upstream_failed(target, failure)
             if not failure.retryable:
@@ -417,7 +455,7 @@ class RelayApp:
         marked ``x-baton-estimated: true``. Counting is never billed as a completion."""
         assert self.session is not None
         forward = forwarded_headers(scope, call.dialect)
-        adapter = routing.NATIVE["messages"]
+        adapter = routing.NATIVE["messages"](ask.model)
         for target in ordered:
             if not routing.counts_tokens(target):
                 continue
@@ -457,7 +495,7 @@ class RelayApp:
         payload = orjson.dumps({"input_tokens": call.dialect.estimate_prompt_tokens(body)})
         headers = [
             JSON,
-            (b"x-request-id", call.request_id.encode()),
+            *id_headers(call),
             (b"x-baton-estimated", b"true"),
             *(call.hold.headers if call.hold is not None else ()),
         ]
@@ -544,7 +582,12 @@ class RelayApp:
             return exc
         call.usage = usage
         call.status = 200
-        call.tool_ids, call.turn_reasoning = turns.turn_of_body(call.dialect.name, out)
+        tool_ids, reasoning = turns.turn_of_body(call.dialect.name, out)
+        call.stored_response = turns.stored_response(call.egress, target, out)
+        if call.notes is not None:
+            await call.notes.write_turn(
+                tool_ids, [reasoning] if reasoning else None, call.stored_response
+            )
         headers = self.response_headers(call, target, JSON)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": out})
@@ -595,10 +638,13 @@ class RelayApp:
         call.status = 200
         headers = self.response_headers(call, target, *SSE_HEADERS)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
+        notes = call.notes
+        if notes is not None and notes.pending(translator):
+            await notes.write(translator)
         # The first event goes out now, not a loop turn later from the pump task (TTFB).
         await send({"type": "http.response.body", "body": first, "more_body": True})
         self.open_streams += 1
-        pump = asyncio.ensure_future(self.pump(send, translator, chunks, call.dialect))
+        pump = asyncio.ensure_future(self.pump(send, translator, chunks, call.dialect, notes))
         watcher = asyncio.ensure_future(wait_for_disconnect(receive))
         self.lifecycle.track(watcher)
         try:
@@ -612,7 +658,9 @@ class RelayApp:
                 response.close()
                 call.status = 499
                 call.error_class = "client_disconnected"
-                tail = call.dialect.shutdown_tail(observability.SHUTDOWN_REFUSAL)
+                tail = stream_tail(
+                    translator, call.dialect, observability.SHUTDOWN_REFUSAL, shutdown=True
+                )
                 if await self.lifecycle.end_stream(send, pump, tail):  # shutdown grace is over
                     call.status, call.error_class = 200, "server_shutdown"
             call.upstream_seconds += time.perf_counter() - first_chunk_at
@@ -625,16 +673,23 @@ class RelayApp:
             call.error_class = translator.error.code or translator.error.kind
         call.usage = usage
         if call.status == 200 and translator.error is None:
-            call.tool_ids = list(translator.tool_ids)
-            parts = translator.reasoning_parts
-            call.turn_reasoning = "".join(parts) if parts else None
+            call.stored_response = translator.stored_response
         return None
 
     @staticmethod
-    async def pump(send: Any, translator: Any, chunks: Any, dialect: Dialect) -> None:
+    async def pump(
+        send: Any,
+        translator: Any,
+        chunks: Any,
+        dialect: Dialect,
+        notes: TurnNotes | None = None,
+    ) -> None:
         try:
             async for data in chunks:
                 out = translator.feed(data)
+                if notes is not None and notes.pending(translator):
+                    # Before the client sees the ids: its follow-up may name them at once.
+                    await notes.write(translator)
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
                 if translator.error is not None:
@@ -651,7 +706,7 @@ class RelayApp:
                 code="upstream_stream_broken",
             )
             translator.error = broken
-            event = dialect.error_event(refusal_of(broken))
+            event = stream_tail(translator, dialect, refusal_of(broken), shutdown=False)
             await send({"type": "http.response.body", "body": event, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -661,7 +716,7 @@ class RelayApp:
         overhead = (time.perf_counter() - call.started - call.upstream_seconds) * 1000
         return [
             *extra,
-            (b"x-request-id", call.request_id.encode()),
+            *id_headers(call),
             (b"x-baton-provider", header_value(target.upstream.provider)),
             (b"x-baton-model", header_value(target.upstream.model)),
             (b"x-baton-overhead-ms", f"{overhead:.3f}".encode()),
@@ -689,6 +744,7 @@ class RelayApp:
         self.sink.emit(
             UsageEvent(
                 request_id=call.request_id,
+                client_request_id=call.client_request_id,
                 team_id=call.key.team_id,
                 api_key_id=call.key.key_id,
                 endpoint=call.endpoint,
@@ -717,6 +773,78 @@ class RelayApp:
             ),
             then,
         )
+
+    # --- stored responses -------------------------------------------------------------
+    async def stored_response(
+        self, scope: dict[str, Any], send: Any, call: Call, rest: str
+    ) -> None:
+        """``GET``/``DELETE /v1/responses/{id}`` and ``GET .../input_items``: asked of the
+        native stateful target that stored the response (the one Baton recorded issuing the
+        id, gateway/turns.py), as the key's team; else OpenAI's 404. Not billed."""
+        assert self.session is not None
+        call.endpoint = "responses"
+        method = scope["method"]
+        response_id, _, suffix = rest.partition("/")
+        if suffix not in ("", "input_items"):
+            raise RelayError(404, f"Unknown endpoint {method} {scope['path']}.", code="unknown_url")
+        allowed = ("GET",) if suffix else ("GET", "DELETE")
+        if method not in allowed:
+            raise RelayError(
+                405, f"Use {' or '.join(allowed)} for {scope['path']}.", code="method_not_allowed"
+            )
+        key = await self.authenticate(scope)
+        call.key = key
+        missing = RelayError(
+            404, f"Response with id {response_id!r} not found.", param="response_id", code=None
+        )
+        if not response_id or len(response_id) > MAX_MODEL_CHARS or not response_id.isprintable():
+            raise missing
+        team = await self.cache.team(key.team_id)
+        try:
+            record = await self.turns.issuer(team, response_id)
+        except Exception:
+            log.warning("turn memory unreachable; stored response %s not placed", call.request_id)
+            record = None
+        target = turns.issuing_target(team, str(record["t"])) if record else None
+        if (
+            record is None
+            or target is None
+            or "responses" not in target.upstream.natives
+            or not key.allows_model(str(record.get("a") or ""))
+        ):
+            raise missing
+        call.alias, call.target, call.egress = str(record.get("a") or ""), target, "responses"
+        request = routing.RESPONSES_NATIVE.stored_request(
+            method, target.upstream, response_id, "/input_items" if suffix else ""
+        )
+        # Only the listing and inclusion parameters OpenAI documents pass on, re-encoded.
+        query = urlencode(
+            [
+                (name, value)
+                for name, value in parse_qsl((scope.get("query_string") or b"").decode("latin-1"))
+                if name in STORED_QUERY and method == "GET"
+            ]
+        )
+        url = request.url + ("?" + query if query else "")
+        sent_at = time.perf_counter()
+        try:
+            async with asyncio.timeout(settings.BATON_FIRST_BYTE_TIMEOUT):
+                response = await self.session.request(method, url, headers=request.headers)
+                raw = await response.read()
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise self.final_error(self.connection_error(target, exc)) from None
+        finally:
+            call.upstream_seconds += time.perf_counter() - sent_at
+        response.release()
+        if response.status >= 400:
+            error = routing.RESPONSES_NATIVE.parse_error(response.status, raw, response.headers)
+            raise self.final_error(self.upstream_failed(target, error))
+        if method == "DELETE":
+            await self.turns.forget_response(team, response_id)
+        call.status = response.status
+        headers = self.response_headers(call, target, JSON)
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": raw})
 
     # --- models ---------------------------------------------------------------------
     async def models(
@@ -757,14 +885,14 @@ class RelayApp:
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [JSON, (b"x-request-id", call.request_id.encode())],
+                "headers": [JSON, *id_headers(call)],
             }
         )
         await send({"type": "http.response.body", "body": payload})
 
     async def send_error(self, send: Any, call: Call, error: RelayError) -> None:
         """The error in the client's dialect: its shape and the status its clients expect."""
-        headers = [JSON, (b"x-request-id", call.request_id.encode())]
+        headers = [JSON, *id_headers(call)]
         headers += [(k.encode(), v.encode()) for k, v in error.headers.items()]
         refusal = refusal_of(error)
         status = call.dialect.error_status(refusal)
@@ -773,6 +901,17 @@ class RelayApp:
             await send({"type": "http.response.body", "body": call.dialect.error_body(refusal)})
         except Exception:
             log.debug("could not send error for %s: response already started", call.request_id)
+
+
+def stream_tail(translator: Any, dialect: Dialect, refusal: Refusal, *, shutdown: bool) -> bytes:
+    """What ends a stream Baton cuts: the translator's own ending where the dialect numbers
+    its events and names its response in them (Responses, ``NumberedStream``), else the
+    dialect's error event (and, at shutdown, its end of stream)."""
+    own = getattr(translator, "failure_tail", None)
+    tail = own(refusal) if own is not None else None
+    if tail is not None:
+        return bytes(tail)
+    return dialect.shutdown_tail(refusal) if shutdown else dialect.error_event(refusal)
 
 
 def refusal_of(error: RelayError | UpstreamError) -> Refusal:
@@ -788,14 +927,51 @@ def refusal_of(error: RelayError | UpstreamError) -> Refusal:
     )
 
 
+def client_request_id(headers: list[tuple[bytes, bytes]]) -> str:
+    """The client's own id for its request: ``x-client-request-id`` (OpenAI's name for it),
+    else ``x-request-id``; kept only if it is 1 to ``MAX_CLIENT_REQUEST_ID`` printable ASCII
+    characters, so it is safe to echo in a header and to store. Anything else is ignored."""
+    found = b""
+    for name, value in headers:
+        if name == b"x-client-request-id" or (name == b"x-request-id" and not found):
+            found = value
+    if 0 < len(found) <= MAX_CLIENT_REQUEST_ID and found.isascii():
+        text = found.decode("ascii")
+        if text.isprintable():
+            return text
+    return ""
+
+
+def id_headers(call: Call) -> list[tuple[bytes, bytes]]:
+    """Baton's id for the request under the names the OpenAI SDKs (``x-request-id``) and the
+    Anthropic SDKs (``request-id``) read, and the client's own id when it sent a valid one."""
+    own = call.request_id.encode()
+    headers = [(b"x-request-id", own), (b"request-id", own)]
+    if call.client_request_id:
+        headers.append((b"x-client-request-id", call.client_request_id.encode()))
+    return headers
+
+
 def forwarded_headers(scope: dict[str, Any], dialect: Dialect) -> dict[str, str]:
-    """The client's headers a native target of its dialect gets unchanged."""
+    """The client's headers a native target of its dialect gets unchanged: visible ASCII
+    only (their values are version dates and beta names), or a 400 rather than a header
+    the upstream request could not carry."""
     names = FORWARDED.get(dialect.name)
     if not names:
         return {}
-    return {
-        name.decode(): value.decode("latin-1") for name, value in scope["headers"] if name in names
-    }
+    forward = {}
+    for name, value in scope["headers"]:
+        if name in names:
+            text = value.decode("latin-1")
+            if not (text.isascii() and text.isprintable()):
+                raise RelayError(
+                    400,
+                    f"The {name.decode()} header must be printable ASCII.",
+                    param=name.decode(),
+                    code="invalid_header",
+                )
+            forward[name.decode()] = text
+    return forward
 
 
 def header_value(text: str) -> bytes:

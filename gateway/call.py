@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from gateway.admission import Hold
 from gateway.contexts import KeyContext, Target
+from gateway.turns import TurnNotes
 from wire.dialects import CHAT, Dialect
 from wire.providers import Usage
 
@@ -20,13 +21,15 @@ class Call:
 
     request_id: str
     started: float
+    client_request_id: str = ""  # the client's own id for it (x-client-request-id, x-request-id)
     endpoint: str = ""
     dialect: Dialect = CHAT  # what the client speaks: its errors come back in it
     egress: str = ""  # what went upstream: "chat", "messages"...
     reasoning: str = ""  # "restored" / "dropped": what Baton did to the loop's reasoning
-    # The turn as it ended: its tool calls and reasoning, for the turn memory.
-    tool_ids: list[str] = field(default_factory=list)
-    turn_reasoning: str | None = None
+    stored_response: str | None = None  # a Responses id the upstream stored
+    # Writes the reply's tool-call ids (and a stored response's id) to the turn memory
+    # before the client sees them.
+    notes: TurnNotes | None = None
     key: KeyContext | None = None
     alias: str = ""
     target: Target | None = None

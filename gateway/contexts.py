@@ -37,6 +37,7 @@ class KeyContext:
     tpm_limit: int | None = None
     # Every limit of the key, budgets included, for the admit step.
     limits: Limits = NO_LIMITS
+    loaded_at: float = field(default_factory=time.monotonic)
 
     def refusal(self, client_ip: str | None, now: float) -> str | None:
         """Why this key may not be used right now, or None."""

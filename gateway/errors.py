@@ -48,3 +48,14 @@ def model_not_found(model: str) -> RelayError:
         code="model_not_found",
         param="model",
     )
+
+
+def database_unavailable(what: str) -> RelayError:
+    """A lookup that needed the database while it does not answer (gateway/db.py)."""
+    return RelayError(
+        503,
+        f"Baton cannot {what} right now: its database is not answering. Try again shortly.",
+        type="server_error",
+        code="database_unavailable",
+        headers={"retry-after": "1"},
+    )

@@ -3,7 +3,8 @@
 ``/metrics``  Prometheus text format, served only to ``BATON_METRICS_TOKEN`` (bearer) and/or
               from ``BATON_METRICS_ALLOW`` networks (loopback only when neither is set). With
               several worker processes ``PROMETHEUS_MULTIPROC_DIR`` makes any worker answer for
-              all of them (prometheus_client's multiprocess mode).
+              all of them (prometheus_client's multiprocess mode); the gauges of a worker that
+              died (even by SIGKILL) leave the sums at the next scrape.
 ``/healthz``  liveness: the process answers. No I/O.
 ``/readyz``   readiness: the database answers (in a worker thread, with a timeout), Redis
               answers (when configured), the usage sink is not stuck, the process is not
@@ -31,6 +32,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -132,9 +134,11 @@ SINK_PENDING = Gauge(
 SINK_OLDEST = Gauge(
     "baton_usage_oldest_pending_seconds",
     "Age of the oldest usage event not yet written.",
-    multiprocess_mode="max",
+    multiprocess_mode="livemax",
 )
-DRAINING = Gauge("baton_draining", "1 while the process is shutting down.", multiprocess_mode="max")
+DRAINING = Gauge(
+    "baton_draining", "1 while the process is shutting down.", multiprocess_mode="livemax"
+)
 
 _children: dict[tuple[str, str, str, str], tuple[Any, Any, Any]] = {}
 _model_children: dict[tuple[str, str], tuple[Any, Any, Any, Any, Any]] = {}
@@ -208,12 +212,7 @@ def _record_cost(hold: Any, provider: str, model: str, usage: Any) -> None:
         rate = hold.quota.rates.get((provider, model))
         if rate is None:
             return
-        nanos = rate.cost(
-            usage.prompt_tokens,
-            usage.completion_tokens,
-            usage.cached_tokens,
-            usage.cache_write_tokens,
-        )
+        nanos = rate.cost_of(usage)
         if nanos:
             COST.labels(str(hold.quota.currency)).inc(nanos / 1e9)
     except Exception:  # a metric must never break a request
@@ -232,6 +231,7 @@ def _log_request(call: Call, provider: str, model: str, status: int, total: floa
         status,
         extra={
             "request_id": call.request_id,
+            "client_request_id": call.client_request_id,
             "team_id": call.key.team_id if call.key is not None else None,
             "api_key_id": call.key.key_id if call.key is not None else None,
             "alias": call.alias,
@@ -329,6 +329,7 @@ class Ops:
         if MULTIPROCESS:
             from prometheus_client import multiprocess
 
+            forget_dead_processes(os.environ["PROMETHEUS_MULTIPROC_DIR"])
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
             main = generate_latest(registry)
@@ -430,6 +431,35 @@ class Ops:
             log.warning("readiness: Redis check failed: %s", type(exc).__name__)
             return f"error: {type(exc).__name__}"
         return "ok"
+
+
+def forget_dead_processes(directory: str) -> None:
+    """Drop the gauges of worker processes that are gone. A worker that exits cleanly marks
+    itself dead (``stop``); one killed outright (SIGKILL, the OOM killer) cannot, and its last
+    values (open streams, unsent usage events) would be added to the live ones until the
+    directory is emptied at the next start. Every gauge is a ``live*`` gauge, kept in a file
+    named after its process id, so a scrape drops the files of processes that no longer
+    exist, as ``mark_process_dead`` does. Counters and histograms of dead processes stay:
+    their totals are still true."""
+    from prometheus_client import multiprocess
+
+    pids = set()
+    for path in Path(directory).glob("gauge_live*_*.db"):
+        with contextlib.suppress(ValueError):
+            pids.add(int(path.stem.rsplit("_", 1)[1]))
+    for pid in pids:
+        if not _process_exists(pid):
+            multiprocess.mark_process_dead(pid, directory)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 class _Static:

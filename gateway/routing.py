@@ -16,6 +16,7 @@ only a target that lacks it gets a translation, through the chat pivot.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import replace
 
 from gateway.contexts import Target, TeamContext
@@ -26,8 +27,16 @@ from wire.dialects.translated import TranslatedAdapter
 from wire.providers import get_adapter
 from wire.providers.messages_native import MessagesNativeAdapter
 from wire.providers.quirks import messages_quirks_for
+from wire.providers.responses_native import ResponsesNativeAdapter
 
-NATIVE: dict[str, Adapter] = {"messages": MessagesNativeAdapter()}
+# Each dialect's pass-through adapter, made per request with the model its replies name
+# (the one the client asked for: wire/providers/messages_native.py says why).
+# Responses replies pass through as the upstream wrote them: one adapter serves all.
+RESPONSES_NATIVE = ResponsesNativeAdapter()
+NATIVE: dict[str, Callable[[str], Adapter]] = {
+    "messages": MessagesNativeAdapter,
+    "responses": lambda _model: RESPONSES_NATIVE,
+}
 # The dialect each chat adapter family speaks to its provider, for the usage record.
 FAMILY_DIALECT = {"openai": "chat", "azure": "chat", "anthropic": "messages"}
 
@@ -69,16 +78,19 @@ def _weighted_shuffle(targets: list[Target], rng: random.Random) -> list[Target]
     return sorted(targets, key=lambda t: rng.random() ** (1.0 / max(t.weight, 1)), reverse=True)
 
 
-def adapter_for(dialect: Dialect, target: Target, ask: Ask) -> tuple[Adapter, str]:
+def adapter_for(
+    dialect: Dialect, target: Target, ask: Ask, seal: Callable[[str], str] | None = None
+) -> tuple[Adapter, str]:
     """The adapter that takes a ``dialect`` request to ``target``, and the dialect it
-    speaks upstream: native when the target serves the dialect, else through chat."""
+    speaks upstream: native when the target serves the dialect, else through chat
+    (``seal``: how Baton seals reasoning it hands a Responses client, gateway/turns.py)."""
     family = target.upstream.family
     if dialect.pivot is None:  # a chat client: the provider's chat adapter, as ever
         return get_adapter(family), FAMILY_DIALECT.get(family, "chat")
     native = NATIVE.get(dialect.name)
     if native is not None and dialect.name in target.upstream.natives:
-        return native, dialect.name
-    return TranslatedAdapter(dialect.pivot, get_adapter(family), ask), FAMILY_DIALECT.get(
+        return native(ask.model), dialect.name
+    return TranslatedAdapter(dialect.pivot, get_adapter(family), ask, seal), FAMILY_DIALECT.get(
         family, "chat"
     )
 

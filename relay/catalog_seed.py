@@ -1,7 +1,14 @@
 """The provider catalog Baton starts with: base URLs per region, the dialects each provider
 serves natively besides chat (its Anthropic-compatible Messages endpoint: DeepSeek
 https://api-docs.deepseek.com/guides/anthropic_api, DashScope /apps/anthropic, Zhipu
-/api/anthropic, Moonshot and MiniMax /anthropic), and the models it is known to offer.
+/api/anthropic, Moonshot and MiniMax /anthropic; its own Responses endpoint, requests going
+to base + "/responses": OpenAI, DeepSeek https://api-docs.deepseek.com/guides/responses_api,
+DashScope .../compatible-mode/v1 (help.aliyun.com/zh/model-studio), MiniMax's mainland
+https://platform.minimaxi.com/docs/api-reference/responses-create, Volcengine Ark's mainland
+https://www.volcengine.com/docs/82379/1585128; Azure's is per resource, built by
+``ProviderCredential.native_dialects``; Moonshot's is reported only by third parties with no
+documented URL, and Zhipu has none, so both are reached through the chat pivot), and the
+models it is known to offer.
 
 Base URLs per region and model names come from each provider's API documentation
 (docs/providers.md lists the pages). Operators edit the catalog in the admin afterwards;
@@ -20,6 +27,7 @@ CATALOG: list[dict[str, Any]] = [
         "slug": "openai",
         "name": "OpenAI",
         "regions": {"default": "https://api.openai.com/v1"},
+        "dialects": {"responses": {"default": "https://api.openai.com/v1"}},
         "known_models": [
             "gpt-5",
             "gpt-5-mini",
@@ -68,7 +76,10 @@ CATALOG: list[dict[str, Any]] = [
         "slug": "deepseek",
         "name": "DeepSeek",
         "regions": {"default": "https://api.deepseek.com/v1"},
-        "dialects": {"messages": {"default": "https://api.deepseek.com/anthropic/v1"}},
+        "dialects": {
+            "messages": {"default": "https://api.deepseek.com/anthropic/v1"},
+            "responses": {"default": "https://api.deepseek.com"},
+        },
         "known_models": [
             "deepseek-v4-flash",
             "deepseek-v4-pro",
@@ -89,7 +100,11 @@ CATALOG: list[dict[str, Any]] = [
             "messages": {
                 "cn": "https://dashscope.aliyuncs.com/apps/anthropic/v1",
                 "intl": "https://dashscope-intl.aliyuncs.com/apps/anthropic/v1",
-            }
+            },
+            "responses": {
+                "cn": "https://dashscope.aliyuncs.com/compatible-mode/v1",
+                "intl": "https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
+            },
         },
         "known_models": [
             "qwen3-max",
@@ -146,7 +161,8 @@ CATALOG: list[dict[str, Any]] = [
             "messages": {
                 "cn": "https://api.minimaxi.com/anthropic/v1",
                 "intl": "https://api.minimax.io/anthropic/v1",
-            }
+            },
+            "responses": {"cn": "https://api.minimaxi.com/v1"},
         },
         "known_models": [
             "MiniMax-M3",
@@ -182,6 +198,7 @@ CATALOG: list[dict[str, Any]] = [
             "cn": "https://ark.cn-beijing.volces.com/api/v3",
             "intl": "https://ark.ap-southeast.bytepluses.com/api/v3",
         },
+        "dialects": {"responses": {"cn": "https://ark.cn-beijing.volces.com/api/v3"}},
         "known_models": [
             "doubao-seed-1-6-250615",
             "doubao-seed-1-6-flash-250615",

@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy
 
 from accounts.models import Team
 from accounts.validators import no_control_characters
+from relay.dialects import DECLARABLE
 from relay.models import Family, Provider, ProviderCredential, demo_base_url
 from relay.netguard import AddressPolicy, UnsafeUpstreamURL, validate_base_url
 from relay.secrets import MAX_SECRET_LENGTH
@@ -156,6 +157,53 @@ def clean_location(provider: Provider, region: str, base_url: str) -> tuple[str,
             }
         )
     return region, ""
+
+
+def clean_dialect_urls(base_url: str, urls: Mapping[str, Any]) -> dict[str, str]:
+    """The native dialect URLs a custom base URL declares, as ``extras["dialects"]`` keeps
+    them: ``{"messages": url, "responses": url}``, empty values left out. Each URL passes the
+    same SSRF guard as a base URL. Only a custom base URL declares dialects: without one the
+    catalog's addresses for the region apply.
+
+    Errors are keyed by the dialect's name.
+    """
+    errors: dict[str, str] = {}
+    for key in sorted(set(urls) - set(DECLARABLE)):
+        errors[str(key)[:40]] = _("Baton knows no such dialect; use %(choices)s.") % {
+            "choices": ", ".join(DECLARABLE)
+        }
+    cleaned: dict[str, str] = {}
+    for dialect in DECLARABLE:
+        raw = urls.get(dialect)
+        if raw is None:
+            continue
+        if not isinstance(raw, str):
+            errors[dialect] = _("Send a URL as a string.")
+            continue
+        url = raw.strip()
+        if not url:
+            continue
+        if not base_url:
+            errors[dialect] = _(
+                "Set a custom base URL first: without one, the provider's own addresses for "
+                "the region apply."
+            )
+            continue
+        try:
+            cleaned[dialect] = clean_base_url(url)
+        except ValidationError as exc:
+            errors[dialect] = exc.messages[0]
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
+
+
+def with_dialects(extras: Mapping[str, Any], dialects: Mapping[str, str]) -> dict[str, Any]:
+    """``extras`` with ``dialects`` as its declared dialect URLs (none: no ``dialects`` key)."""
+    result = {key: value for key, value in extras.items() if key != "dialects"}
+    if dialects:
+        result["dialects"] = dict(dialects)
+    return result
 
 
 def parse_deployments(text: str) -> dict[str, str]:
@@ -301,7 +349,52 @@ class _ExtrasMixin(forms.Form):
             return {}
 
 
-class CredentialForm(_ExtrasMixin):
+def _dialect_field(label: Any, help_text: Any) -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        max_length=2048,
+        required=False,
+        widget=forms.URLInput(attrs={"placeholder": "https://…", "spellcheck": "false"}),
+        help_text=help_text,
+    )
+
+
+# The form field of each declarable dialect.
+DIALECT_FIELDS = {dialect: f"{dialect}_base_url" for dialect in DECLARABLE}
+
+
+class _DialectsMixin(forms.Form):
+    """The native dialects a custom base URL declares, one URL field each."""
+
+    messages_base_url = _dialect_field(
+        gettext_lazy("Anthropic Messages base URL"),
+        gettext_lazy(
+            "With a custom base URL only, optional: where this server answers Anthropic "
+            "Messages (Baton posts to this URL + /messages). Claude Code's requests then go "
+            "to it as they are; without it they are translated to Chat Completions."
+        ),
+    )
+    responses_base_url = _dialect_field(
+        gettext_lazy("OpenAI Responses base URL"),
+        gettext_lazy(
+            "With a custom base URL only, optional: where this server answers the OpenAI "
+            "Responses API (Baton posts to this URL + /responses). Codex's requests then go "
+            "to it as they are; without it they are translated to Chat Completions."
+        ),
+    )
+
+    def dialects_for(self, base_url: str) -> dict[str, str]:
+        """Cleaned dialect URLs; problems become errors on their fields."""
+        raw = {d: self.cleaned_data.get(field) or "" for d, field in DIALECT_FIELDS.items()}
+        try:
+            return clean_dialect_urls(base_url, raw)
+        except ValidationError as exc:
+            for dialect, errors in exc.error_dict.items():
+                self.add_error(DIALECT_FIELDS[dialect], errors)
+            return {}
+
+
+class CredentialForm(_ExtrasMixin, _DialectsMixin):
     """Create a credential: provider, where it lives, the secret, extras."""
 
     name = forms.CharField(label=gettext_lazy("Name"), max_length=80, strip=True)
@@ -338,7 +431,14 @@ class CredentialForm(_ExtrasMixin):
     )
     enabled = forms.BooleanField(label=gettext_lazy("Enabled"), required=False, initial=True)
 
-    field_order = ("name", "provider", "region", "base_url", "secret")
+    field_order = (
+        "name",
+        "provider",
+        "region",
+        "base_url",
+        *DIALECT_FIELDS.values(),
+        "secret",
+    )
 
     def __init__(self, *args: Any, team: Team, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -384,10 +484,12 @@ class CredentialForm(_ExtrasMixin):
             except ValidationError as exc:
                 self.add_error("secret", exc)
         data["extras"] = self.extras_for(provider)
+        if "base_url" in data:
+            data["extras"] = with_dialects(data["extras"], self.dialects_for(data["base_url"]))
         return data
 
 
-class CredentialEditForm(_ExtrasMixin):
+class CredentialEditForm(_ExtrasMixin, _DialectsMixin):
     """Edit a credential. The provider is fixed; the secret has its own form."""
 
     name = forms.CharField(label=gettext_lazy("Name"), max_length=80, strip=True)
@@ -406,6 +508,10 @@ class CredentialEditForm(_ExtrasMixin):
             "deployments": format_deployments(extras.get("deployments") or {}),
             "organization": extras.get("organization", ""),
             "project": extras.get("project", ""),
+            **{
+                field: credential.declared_dialects.get(dialect, "")
+                for dialect, field in DIALECT_FIELDS.items()
+            },
         }
         kwargs["initial"] = initial
         super().__init__(*args, **kwargs)
@@ -436,6 +542,8 @@ class CredentialEditForm(_ExtrasMixin):
             except ValidationError as exc:
                 self.add_error(None, exc)
         data["extras"] = self.extras_for(provider)
+        if "base_url" in data:
+            data["extras"] = with_dialects(data["extras"], self.dialects_for(data["base_url"]))
         return data
 
 

@@ -44,7 +44,8 @@ class Provider(models.Model):
     sort_order = models.PositiveIntegerField(default=100)
     docs_url = models.URLField(blank=True)
     # Dialects served natively besides chat, by region: {"messages": {"cn": base URL}}
-    # (Messages requests go to base + "/messages"). See native_dialects() below.
+    # (Messages requests go to base + "/messages", Responses requests to base + "/responses").
+    # See native_dialects() below.
     dialects = models.JSONField(default=dict, blank=True)
 
     class Meta:
@@ -126,18 +127,34 @@ class ProviderCredential(models.Model):
     def effective_base_url(self) -> str:
         return self.base_url or self.provider.base_url_for(self.region)
 
+    @property
+    def declared_dialects(self) -> dict[str, str]:
+        """The dialect URLs a custom base URL declares (``extras["dialects"]``), or {}."""
+        declared = (self.extras or {}).get("dialects")
+        return (
+            {str(d): str(u) for d, u in declared.items() if u} if isinstance(declared, dict) else {}
+        )
+
     def native_dialects(self) -> dict[str, str]:
         """{dialect: base URL} this credential reaches natively besides chat. A custom base
         URL (a proxy, a self-hosted or custom provider) declares its own in
         ``extras["dialects"]``; otherwise the catalog's URLs for the region apply."""
         declared = (self.extras or {}).get("dialects")
         if isinstance(declared, dict):
-            return {str(d): str(u).rstrip("/") for d, u in declared.items() if u}
-        if self.base_url:
-            if self.provider.family == Family.ANTHROPIC:
-                return {"messages": self.base_url.rstrip("/")}
-            return {}
-        return {d: u.rstrip("/") for d, u in self.provider.dialect_urls(self.region).items()}
+            urls = {str(d): str(u).rstrip("/") for d, u in declared.items() if u}
+        elif self.base_url:
+            urls = {}
+            if self.provider.family == Family.AZURE:
+                # Azure serves Responses per resource, on its v1 API (the body names the
+                # deployment): https://learn.microsoft.com/azure/ai-foundry/openai/how-to/responses
+                urls["responses"] = self.base_url.rstrip("/") + "/openai/v1"
+        else:
+            urls = {d: u.rstrip("/") for d, u in self.provider.dialect_urls(self.region).items()}
+        if self.provider.family == Family.ANTHROPIC and self.effective_base_url():
+            # Anthropic's wire format is Messages: its base URL serves it, whatever else the
+            # credential declares.
+            urls.setdefault("messages", self.effective_base_url().rstrip("/"))
+        return urls
 
 
 class ModelRoute(models.Model):

@@ -1,11 +1,14 @@
-"""The relocation helper: move an application off OpenAI model names in one step.
+"""The relocation helper: move an application or a coding agent in one step.
 
-The application keeps sending ``gpt-4o``; the team points that name at a
-model of a provider it has a key for (primary, then up to two fallbacks).
-This module knows which replacements a team can choose from (its
-credentials x their provider's chat or embedding models), suggests sensible
-ones, and applies a whole plan in one transaction: every alias is created or
-updated (never duplicated), each change audited.
+The application keeps sending ``gpt-4o`` (Claude Code ``claude-sonnet-5-5``, Codex
+``gpt-5.5``); the team points that name at a model of a provider it has a key for
+(primary, then up to two fallbacks). This module knows which replacements a team can
+choose from (its credentials x their provider's chat or embedding models), suggests
+sensible ones (for an agent, targets that serve its dialect natively first), and applies a
+whole plan in one transaction: every alias is created or updated (never duplicated), each
+change audited. Which clients there are, their model names and the preferences are data
+(``CLIENTS``, ``PREFERENCES``); the lines that point each client at Baton are on the result
+page (``templates/relay/relocate_done.html``).
 """
 
 from __future__ import annotations
@@ -26,41 +29,128 @@ from accounts import apikeys
 from accounts.apikey_rules import clean_name as clean_api_key_name
 from accounts.models import Membership, Team
 from relay import routes
+from relay.dialects import NATIVE, dialect_path
 from relay.models import ModelRoute, ProviderCredential
 from relay.route_forms import MAX_ALIAS_LENGTH, TargetSpec, clean_alias
 
 CHAT = "chat"
 EMBEDDING = "embedding"
 
-# The OpenAI model names applications most often send.
-PRESETS: tuple[tuple[str, str], ...] = (
-    ("gpt-4o", CHAT),
-    ("gpt-4o-mini", CHAT),
-    ("gpt-4.1", CHAT),
-    ("gpt-5", CHAT),
-    ("gpt-5-mini", CHAT),
-    ("o3", CHAT),
-    ("o4-mini", CHAT),
-    ("text-embedding-3-small", EMBEDDING),
-    ("text-embedding-3-large", EMBEDDING),
+
+@dataclass(frozen=True)
+class Client:
+    """A kind of client whose model names the helper moves: its preset names, the dialect it
+    speaks (targets that serve it natively are suggested first) and, on the result page, the
+    lines that point it at Baton (``templates/relay/relocate_done.html``)."""
+
+    key: str
+    presets: tuple[tuple[str, str], ...]  # (model name, CHAT or EMBEDDING)
+    dialect: str = "chat"
+
+
+OPENAI = "openai"
+CLAUDE_CODE = "claude-code"
+CODEX = "codex"
+
+# Claude Code's model names, by the tier its settings name (ANTHROPIC_DEFAULT_<TIER>_MODEL),
+# newest first: Claude Code 2.x sends the 5.5 names, earlier settings the 4.x ones. Its
+# small, fast model (background work) is the Haiku tier.
+CLAUDE_CODE_TIERS: dict[str, tuple[str, ...]] = {
+    "sonnet": ("claude-sonnet-5-5", "claude-sonnet-4-5"),
+    "opus": ("claude-opus-5-5", "claude-opus-4-1"),
+    "haiku": ("claude-haiku-5-5", "claude-haiku-4-5"),
+}
+
+CLIENTS: tuple[Client, ...] = (
+    # The OpenAI model names applications most often send.
+    Client(
+        OPENAI,
+        (
+            ("gpt-4o", CHAT),
+            ("gpt-4o-mini", CHAT),
+            ("gpt-4.1", CHAT),
+            ("gpt-5", CHAT),
+            ("gpt-5-mini", CHAT),
+            ("o3", CHAT),
+            ("o4-mini", CHAT),
+            ("text-embedding-3-small", EMBEDDING),
+            ("text-embedding-3-large", EMBEDDING),
+        ),
+    ),
+    Client(
+        CLAUDE_CODE,
+        (
+            ("claude-sonnet-5-5", CHAT),
+            ("claude-opus-5-5", CHAT),
+            ("claude-haiku-5-5", CHAT),
+            ("claude-sonnet-4-5", CHAT),
+            ("claude-opus-4-1", CHAT),
+            ("claude-haiku-4-5", CHAT),
+        ),
+        dialect="messages",
+    ),
+    # The model a Codex config.toml names (Codex CLI 0.171's default is gpt-5.5).
+    Client(CODEX, (("gpt-5.5", CHAT), ("gpt-5.3-codex", CHAT)), dialect="responses"),
 )
+PRESETS: tuple[tuple[str, str], ...] = tuple(p for c in CLIENTS for p in c.presets)
+_CLIENT_OF = {name: client for client in CLIENTS for name, _kind in client.presets}
 
 MAX_FALLBACKS = 2
 
-# Replacements in order of preference, by what the OpenAI model is used for.
-_FLAGSHIP = ("qwen-plus", "glm-4.6", "deepseek-chat", "deepseek-v4-flash", "kimi-k2.5", "kimi-k2.6")
-_TOP = ("qwen3-max", "glm-4.6", "deepseek-v4-pro", "kimi-k2.6", "deepseek-chat", "qwen-plus")
-_SMALL = (
-    "qwen-flash",
-    "glm-4.5-flash",
-    "glm-4.5-air",
+# Replacements in order of preference, by what the model is used for: the 2026 generation
+# of each provider first (relay/catalog_seed.py), then the older names as later fallbacks
+# for catalogs an operator has not refreshed.
+_FLAGSHIP = (
+    "qwen3.5-plus",
+    "glm-4.7",
     "deepseek-v4-flash",
+    "kimi-k2.6",
+    "MiniMax-M3",
+    "qwen-plus",
+    "glm-4.6",
+    "deepseek-chat",
+    "kimi-k2.5",
+)
+_TOP = (
+    "qwen3-max",
+    "glm-5",
+    "deepseek-v4-pro",
+    "kimi-k2.6",
+    "MiniMax-M3",
+    "qwen3.5-plus",
+    "glm-4.7",
+    "glm-4.6",
+    "deepseek-chat",
+    "qwen-plus",
+)
+_SMALL = (
+    "qwen3.5-flash",
+    "glm-4.5-flash",
+    "deepseek-v4-flash",
+    "glm-4.5-air",
+    "MiniMax-M2.5",
+    "qwen-flash",
     "deepseek-chat",
     "moonshot-v1-8k",
     "qwen-plus",
 )
-_REASONING = ("deepseek-reasoner", "qwen3-max", "glm-4.6", "kimi-k2.6", "deepseek-v4-pro")
-_SMALL_REASONING = ("deepseek-reasoner", "qwen-plus", "glm-4.5-air", "qwen-flash")
+_REASONING = (
+    "deepseek-v4-pro",
+    "qwen3-max",
+    "glm-5",
+    "kimi-k2.6",
+    "MiniMax-M3",
+    "deepseek-reasoner",
+    "glm-4.6",
+)
+_SMALL_REASONING = (
+    "deepseek-v4-flash",
+    "qwen3.5-flash",
+    "glm-4.5-air",
+    "deepseek-reasoner",
+    "qwen-plus",
+    "qwen-flash",
+)
 _EMBEDDINGS = (
     "text-embedding-v4",
     "embedding-3",
@@ -70,6 +160,39 @@ _EMBEDDINGS = (
     "embedding-2",
     "bge-large-zh",
     "embedding-v1",
+)
+# Coding agents: the strongest agentic coding models, from providers that serve the agent's
+# own dialect natively (DeepSeek V4, GLM, Kimi, Qwen and MiniMax all serve Messages).
+_AGENT = (
+    "deepseek-v4-pro",
+    "glm-5",
+    "kimi-k2.6",
+    "qwen3.5-plus",
+    "MiniMax-M3",
+    "glm-4.7",
+    "qwen3-coder-plus",
+    "deepseek-v4-flash",
+    "kimi-k2.5",
+    "MiniMax-M2.7",
+)
+_AGENT_TOP = (
+    "deepseek-v4-pro",
+    "glm-5",
+    "kimi-k2.6",
+    "qwen3-max",
+    "MiniMax-M3",
+    "qwen3.5-plus",
+    "glm-4.7",
+    "kimi-k2.5",
+)
+_AGENT_FAST = (
+    "deepseek-v4-flash",
+    "glm-4.5-air",
+    "qwen3.5-flash",
+    "MiniMax-M2.5",
+    "kimi-k2.5",
+    "glm-4.5-flash",
+    "qwen-flash",
 )
 PREFERENCES: dict[str, tuple[str, ...]] = {
     "gpt-4o": _FLAGSHIP,
@@ -81,6 +204,14 @@ PREFERENCES: dict[str, tuple[str, ...]] = {
     "o4-mini": _SMALL_REASONING,
     "text-embedding-3-small": _EMBEDDINGS,
     "text-embedding-3-large": _EMBEDDINGS,
+    "claude-sonnet-5-5": _AGENT,
+    "claude-sonnet-4-5": _AGENT,
+    "claude-opus-5-5": _AGENT_TOP,
+    "claude-opus-4-1": _AGENT_TOP,
+    "claude-haiku-5-5": _AGENT_FAST,
+    "claude-haiku-4-5": _AGENT_FAST,
+    "gpt-5.5": _AGENT,
+    "gpt-5.3-codex": _AGENT,
 }
 # After the named models: providers in this order, OpenAI itself last.
 PROVIDER_ORDER = (
@@ -98,6 +229,11 @@ PROVIDER_ORDER = (
     "anthropic",
     "azure",
 )
+
+
+def client_of(alias: str) -> Client:
+    """The client whose preset ``alias`` is; any other name is an application's (OpenAI)."""
+    return _CLIENT_OF.get(alias, CLIENTS[0])
 
 
 def kind_of(model: str) -> str:
@@ -151,16 +287,19 @@ def options_for(credentials: Iterable[ProviderCredential]) -> list[Option]:
 
 
 def _rank(alias: str, option: Option) -> tuple[int, int, int]:
+    dialect = client_of(alias).dialect
+    # An agent's request reaches a target that serves its dialect as it is: those first.
+    translated = int(dialect != "chat" and dialect_path(option.credential, dialect) != NATIVE)
     preferences = PREFERENCES.get(alias, ())
     if option.model in preferences:
-        return (0, preferences.index(option.model), 0)
+        return (translated, 0, preferences.index(option.model))
     if option.model == alias and option.provider_slug != "openai":
-        return (1, 0, 0)  # the same model elsewhere, e.g. on Azure
+        return (translated, 1, 0)  # the same model elsewhere, e.g. on Azure
     if option.provider_slug in PROVIDER_ORDER:
-        return (2, PROVIDER_ORDER.index(option.provider_slug), 0)
+        return (translated, 2, PROVIDER_ORDER.index(option.provider_slug))
     if option.provider_slug != "openai":
-        return (3, 0, 0)
-    return (4, 0 if option.model == alias else 1, 0)
+        return (translated, 3, 0)
+    return (translated, 4, 0 if option.model == alias else 1)
 
 
 def suggest(alias: str, options: Sequence[Option]) -> list[Option]:
@@ -262,6 +401,38 @@ def apply(
     return Result(outcomes=outcomes, issued_key=issued)
 
 
+def clients_moved(result: Result) -> set[str]:
+    """Which clients the saved names belong to (``OPENAI`` for any application's names)."""
+    return {client_of(o.alias).key for o in result.outcomes}
+
+
+def claude_code_models(aliases: Iterable[str]) -> list[tuple[str, str]]:
+    """Claude Code's model settings for the names moved: each tier names the newest of its
+    names that was moved, and a tier without one names the main model, so that every
+    request Claude Code makes (its small, fast model's included) goes to an alias of the
+    team, whatever names a later Claude Code would send by default. [] when no Claude Code
+    name was moved."""
+    moved = set(aliases)
+    tier = {t: next((n for n in names if n in moved), "") for t, names in CLAUDE_CODE_TIERS.items()}
+    main = tier["sonnet"] or tier["opus"] or tier["haiku"]
+    if not main:
+        return []
+    return [
+        ("ANTHROPIC_MODEL", main),
+        ("ANTHROPIC_DEFAULT_SONNET_MODEL", tier["sonnet"] or main),
+        ("ANTHROPIC_DEFAULT_OPUS_MODEL", tier["opus"] or main),
+        ("ANTHROPIC_DEFAULT_HAIKU_MODEL", tier["haiku"] or main),
+        ("ANTHROPIC_SMALL_FAST_MODEL", tier["haiku"] or main),
+    ]
+
+
+def codex_model(aliases: Iterable[str]) -> str:
+    """The model a Codex config.toml should name: the first Codex name moved, or ""."""
+    moved = set(aliases)
+    codex = next(c for c in CLIENTS if c.key == CODEX)
+    return next((name for name, _kind in codex.presets if name in moved), "")
+
+
 # --- The form ------------------------------------------------------------------
 
 
@@ -274,6 +445,7 @@ class Row:
     kind: str | None  # None: any option (chat and embeddings)
     preset: bool = False
     route: ModelRoute | None = None
+    client: str = OPENAI  # whose preset name it is
 
     @property
     def custom(self) -> bool:
@@ -331,7 +503,14 @@ class RelocationForm(forms.Form):
 
         preset_names = [name for name, _kind in PRESETS]
         rows = [
-            Row(f"p{i}", name, kind, preset=True, route=self.routes.get(name))
+            Row(
+                f"p{i}",
+                name,
+                kind,
+                preset=True,
+                route=self.routes.get(name),
+                client=client_of(name).key,
+            )
             for i, (name, kind) in enumerate(PRESETS)
         ]
         rows += [
@@ -413,31 +592,57 @@ class RelocationForm(forms.Form):
         ]
 
     def sections(self) -> list[dict[str, Any]]:
-        """The rows grouped for the page: chat presets, embeddings, other aliases, new names."""
+        """The rows grouped for the page: OpenAI's chat and embedding names, Claude Code's,
+        Codex's, other aliases, new names."""
         items = self.row_fields()
+
+        def presets(client: str, kind: str | None = None) -> list[dict[str, Any]]:
+            return [
+                i
+                for i in items
+                if i["row"].preset
+                and i["row"].client == client
+                and (kind is None or i["row"].kind == kind)
+            ]
+
         groups = [
+            ("chat", _("OpenAI chat models"), "", presets(OPENAI, CHAT)),
+            ("embedding", _("OpenAI embedding models"), "", presets(OPENAI, EMBEDDING)),
             (
-                "chat",
-                _("Chat models"),
-                [i for i in items if i["row"].preset and i["row"].kind == CHAT],
+                CLAUDE_CODE,
+                _("Claude Code"),
+                _(
+                    "The names Claude Code sends, its small, fast model for background work "
+                    "included. Suggestions prefer providers that serve Anthropic Messages "
+                    "natively, so its requests reach them as they are."
+                ),
+                presets(CLAUDE_CODE),
             ),
             (
-                "embedding",
-                _("Embedding models"),
-                [i for i in items if i["row"].preset and i["row"].kind == EMBEDDING],
+                CODEX,
+                _("Codex"),
+                _(
+                    "The model your Codex config.toml names. Suggestions prefer providers that "
+                    "serve the Responses API natively."
+                ),
+                presets(CODEX),
             ),
             (
                 "existing",
                 _("Other aliases of this team"),
+                "",
                 [i for i in items if not i["row"].preset and not i["row"].custom],
             ),
             (
                 "custom",
                 _("Other model names your application sends"),
+                "",
                 [i for i in items if i["row"].custom],
             ),
         ]
-        return [{"key": k, "title": t, "items": rows} for k, t, rows in groups if rows]
+        return [
+            {"key": k, "title": t, "sub": sub, "items": rows} for k, t, sub, rows in groups if rows
+        ]
 
     def clean_key_name(self) -> str:
         return (self.cleaned_data.get("key_name") or "").strip()

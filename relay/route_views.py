@@ -21,7 +21,7 @@ from django.views.decorators.debug import sensitive_variables
 from accounts.models import ApiKey, Membership, Role, Team
 from accounts.pages import refusals_on, relay_base_url, submitted
 from accounts.tenancy import get_for_team, team_view
-from relay import relocation, routes
+from relay import dialects, relocation, routes
 from relay.models import CredentialStatus, ModelRoute, ProviderCredential, RouteTarget
 from relay.route_forms import RouteForm, target_formset
 
@@ -93,9 +93,26 @@ def _base_context(membership: Membership) -> dict[str, Any]:
     }
 
 
+def target_dialects(target: RouteTarget, shown: list[str]) -> list[dict[str, str]]:
+    """For each dialect shown, whether a request in it reaches this target natively."""
+    return [
+        {
+            "dialect": dialect,
+            "label": dialects.label(dialect),
+            "path": path,
+            "path_label": _("native") if path == dialects.NATIVE else _("translated"),
+        }
+        for dialect, path in dialects.target_paths(
+            target.credential, target.upstream_model, shown
+        ).items()
+    ]
+
+
 @team_view()
 def route_list(request: HttpRequest, membership: Membership) -> HttpResponse:
     team = membership.team
+    credentials = _credentials(team)
+    shown = dialects.shown_dialects(credentials)
     route_rows = []
     for route in _routes(team):
         targets = list(route.targets.all())
@@ -107,12 +124,12 @@ def route_list(request: HttpRequest, membership: Membership) -> HttpResponse:
                         "target": t,
                         "skipped": target_skipped(t),
                         "role": "primary" if t.priority == targets[0].priority else "fallback",
+                        "dialects": target_dialects(t, shown),
                     }
                     for t in targets
                 ],
             }
         )
-    credentials = _credentials(team)
     offered = [
         {
             "credential": c,
@@ -129,6 +146,7 @@ def route_list(request: HttpRequest, membership: Membership) -> HttpResponse:
             "route_rows": route_rows,
             "offered": offered,
             "has_credentials": bool(credentials),
+            "shown_dialects": [dialects.label(d) for d in shown],
         },
     )
 
@@ -223,16 +241,33 @@ def route_delete(request: HttpRequest, membership: Membership, route_id: int) ->
 
 
 def _example(result: relocation.Result) -> tuple[str, str]:
-    """(model, kind) for the snippet: a chat alias of the result if there is one."""
-    kinds = [(o.alias, relocation.kind_of(o.alias)) for o in result.outcomes]
+    """(model, kind) for the OpenAI SDK snippet: an application's chat alias of the result if
+    there is one (Claude Code's and Codex's names have their own lines)."""
+    kinds = [
+        (o.alias, relocation.kind_of(o.alias))
+        for o in result.outcomes
+        if relocation.client_of(o.alias).key == relocation.OPENAI
+    ]
     chat = [k for k in kinds if k[1] == relocation.CHAT]
     return (chat or kinds or [("gpt-4o", relocation.CHAT)])[0]
+
+
+def _moved(result: relocation.Result) -> dict[str, bool]:
+    """Which clients' lines the result page shows: an application's (the OpenAI SDK), Claude
+    Code's, Codex's."""
+    clients = relocation.clients_moved(result)
+    return {
+        "openai": relocation.OPENAI in clients,
+        "claude_code": relocation.CLAUDE_CODE in clients,
+        "codex": relocation.CODEX in clients,
+    }
 
 
 @sensitive_variables("result", "response")
 @team_view(write_role=Role.ADMIN)
 def route_relocate(request: HttpRequest, membership: Membership) -> HttpResponse:
-    """One screen: the OpenAI model names the application uses -> the team's providers."""
+    """One screen: the model names an application or a coding agent sends -> the team's
+    providers; then the lines that point it at Baton."""
     team = membership.team
     credentials = relocation.usable_credentials(team)
     context = {
@@ -261,6 +296,7 @@ def route_relocate(request: HttpRequest, membership: Membership) -> HttpResponse
                 else "",
                 request=request,
             )
+            aliases = [o.alias for o in result.outcomes]
             response = render(
                 request,
                 "relay/relocate_done.html",
@@ -269,6 +305,11 @@ def route_relocate(request: HttpRequest, membership: Membership) -> HttpResponse
                     "result": result,
                     "issued": result.issued_key,
                     "example": _example(result),
+                    "moved": _moved(result),
+                    # Claude Code appends /v1/messages itself.
+                    "baton_root": context["base_url"].removesuffix("/v1"),
+                    "claude_code_models": relocation.claude_code_models(aliases),
+                    "codex_model": relocation.codex_model(aliases),
                     # A plain str, so the placeholder's angle brackets are escaped.
                     "api_key_value": result.issued_key.key
                     if result.issued_key

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 from accounts.models import Membership, Role
 from accounts.pages import refusals_on, submitted
 from accounts.tenancy import get_for_team, team_view
-from relay import actions
+from relay import actions, dialects
 from relay.forms import (
     AZURE_EXTRAS,
     OPENAI_EXTRAS,
@@ -152,6 +152,10 @@ def _detail_page(
             "form": form or CredentialEditForm(credential=credential),
             "secret_form": secret_form or SecretForm(provider=credential.provider),
             "region_label": region_label(credential.region) if credential.region else "",
+            "native_dialects": [
+                {"dialect": d, "label": dialects.label(d), "url": url}
+                for d, url in sorted(credential.native_dialects().items())
+            ],
         },
         status=status,
     )

@@ -2,7 +2,7 @@
 
 The one home of what starts a server for a test or a benchmark run: ``free_port``,
 ``wait_for_port`` (which notices a server that died at start), a throwaway PostgreSQL cluster
-(``postgres``) and throwaway Redis servers (``redis_server``: plain, with an append-only file,
+(``postgres``, or ``Postgres`` to stop and start it again) and throwaway Redis servers (``redis_server``: plain, with an append-only file,
 with TLS, or with any other redis-server option). ``scripts/services.py``, ``tests/`` and
 ``bench/`` all use it; it imports nothing of Baton.
 
@@ -134,80 +134,127 @@ def _as_postgres() -> dict[str, Any]:
     return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
-@contextlib.contextmanager
-def postgres(workdir: Path) -> Iterator[str]:
-    """A fresh PostgreSQL cluster in ``workdir/pg`` with a database ``baton``: its URL."""
-    bindir = _pg_bindir()
-    datadir = workdir / "pg"
-    datadir.mkdir()
-    drop = _as_postgres()
-    if drop:
-        os.chown(workdir, drop["user"], drop["group"])
-        os.chown(datadir, drop["user"], drop["group"])
-    subprocess.run(
-        [
-            str(bindir / "initdb"),
-            "-D",
-            str(datadir),
-            "-U",
-            "baton",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--no-sync",
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        **drop,
-    )
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            str(bindir / "postgres"),
-            "-D",
-            str(datadir),
-            "-p",
-            str(port),
-            "-k",
-            str(workdir),
-            "-c",
-            f"listen_addresses={LOOPBACK}",
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-            "-c",
-            "max_connections=300",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(workdir / "postgres.log", "wb"),  # noqa: SIM115
-        **drop,
-    )
-    try:
-        wait_for_port(port, proc, "postgres")
+class Postgres:
+    """A fresh PostgreSQL cluster in ``workdir/pg`` with a database ``baton``, on a port of its
+    own. ``stop`` (a fast shutdown: every session is cut) and ``start`` again on the same port
+    make a database outage for a test; ``postgres`` below is the usual context manager."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.bindir = _pg_bindir()
+        self.workdir = workdir
+        self.datadir = workdir / "pg"
+        self.datadir.mkdir()
+        self.drop = _as_postgres()
+        if self.drop:
+            os.chown(workdir, self.drop["user"], self.drop["group"])
+            os.chown(self.datadir, self.drop["user"], self.drop["group"])
+        subprocess.run(
+            [
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.datadir),
+                "-U",
+                "baton",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            **self.drop,
+        )
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgres://baton@{LOOPBACK}:{self.port}/baton"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                str(self.bindir / "postgres"),
+                "-D",
+                str(self.datadir),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.workdir),
+                "-c",
+                f"listen_addresses={LOOPBACK}",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=300",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.workdir / "postgres.log", "ab"),  # noqa: SIM115
+            **self.drop,
+        )
+        wait_for_port(self.port, self.proc, "postgres")
         # The server accepts connections a moment before it accepts logins.
         deadline = time.monotonic() + 20
         while (
             subprocess.run(
-                [str(bindir / "pg_isready"), "-h", LOOPBACK, "-p", str(port), "-U", "baton"],
+                [self.tool("pg_isready"), "-h", LOOPBACK, "-p", str(self.port), "-U", "baton"],
                 stdout=subprocess.DEVNULL,
             ).returncode
             and time.monotonic() < deadline
         ):
             time.sleep(0.1)
+
+    def create_database(self) -> None:
         subprocess.run(
-            [str(bindir / "createdb"), "-h", LOOPBACK, "-p", str(port), "-U", "baton", "baton"],
+            [self.tool("createdb"), "-h", LOOPBACK, "-p", str(self.port), "-U", "baton", "baton"],
             check=True,
         )
-        yield f"postgres://baton@{LOOPBACK}:{port}/baton"
-    finally:
-        proc.send_signal(signal.SIGINT)  # fast shutdown
+
+    def stop(self) -> None:
+        """A fast shutdown (SIGINT): open sessions are cut, new connections refused."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(timeout=20)
+            self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            self.proc.kill()
+            self.proc.wait()
+
+    def tool(self, name: str) -> str:
+        """The path of one of PostgreSQL's client programs (``pg_dump``, ``psql``...)."""
+        return str(self.bindir / name)
+
+
+def copy_database(source_url: str, target: Postgres) -> None:
+    """Schema and rows of the database at ``source_url`` into ``target``'s database ``baton``."""
+    dump = subprocess.run(
+        [target.tool("pg_dump"), "--no-owner", "--no-privileges", "--dbname", source_url],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [target.tool("psql"), "--quiet", "--set", "ON_ERROR_STOP=1", "--dbname", target.url],
+        input=dump.stdout,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+@contextlib.contextmanager
+def postgres(workdir: Path) -> Iterator[str]:
+    """A fresh PostgreSQL cluster in ``workdir/pg`` with a database ``baton``: its URL."""
+    cluster = Postgres(workdir)
+    try:
+        cluster.start()
+        cluster.create_database()
+        yield cluster.url
+    finally:
+        cluster.stop()
 
 
 @contextlib.contextmanager

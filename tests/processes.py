@@ -1,7 +1,7 @@
 """Baton as a real subprocess, for the tests that need one: several processes sharing limits,
 a crash, signals and graceful shutdown, multi-worker metrics, the shipped command lines.
 
-``BatonProcess`` runs ``uvicorn config.asgi:application`` against the test database and Redis
+``BatonProcess`` runs ``python -m gateway.serve config.asgi:application`` (uvicorn) against the test database and Redis
 (like production: its own process, signals, lifespan); ``baton()`` is the same as a context
 manager that kills it on the way out. Ports and the other servers (Redis) come from
 ``scripts/services.py``.
@@ -36,7 +36,8 @@ def subprocess_database_url() -> str:
 
 
 class BatonProcess(Server):
-    """``uvicorn config.asgi:application`` in a subprocess; stderr (the logs) kept in a file."""
+    """Baton under uvicorn (``gateway.serve``) in a subprocess; stderr (the logs) kept in a
+    file."""
 
     def __init__(
         self,
@@ -64,7 +65,7 @@ class BatonProcess(Server):
             command = [
                 sys.executable,
                 "-m",
-                "uvicorn",
+                "gateway.serve",  # uvicorn's command line, as deployed (gateway/serve.py)
                 "config.asgi:application",
                 "--host",
                 "127.0.0.1",

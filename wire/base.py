@@ -102,6 +102,21 @@ class Usage:
             "output_tokens": self.completion_tokens,
         }
 
+    def to_responses(self) -> dict[str, Any]:
+        """The ``usage`` object of a Responses API response (input includes cache reads and
+        writes, output includes reasoning, as in chat)."""
+        return {
+            "input_tokens": self.prompt_tokens,
+            # cache_write_tokens: OpenAI's own name (GPT-5.6 and later report cache writes).
+            "input_tokens_details": {
+                "cached_tokens": self.cached_tokens,
+                "cache_write_tokens": self.cache_write_tokens,
+            },
+            "output_tokens": self.completion_tokens,
+            "output_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
+            "total_tokens": self.total_tokens,
+        }
+
     def to_openai(self) -> dict[str, Any]:
         """The ``usage`` object of an OpenAI response."""
         prompt_details: dict[str, int] = {"cached_tokens": self.cached_tokens}
@@ -116,6 +131,19 @@ class Usage:
             "prompt_tokens_details": prompt_details,
             "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An error in neutral terms; each dialect renders it in its own shape (wire/dialects/)."""
+
+    status: int
+    message: str
+    type: str = "invalid_request_error"  # the OpenAI error type
+    code: str | None = None
+    param: str | None = None
+    # False when retrying cannot help (a used-up budget, not one held by requests in flight).
+    retryable: bool = True
 
 
 # The OpenAI ``error.type`` Baton reports for each kind of failure.
@@ -266,6 +294,12 @@ class StreamTranslator(Protocol):
     @property
     def reasoning_parts(self) -> list[str] | None:
         """The turn's reasoning text as it came, None when too long to keep."""
+        ...
+
+    @property
+    def stored_response(self) -> str | None:
+        """The id of a response the upstream said it stored (native Responses on a stateful
+        provider), which a later ``previous_response_id`` may name; None otherwise."""
         ...
 
     def feed(self, data: bytes) -> bytes:

@@ -32,6 +32,7 @@ class TranslatorBase(ABC):
         "error",
         "reasoning_parts",
         "saw_done",
+        "stored_response",
         "tool_ids",
         "usage",
     )
@@ -50,6 +51,7 @@ class TranslatorBase(ABC):
         # and its reasoning text, both bounded so a stream's memory stays constant.
         self.tool_ids: list[str] = []
         self.reasoning_parts: list[str] | None = []  # None: too long to keep
+        self.stored_response: str | None = None  # a response id the upstream stored
 
     def _note_tool(self, tool_id: Any) -> None:
         if isinstance(tool_id, str) and tool_id and len(self.tool_ids) < MAX_NOTED_TOOLS:

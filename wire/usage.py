@@ -83,6 +83,30 @@ def usage_from_anthropic(raw: Mapping[str, Any]) -> Usage:
     )
 
 
+def usage_from_responses(raw: Mapping[str, Any]) -> Usage:
+    """A Responses API usage object (developers.openai.com/api/docs/guides/prompt-caching):
+    ``input_tokens`` includes ``input_tokens_details.cached_tokens`` and, from GPT-5.6 on,
+    ``cache_write_tokens``; ``output_tokens`` includes ``output_tokens_details.reasoning_tokens``.
+    A subset larger than its whole was counted apart and is added, as for chat."""
+    prompt = _int(raw.get("input_tokens"))
+    completion = _int(raw.get("output_tokens"))
+    details = _dict(raw.get("input_tokens_details"))
+    cached = _int(details.get("cached_tokens"))
+    cache_write = _int(details.get("cache_write_tokens"))
+    reasoning = _int(_dict(raw.get("output_tokens_details")).get("reasoning_tokens"))
+    if cached + cache_write > prompt:
+        prompt += cached + cache_write
+    if reasoning > completion:
+        completion += reasoning
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        cached_tokens=cached,
+        cache_write_tokens=cache_write,
+        reasoning_tokens=reasoning,
+    )
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 

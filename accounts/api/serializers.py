@@ -17,9 +17,19 @@ class TeamSerializer(serializers.ModelSerializer[Team]):
         max_length=80, trim_whitespace=True, validators=[no_control_characters]
     )
 
+    remember_reasoning = serializers.BooleanField(
+        required=False,
+        help_text=(
+            "Keep the reasoning of each tool-calling turn the relay relays (for "
+            "BATON_TURN_MEMORY_SECONDS, an hour by default; encrypted with the team's key, "
+            "never logged) and give it back to providers that require it when a client left "
+            "it out. false: no content is kept at all. Owners and admins change it; audited."
+        ),
+    )
+
     class Meta:
         model = Team
-        fields = ("id", "name", "is_personal", "created_at", "role")
+        fields = ("id", "name", "is_personal", "created_at", "role", "remember_reasoning")
         read_only_fields = ("id", "is_personal", "created_at", "role")
 
     @extend_schema_field(serializers.ChoiceField(choices=Role.choices))

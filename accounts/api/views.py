@@ -76,13 +76,26 @@ class TeamViewSet(
         )
         # The roles were read before the team existed; its creator owns it.
         serializer.context["roles"][serializer.instance.pk] = Role.OWNER
+        remember = serializer.validated_data.get("remember_reasoning")
+        if remember is not None:
+            owner = Membership.objects.select_related("team", "user").get(
+                team=serializer.instance, user=current_user(self.request)
+            )
+            serializer.instance = actions.set_remember_reasoning(
+                owner, remember, request=self.request
+            )
 
     def perform_update(self, serializer: TeamSerializer) -> None:  # type: ignore[override]
         # PATCH sends any subset of the fields, the empty one included.
+        membership = get_membership(self.request, self.kwargs["team_id"])
         name = serializer.validated_data.get("name")
         if name is not None:
-            membership = get_membership(self.request, self.kwargs["team_id"])
             serializer.instance = actions.rename_team(membership, name, request=self.request)
+        remember = serializer.validated_data.get("remember_reasoning")
+        if remember is not None:
+            serializer.instance = actions.set_remember_reasoning(
+                membership, remember, request=self.request
+            )
 
 
 class MemberViewSet(

@@ -2,9 +2,10 @@
 
 ``GET /api/teams/<team_id>/usage/`` is a team's usage over a date range from
 the hourly rollups: totals, a series (hourly up to three days, daily beyond)
-and breakdowns by model, API key and provider. ``billing-records`` lists the
-team's billing records with their line items. Every member reads both,
-viewers included; outsiders get 404.
+and breakdowns by model, API key and provider. ``requests`` is the request log
+(one ledger row per request, findable by Baton's request id or the client's
+own). ``billing-records`` lists the team's billing records with their line
+items. Every member reads them all, viewers included; outsiders get 404.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from billing.dashboard import (
     parse_key,
     summary,
 )
-from billing.models import BillingLineItem, BillingRecord
+from billing.models import BillingLineItem, BillingRecord, UsageRecord
 from billing.usage import team_currency
 
 
@@ -55,10 +56,22 @@ class FiguresSerializer(serializers.Serializer[Any]):
             "prompt_tokens": serializers.IntegerField(
                 help_text="Input tokens, cached ones included."
             ),
-            "cached_tokens": serializers.IntegerField(),
-            "cache_write_tokens": serializers.IntegerField(),
+            "cached_tokens": serializers.IntegerField(
+                help_text="Input tokens read from the provider's prompt cache."
+            ),
+            "cache_write_tokens": serializers.IntegerField(
+                help_text="Input tokens written to the prompt cache, whatever their lifetime."
+            ),
+            "cache_write_5m_tokens": serializers.IntegerField(
+                help_text="Of the cache writes, those kept five minutes (or of unstated lifetime)."
+            ),
+            "cache_write_1h_tokens": serializers.IntegerField(
+                help_text="Of the cache writes, those kept an hour (priced apart)."
+            ),
             "completion_tokens": serializers.IntegerField(help_text="Output tokens."),
-            "reasoning_tokens": serializers.IntegerField(),
+            "reasoning_tokens": serializers.IntegerField(
+                help_text="Of the output tokens, those spent reasoning."
+            ),
             "tokens": serializers.IntegerField(help_text="Input plus output tokens."),
             "cost": _money("In the team's currency."),
             "unpriced_requests": serializers.IntegerField(
@@ -162,7 +175,84 @@ class UsageView(TeamScopedAPIView):
         return Response(UsageSerializer(data).data)
 
 
+class RequestSerializer(serializers.ModelSerializer[UsageRecord]):
+    class Meta:
+        model = UsageRecord
+        fields = (
+            "request_id",
+            "client_request_id",
+            "created_at",
+            "api_key_id",
+            "endpoint",
+            "dialect",
+            "alias",
+            "provider",
+            "upstream_model",
+            "status",
+            "error_class",
+            "streamed",
+            "attempts",
+            "prompt_tokens",
+            "cached_tokens",
+            "cache_write_tokens",
+            "completion_tokens",
+            "reasoning_tokens",
+            "estimated",
+            "cost",
+            "currency",
+            "unpriced",
+            "latency_ms",
+            "ttfb_ms",
+        )
+        read_only_fields = fields
+
+
+# The ids a request can be found by, and their longest valid length.
+REQUEST_IDS = {"request_id": 64, "client_request_id": 128}
+
+
+class RequestViewSet(mixins.ListModelMixin, TeamScopedViewSet):
+    """The request log, newest first: what each /v1 request used and cost, never what it
+    said. ``request_id`` finds one by Baton's id (the ``x-request-id`` response header),
+    ``client_request_id`` by the id the client sent with it (``x-client-request-id`` or
+    ``x-request-id``), so a client that lost a response can still find what it cost."""
+
+    team_queryset = UsageRecord.objects.order_by("-created_at", "-pk")
+    serializer_class = RequestSerializer
+    http_method_names = ["get", "head", "options"]
+
+    def filter_queryset(self, queryset: Any) -> Any:
+        for name, longest in REQUEST_IDS.items():
+            value = self.request.query_params.get(name)
+            if value is None:
+                continue
+            if not (0 < len(value) <= longest and value.isprintable()):
+                raise ValidationError({name: [f"At most {longest} printable characters."]})
+            queryset = queryset.filter(**{name: value})
+        return queryset
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "request_id", OpenApiTypes.STR, description="Only the request with Baton's id."
+            ),
+            OpenApiParameter(
+                "client_request_id",
+                OpenApiTypes.STR,
+                description="Only requests the client sent with this id of its own.",
+            ),
+        ]
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+
 class LineItemSerializer(serializers.ModelSerializer[BillingLineItem]):
+    cache_write_5m_tokens = serializers.IntegerField(
+        read_only=True,
+        help_text="Of the cache writes, those kept five minutes (or of unstated lifetime).",
+    )
+
     class Meta:
         model = BillingLineItem
         fields = (
@@ -175,6 +265,8 @@ class LineItemSerializer(serializers.ModelSerializer[BillingLineItem]):
             "prompt_tokens",
             "cached_tokens",
             "cache_write_tokens",
+            "cache_write_5m_tokens",
+            "cache_write_1h_tokens",
             "completion_tokens",
             "reasoning_tokens",
             "amount",

@@ -85,6 +85,7 @@ def lost_event(team_id: str, record: Record, report: Report | None, now: float) 
     target = report.target if report is not None else record.target
     return UsageEvent(
         request_id=record.request_id,
+        client_request_id=record.client_request_id,
         team_id=team_id,
         api_key_id=record.key_id or None,
         endpoint=record.endpoint,

@@ -149,6 +149,7 @@ class Record:
     alias: str
     streamed: bool
     target: Target  # the dearest candidate, until a renewal reports the real one
+    client_request_id: str = ""  # the client's own id for it, when it sent one
 
     @property
     def flags(self) -> int:
@@ -166,6 +167,7 @@ class Record:
                 self.alias,
                 int(self.streamed),
                 [t.credential_id, t.provider, t.model, t.input, t.output],
+                self.client_request_id,
             ]
         )
         return f"{self.request_id} {self.key_id} {self.flags} {payload.decode()}"
@@ -174,7 +176,8 @@ class Record:
     def parse(cls, member: str | bytes) -> Record:
         text = member.decode() if isinstance(member, bytes) else member
         request_id, key_id, flags, payload = text.split(" ", 3)
-        started, held, prompt, endpoint, dialect, alias, streamed, target = orjson.loads(payload)
+        values = orjson.loads(payload)
+        started, held, prompt, endpoint, dialect, alias, streamed, target = values[:8]
         return cls(
             request_id=request_id,
             key_id=key_id,
@@ -188,6 +191,7 @@ class Record:
             alias=str(alias),
             streamed=bool(streamed),
             target=Target(*target),
+            client_request_id=str(values[8]) if len(values) > 8 else "",
         )
 
 

@@ -15,12 +15,13 @@ from typing import Any, cast
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers
 
 from accounts.api.base import TeamScopedViewSet
 from accounts.api.schema import BoundedListSerializer
 from accounts.models import Role, Team
+from relay import dialects as dialect_rules
 from relay import routes
 from relay.models import ModelRoute, ProviderCredential, RouteTarget
 from relay.route_forms import (
@@ -100,6 +101,15 @@ class RouteTargetSerializer(serializers.ModelSerializer[RouteTarget]):
         help_text=f"{MIN_WEIGHT}-{MAX_WEIGHT}; targets of equal priority share traffic by weight.",
     )
 
+    dialects = serializers.SerializerMethodField(
+        help_text=(
+            "How a request in each dialect besides chat reaches this target: native (passed "
+            "through as it is) or translated (through Chat Completions). Always lists "
+            "messages, and every other dialect one of the team's provider keys serves natively; "
+            "empty for an embedding model."
+        )
+    )
+
     class Meta:
         model = RouteTarget
         list_serializer_class = BoundedListSerializer
@@ -111,7 +121,15 @@ class RouteTargetSerializer(serializers.ModelSerializer[RouteTarget]):
             "upstream_model",
             "priority",
             "weight",
+            "dialects",
         )
+
+    @extend_schema_field(
+        serializers.DictField(child=serializers.ChoiceField(choices=dialect_rules.PATHS))
+    )
+    def get_dialects(self, target: RouteTarget) -> dict[str, str]:
+        shown = self.context.get("dialects") or dialect_rules.shown_dialects([target.credential])
+        return dialect_rules.target_paths(target.credential, target.upstream_model, shown)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         # PATCH makes nested fields optional too; a target still needs both.
@@ -234,6 +252,14 @@ class RouteViewSet(
     read_role = Role.VIEWER
     write_role = Role.ADMIN
     lookup_value_regex = r"\d+"
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()
+        if "team" in context:
+            context["dialects"] = dialect_rules.shown_dialects(
+                ProviderCredential.objects.filter(team=context["team"]).select_related("provider")
+            )
+        return context
 
     def perform_create(self, serializer: serializers.BaseSerializer[Any]) -> None:
         data = serializer.validated_data

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import Team
@@ -91,6 +92,25 @@ class CredentialSerializer(serializers.ModelSerializer[ProviderCredential]):
         help_text=f"The provider's API key (at most {MAX_SECRET_LENGTH} characters). Write-only.",
     )
     extras = serializers.DictField(required=False, default=dict)
+    dialect_urls = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, max_length=MAX_URL_LENGTH),
+        source="declared_dialects",
+        required=False,
+        default=dict,
+        help_text=(
+            "With a custom base_url only: the native dialects that server also speaks, "
+            '{"messages": base URL (Baton posts to it + /messages), "responses": base URL '
+            "(+ /responses)}. Requests in a declared dialect go there as they are; others are "
+            "translated to Chat Completions. Checked like base_url. On PATCH it replaces "
+            "what was declared; an empty value removes a dialect."
+        ),
+    )
+    native_dialects = serializers.SerializerMethodField(
+        help_text=(
+            "What the relay reaches natively besides Chat Completions: {dialect: base URL}, "
+            "from the catalog for the region or from dialect_urls."
+        )
+    )
     effective_base_url = serializers.SerializerMethodField()
     created_by = serializers.EmailField(source="created_by.email", read_only=True, allow_null=True)
 
@@ -107,6 +127,8 @@ class CredentialSerializer(serializers.ModelSerializer[ProviderCredential]):
             "secret",
             "secret_last4",
             "extras",
+            "dialect_urls",
+            "native_dialects",
             "enabled",
             "status",
             "status_reason",
@@ -131,6 +153,16 @@ class CredentialSerializer(serializers.ModelSerializer[ProviderCredential]):
 
     def get_effective_base_url(self, credential: ProviderCredential) -> str:
         return credential.effective_base_url()
+
+    @extend_schema_field(serializers.DictField(child=serializers.URLField()))
+    def get_native_dialects(self, credential: ProviderCredential) -> dict[str, str]:
+        return credential.native_dialects()
+
+    def to_representation(self, instance: ProviderCredential) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        # The declared dialects are dialect_urls; extras keeps the provider's own settings.
+        data["extras"] = rules.with_dialects(data.get("extras") or {}, {})
+        return data
 
     @property
     def team(self) -> Team:
@@ -162,7 +194,18 @@ class CredentialSerializer(serializers.ModelSerializer[ProviderCredential]):
             raise serializers.ValidationError(
                 {"extras": _field_errors(exc, "extras").detail}
             ) from None
+        dialects = _clean_dialects(attrs["base_url"], attrs.pop("declared_dialects", {}))
+        attrs["extras"] = rules.with_dialects(attrs["extras"], dialects)
         return attrs
+
+
+def _clean_dialects(base_url: str, urls: dict[str, str]) -> dict[str, str]:
+    try:
+        return rules.clean_dialect_urls(base_url, urls)
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError(
+            {"dialect_urls": _field_errors(exc, "dialect_urls").detail}
+        ) from None
 
 
 class CredentialUpdateSerializer(CredentialSerializer):
@@ -190,13 +233,21 @@ class CredentialUpdateSerializer(CredentialSerializer):
                 )
             except DjangoValidationError as exc:
                 raise _field_errors(exc, "base_url") from None
+        extras = rules.with_dialects(credential.extras or {}, {})
         if "extras" in attrs:
             try:
-                attrs["extras"] = rules.clean_extras(provider, attrs["extras"] or {})
+                extras = rules.clean_extras(provider, attrs["extras"] or {})
             except DjangoValidationError as exc:
                 raise serializers.ValidationError(
                     {"extras": _field_errors(exc, "extras").detail}
                 ) from None
+        base_url = attrs.get("base_url", credential.base_url)
+        if "declared_dialects" in attrs:
+            dialects = _clean_dialects(base_url, attrs.pop("declared_dialects"))
+        else:
+            # What was declared belongs to the custom base URL; without one, it goes.
+            dialects = credential.declared_dialects if base_url else {}
+        attrs["extras"] = rules.with_dialects(extras, dialects)
         return attrs
 
 

@@ -1,25 +1,5 @@
-"""Fixtures for the agent CLI tests: Baton's fake upstream on a free port."""
+"""Fixtures for the agent CLI tests: the fake upstream (``fake``, history emptied) and, for
+the CLIs driven through Baton, a running relay in front of it (``relay``, ``redis_client``),
+the same fixtures tests/relay uses."""
 
-from __future__ import annotations
-
-from collections.abc import Iterator
-
-import pytest
-
-from fake_upstream import create_app
-from tests.fake_upstream.conftest import Fake, ServerThread
-
-
-@pytest.fixture(scope="module")
-def _agent_fake() -> Iterator[Fake]:
-    with ServerThread(create_app()) as server:
-        handle = Fake(server.base_url)
-        yield handle
-        handle.http.close()
-
-
-@pytest.fixture
-def fake(_agent_fake: Fake) -> Fake:
-    """The fake upstream with an empty request history."""
-    _agent_fake.http.delete("/_fake/requests")
-    return _agent_fake
+from tests.relay.conftest import fake, fake_upstream, redis_client, relay  # noqa: F401

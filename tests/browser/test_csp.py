@@ -203,6 +203,15 @@ def test_scripts_still_work_under_the_policy(site: Site, owner: Watcher) -> None
     assert not region.is_visible()
     page.select_option("[name=provider]", "qwen")
     assert region.is_visible()
+    # A custom server's dialect URLs: only with a custom base URL.
+    messages_url = page.locator("[data-field=messages_base_url]")
+    assert not messages_url.is_visible()
+    page.fill("[name=base_url]", "https://llm.example.com/v1")
+    assert messages_url.is_visible()
+    page.fill("[name=base_url]", "")
+    assert not messages_url.is_visible()
+    page.select_option("[name=provider]", "custom")  # always has a base URL
+    assert messages_url.is_visible()
 
     # The alias form adds a target row.
     owner.visit(f"/t/{team}/models/new/")
@@ -227,11 +236,14 @@ def test_scripts_still_work_under_the_policy(site: Site, owner: Watcher) -> None
     owner.check("the new token page")
 
     owner.visit(f"/t/{team}/models/relocate/")
-    page.check("[data-relocate-row][data-alias='gpt-4.1'] input[type=checkbox]")
+    for alias in ("gpt-4.1", "claude-sonnet-5-5", "gpt-5.5"):
+        page.check(f"[data-relocate-row][data-alias='{alias}'] input[type=checkbox]")
     with page.expect_navigation():
         page.click("[data-test=relocate-submit]")
     assert re.search(r"/models/relocate/", page.url)
     assert "gpt-4.1" in page.content()
+    for snippet in ("python", "claude-code", "codex"):  # an application's lines and each agent's
+        assert page.locator(f"[data-test=relocate-snippet-{snippet}]").is_visible()
     owner.check("the relocation result")
 
     problems = owner.take()

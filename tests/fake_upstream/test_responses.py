@@ -348,6 +348,25 @@ def test_previous_response_id_continues_on_stateful_flavors(sdk: Client, base: s
     assert f"Previous response with id '{first.id}' not found." in said(info.value)
 
 
+@pytest.mark.parametrize("base", ["/v1", "/qwen/v1"])
+def test_stored_responses_can_be_read_listed_and_deleted(sdk: Client, base: str) -> None:
+    client = sdk(base)
+    first = client.responses.create(model="plain-model", input="My name is Ada")
+    fetched = client.responses.retrieve(first.id)
+    assert (fetched.id, fetched.output_text) == (first.id, first.output_text)
+    [item] = client.responses.input_items.list(first.id).data
+    assert item.type == "message" and item.role == "user"
+    with pytest.raises(openai.NotFoundError):
+        sdk(base, OTHER_KEY).responses.retrieve(first.id)  # another account's
+    client.responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError) as gone:
+        client.responses.retrieve(first.id)
+    assert said(gone.value) == f"Response with id '{first.id}' not found."
+    stateless = sdk("/deepseek/v1").responses.create(model="plain-model", input="Hello")
+    with pytest.raises(openai.NotFoundError):
+        sdk("/deepseek/v1").responses.retrieve(stateless.id)
+
+
 def test_unstored_and_unknown_responses_are_not_found(sdk: Client) -> None:
     client = sdk()
     unstored = client.responses.create(model="gpt-4o", input="Hello", store=False)

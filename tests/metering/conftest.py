@@ -73,6 +73,8 @@ def prices() -> None:
         model="meter-large",
         input=10,
         cached_input=Decimal("2.5"),
+        cache_write=Decimal("12.5"),
+        cache_write_1h=20,
         output=30,
         effective_from=LONG_AGO,
     )
@@ -114,9 +116,13 @@ def event(
     prompt: int = 1000,
     completion: int = 200,
     cached: int = 0,
+    cache_write: int = 0,
+    cache_write_1h: int = 0,
+    reasoning_tokens: int = 0,
     status: int = 200,
     latency_ms: float = 400.0,
     request_id: str | None = None,
+    **extra: Any,
 ) -> UsageEvent:
     failed = status >= 400
     return UsageEvent(
@@ -130,9 +136,10 @@ def event(
         upstream_model=model,
         prompt_tokens=0 if failed else prompt,
         cached_tokens=0 if failed else cached,
-        cache_write_tokens=0,
+        cache_write_tokens=0 if failed else cache_write,
+        cache_write_1h_tokens=0 if failed else cache_write_1h,
         completion_tokens=0 if failed else completion,
-        reasoning_tokens=0,
+        reasoning_tokens=0 if failed else reasoning_tokens,
         estimated=False,
         status=status,
         error_class="upstream_error" if failed else "",
@@ -142,6 +149,7 @@ def event(
         ttfb_ms=None,
         overhead_ms=0.5,
         created_at=at.timestamp(),
+        **extra,
     )
 
 
@@ -155,6 +163,10 @@ def traffic(
     for _ in range(count):
         team = metered.cast.acme if rng.random() < 0.8 else metered.cast.globex
         provider, model = rng.choice(MODELS)
+        prompt = rng.randint(1, 5000)
+        # The model with cache write prices writes an eighth of each prompt, half of it for
+        # an hour (derived from the prompt: the random sequence stays what it was).
+        written = prompt // 8 if model == "meter-large" else 0
         events.append(
             event(
                 team.pk,
@@ -162,9 +174,11 @@ def traffic(
                 start + timedelta(seconds=rng.random() * span),
                 provider,
                 model,
-                prompt=rng.randint(1, 5000),
+                prompt=prompt,
                 completion=rng.randint(0, 2000),
                 cached=rng.choice((0, 0, 0, 500)),
+                cache_write=written,
+                cache_write_1h=written // 2,
                 status=rng.choice((200,) * 18 + (429, 502)),
                 latency_ms=rng.lognormvariate(6.5, 0.8),
             )
@@ -186,6 +200,7 @@ def month_ago() -> tuple[datetime, datetime]:
 class Totals:
     requests: int
     cost: Decimal
+    written_1h: int = 0  # one-hour cache writes
 
 
 def ledger_totals(team: Team, start: datetime | None = None, end: datetime | None = None) -> Totals:
@@ -194,8 +209,10 @@ def ledger_totals(team: Team, start: datetime | None = None, end: datetime | Non
         rows = rows.filter(created_at__gte=start)
     if end is not None:
         rows = rows.filter(created_at__lt=end)
-    data = rows.aggregate(requests=Count("id"), cost=Sum("cost"))
-    return Totals(data["requests"], data["cost"] or Decimal(0))
+    data = rows.aggregate(
+        requests=Count("id"), cost=Sum("cost"), written_1h=Sum("cache_write_1h_tokens")
+    )
+    return Totals(data["requests"], data["cost"] or Decimal(0), data["written_1h"] or 0)
 
 
 def rollup_totals(team: Team, start: datetime | None = None, end: datetime | None = None) -> Totals:
@@ -204,15 +221,19 @@ def rollup_totals(team: Team, start: datetime | None = None, end: datetime | Non
         rows = rows.filter(hour__gte=start)
     if end is not None:
         rows = rows.filter(hour__lt=end)
-    data = rows.aggregate(requests=Sum("requests"), cost=Sum("cost"))
-    return Totals(data["requests"] or 0, data["cost"] or Decimal(0))
+    data = rows.aggregate(
+        requests=Sum("requests"), cost=Sum("cost"), written_1h=Sum("cache_write_1h_tokens")
+    )
+    return Totals(data["requests"] or 0, data["cost"] or Decimal(0), data["written_1h"] or 0)
 
 
 def record_totals(team: Team) -> Totals:
     records = BillingRecord.objects.filter(team=team)
-    lines = BillingLineItem.objects.filter(record__in=records).aggregate(requests=Sum("requests"))
+    lines = BillingLineItem.objects.filter(record__in=records).aggregate(
+        requests=Sum("requests"), written_1h=Sum("cache_write_1h_tokens")
+    )
     cost = records.aggregate(total=Sum("total"))["total"] or Decimal(0)
-    return Totals(lines["requests"] or 0, cost)
+    return Totals(lines["requests"] or 0, cost, lines["written_1h"] or 0)
 
 
 def snapshot() -> list[tuple[Any, ...]]:
@@ -227,6 +248,8 @@ def snapshot() -> list[tuple[Any, ...]]:
             "requests",
             "errors",
             "cost",
+            "cache_write_tokens",
+            "cache_write_1h_tokens",
             "lat_05",
         )
     )
@@ -244,6 +267,7 @@ def snapshot() -> list[tuple[Any, ...]]:
             "model",
             "for_period_start",
             "requests",
+            "cache_write_1h_tokens",
             "amount",
         )
     )

@@ -32,7 +32,7 @@ def test_ledger_rollups_and_records_agree_over_a_month(metered: Metered, month: 
 
     for team in metered.teams:
         ledger = ledger_totals(team)
-        assert ledger.requests > 500 and ledger.cost > 0
+        assert ledger.requests > 500 and ledger.cost > 0 and ledger.written_1h > 0
         assert rollup_totals(team) == ledger
         assert record_totals(team) == ledger
         record = BillingRecord.objects.get(team=team, period_start=start)
@@ -63,7 +63,17 @@ def test_late_usage_goes_on_the_next_record_as_an_adjustment(
     billed_before = (closed.total, closed.updated_at)
 
     # A consumer that was down delivers usage of the closed month now.
-    late = [event(acme.pk, key, end - timedelta(hours=2), model="meter-large") for _ in range(3)]
+    late = [
+        event(
+            acme.pk,
+            key,
+            end - timedelta(hours=2),
+            model="meter-large",
+            cache_write=300,
+            cache_write_1h=100,
+        )
+        for _ in range(3)
+    ]
     ingest(late)
     later = closing + timedelta(hours=1)
     rollup(later)
@@ -74,11 +84,13 @@ def test_late_usage_goes_on_the_next_record_as_an_adjustment(
     current = BillingRecord.objects.get(team=acme, period_start=end)
     assert current.status == BillingRecord.Status.OPEN
     adjustment = BillingLineItem.objects.get(record=current, kind=BillingLineItem.Kind.ADJUSTMENT)
-    assert (adjustment.for_period_start, adjustment.model, adjustment.requests) == (
-        start,
-        "meter-large",
-        3,
-    )
+    assert (
+        adjustment.for_period_start,
+        adjustment.model,
+        adjustment.requests,
+        adjustment.cache_write_tokens,
+        adjustment.cache_write_1h_tokens,
+    ) == (start, "meter-large", 3, 900, 300)
     late_cost = UsageRecord.objects.filter(request_id__in=[e.request_id for e in late]).aggregate(
         total=Sum("cost")
     )["total"]

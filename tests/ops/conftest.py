@@ -4,6 +4,14 @@
 from __future__ import annotations
 
 from tests.relay.conftest import fake, fake_upstream, redis_client, relay
-from tests.relay.test_warm_path import queries
+from tests.relay.test_warm_path import messages_routes, queries, warm_routes
 
-__all__ = ["fake", "fake_upstream", "queries", "redis_client", "relay"]
+__all__ = [
+    "fake",
+    "fake_upstream",
+    "messages_routes",
+    "queries",
+    "redis_client",
+    "relay",
+    "warm_routes",
+]

@@ -35,7 +35,7 @@ def test_compose_has_the_production_shape() -> None:
         depends = services[name]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
     web = services["web"]
-    assert "uvicorn config.asgi:application" in " ".join(web["command"])
+    assert "python -m gateway.serve config.asgi:application" in " ".join(web["command"])
     assert "--workers" in " ".join(web["command"])
     assert int(str(web["deploy"]["replicas"]).split(":-")[-1].strip("}")) >= 2
     assert "readyz" in " ".join(web["healthcheck"]["test"])

@@ -37,10 +37,10 @@ MESSAGES = [{"role": "user", "content": "where am I?"}]
 def compose_web_command(port: int) -> list[str]:
     script = COMPOSE["services"]["web"]["command"][-1]
     args = shlex.split(interpolate(script.split("exec ", 1)[1]))
-    assert args[0] == "uvicorn"
+    assert args[:3] == ["python", "-m", "gateway.serve"], args
     for option, value in (("--host", "127.0.0.1"), ("--port", str(port)), ("--workers", "1")):
         args[args.index(option) + 1] = value
-    return [sys.executable, "-m", *args]
+    return [sys.executable, *args[1:]]
 
 
 def compose_trusted_proxies() -> str:

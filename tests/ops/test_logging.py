@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +13,10 @@ import orjson
 import pytest
 
 from config.logging import JsonFormatter, RequestIdFilter, redact
+from scripts.services import free_port
+from tests.ops.test_forwarded_for import compose_web_command
+from tests.polling import until
+from tests.processes import BatonProcess
 from tests.relay.conftest import UPSTREAM_SECRET as DEFAULT_SECRET
 from tests.relay.conftest import Relay, make_credential, make_route
 
@@ -87,3 +92,29 @@ def test_secrets_are_masked_even_if_something_logs_them() -> None:
     for secret in ("AIzaSyD-abc", "abcdefghijklmnop", "ABCDEFGHIJKLMNOP", "hunter2"):
         assert secret not in masked
     assert "postgres://baton:***@db:5432/baton" in masked
+
+
+@pytest.mark.parametrize("flag", [True, False])
+def test_no_access_log_silences_uvicorns_access_lines(
+    transactional_db: None, redis_client: Any, flag: bool
+) -> None:
+    """uvicorn writes access lines whenever its access logger reaches a handler, whatever the
+    flag: Baton's logging configuration must leave that logger as uvicorn set it."""
+    port = free_port()
+    command = compose_web_command(port)  # as deployed
+    if not flag:
+        command.remove("--no-access-log")
+    assert ("--no-access-log" in command) is flag
+    env = {"REDIS_URL": os.environ["REDIS_URL"], "BATON_REQUEST_LOG": "all"}
+    with BatonProcess(env, port=port, command=command) as baton:
+        assert httpx.get(baton.base_url + "/healthz").status_code == 200
+        refused = httpx.post(
+            baton.base_url + "/v1/chat/completions",
+            json={"model": "gpt-4o", "messages": MESSAGES},
+            headers={"authorization": "Bearer sk-baton-" + "x" * 32},
+        )
+        assert refused.status_code == 401
+        # Baton's own line for that request comes after any access line for /healthz.
+        until(lambda: "baton.requests" in baton.logs(), "the relay's request line")
+        logs = baton.logs()
+    assert ('"GET /healthz HTTP/1.1" 200' in logs) is not flag, logs

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +16,7 @@ from accounts import actions
 from accounts.models import User
 from relay.catalog_seed import seed
 from relay.models import Provider
+from tests.ops.test_shutdown import Client
 from tests.polling import until, wait_idle
 from tests.processes import BatonProcess
 from tests.relay.conftest import Relay, make_credential, make_key, make_route
@@ -116,18 +120,21 @@ def test_metrics_access_is_restricted(relay: Relay, settings: Any) -> None:
     assert httpx.post(url).status_code == 405
 
 
-def test_ops_endpoints_add_no_queries_to_the_warm_path(relay: Relay, queries: QueryCounter) -> None:
+def test_ops_endpoints_add_no_queries_to_the_warm_path(
+    relay: Relay, warm_routes: None, queries: QueryCounter
+) -> None:
     headers = {"authorization": f"Bearer {relay.key}"}
     with httpx.Client(base_url=relay.base_url, headers=headers, timeout=10) as client:
-        for method, path, body in calls(relay):
-            assert client.request(method, path, json=body).status_code == 200, path
+        for method, path, body, extra in calls(relay):
+            assert client.request(method, path, json=body, headers=extra).status_code == 200, path
         wait_idle(relay.server)
         cold = queries.count
         for _ in range(3):
             assert client.get("/healthz").status_code == 200
             assert client.get("/metrics").status_code == 200
-            for method, path, body in calls(relay):
-                assert client.request(method, path, json=body).status_code == 200, path
+            for method, path, body, extra in calls(relay):
+                response = client.request(method, path, json=body, headers=extra)
+                assert response.status_code == 200, path
         wait_idle(relay.server)
     assert queries.count == cold, f"{queries.count - cold} queries on the warm path"
 
@@ -155,3 +162,56 @@ def test_multiprocess_metrics_add_up_across_workers(
             for _ in range(4):  # whichever worker answers the scrape, it counts for both
                 samples = scrape(baton.base_url)
                 assert total(samples, "baton_requests_total", status="200") == 20
+
+
+def worker_pids(master: int) -> set[int]:
+    """uvicorn's worker processes under ``master`` (not multiprocessing's resource tracker)."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    workers = set()
+    for pid in map(int, children):
+        with contextlib.suppress(FileNotFoundError):
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                workers.add(pid)
+    return workers
+
+
+def open_streams(base_url: str) -> float | None:
+    """``baton_open_streams`` as a worker reports it, or None while none answers."""
+    try:
+        return total(scrape(base_url), "baton_open_streams")
+    except httpx.TransportError:
+        return None
+
+
+def test_the_gauges_of_a_killed_worker_leave_the_sums(
+    transactional_db: None, fake: Any, redis_client: Any
+) -> None:
+    seed(Provider)
+    owner = User.objects.create_user("gauges-owner@example.com", "x-sturdy-passphrase-1")
+    team = actions.create_team(owner, name="Gauges team")
+    slow = make_credential(team, "slow", f"{fake.base_url}/_f/chunk_ms=50;chunks=400/v1")
+    make_route(team, "slow", (slow, "demo-chat", 0))
+    key = make_key(team)
+    with tempfile.TemporaryDirectory() as multiproc_dir:
+        env = {"PROMETHEUS_MULTIPROC_DIR": multiproc_dir, "REDIS_URL": os.environ["REDIS_URL"]}
+        with BatonProcess(env, workers=2) as baton:
+            stream = Client(
+                baton.base_url, key, {"model": "slow", "messages": MESSAGES, "stream": True}
+            )
+            stream.start()
+            assert stream.first_byte.wait(10)
+            until(lambda: open_streams(baton.base_url) == 1, "the open stream in the gauge")
+            killed = until(lambda: worker_pids(baton.proc.pid), "the worker processes")
+            assert len(killed) == 2
+            for pid in killed:
+                os.kill(pid, signal.SIGKILL)
+            until(lambda: len(worker_pids(baton.proc.pid) - killed) == 2, "two new workers", 30)
+            # (New workers take a few seconds to start serving: a generous wait.)
+            until(lambda: open_streams(baton.base_url) == 0, "the killed worker's stream gone", 60)
+            left = [
+                name
+                for name in os.listdir(multiproc_dir)
+                if name.startswith("gauge_") and int(name[:-3].rsplit("_", 1)[1]) in killed
+            ]
+            assert left == []
+            stream.join(10)

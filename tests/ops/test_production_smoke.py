@@ -99,11 +99,11 @@ def compose_uvicorn_command(port: int) -> list[str]:
     script = compose()["services"]["web"]["command"][-1]
     _, _, exec_part = script.partition("exec ")
     args = shlex.split(_compose_defaults(exec_part))
-    assert args[:2] == ["uvicorn", "config.asgi:application"], args
+    assert args[:4] == ["python", "-m", "gateway.serve", "config.asgi:application"], args
     for option, value in (("--host", "127.0.0.1"), ("--port", str(port))):
         assert option in args, f"the compose file's uvicorn command has no {option}"
         args[args.index(option) + 1] = value
-    return [sys.executable, "-m", *args]
+    return [sys.executable, *args[1:]]
 
 
 def compose_migrate_args() -> list[str]:
@@ -439,6 +439,7 @@ def dockerignored(path: str) -> bool:
         ".git/config",
         "staticfiles/staticfiles.json",
         "tests/agents/node_modules/.bin/claude",  # the agent CLIs for the tests, 660 MB
+        "tests/wire/tokens/files/o200k_base.tiktoken.gz",  # real tokenizers for the tests, 7 MB
     ],
 )
 def test_the_image_build_leaves_local_secrets_and_state_out(path: str) -> None:

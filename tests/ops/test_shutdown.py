@@ -17,6 +17,7 @@ from accounts.models import User
 from billing.events import STREAM_KEY, UsageEvent
 from relay.catalog_seed import seed
 from relay.models import Provider
+from tests.polling import until
 from tests.processes import BatonProcess
 from tests.relay.conftest import make_credential, make_key, make_route
 
@@ -170,3 +171,36 @@ def test_sigterm_ends_long_streams_cleanly_after_the_grace(
     lines = [orjson.loads(line) for line in logs.splitlines() if line.startswith("{")]
     assert any("shutting down" in line["msg"] for line in lines), logs
     assert key not in logs
+
+
+def test_after_sigterm_new_connections_are_refused_not_left_hanging(
+    team_key: tuple[Any, str], fake: Any, redis_client: Any
+) -> None:
+    """With several workers the master holds the listening socket; once the workers stop
+    accepting, it must not go on taking connections that nobody will serve."""
+    team, key = team_key
+    slow = make_credential(team, "slow", f"{fake.base_url}/_f/chunk_ms=40;chunks=150/v1")
+    make_route(team, "slow", (slow, "demo-chat", 0))
+    env = {"REDIS_URL": os.environ["REDIS_URL"], "BATON_SHUTDOWN_GRACE_SECONDS": "20"}
+    with BatonProcess(env, workers=2) as baton:
+        # A stream that keeps its worker (and so the master) draining for a few seconds.
+        (stream,), _ = start_clients(baton, key, streams=1, plain=0)
+        baton.terminate()
+
+        def refused() -> bool:
+            # A hang shows as a read timeout, which fails the test. A connection the kernel
+            # queued just before the socket closed is reset: refused too, not left hanging.
+            try:
+                response = httpx.get(baton.base_url + "/healthz", timeout=5)
+            except (httpx.ConnectError, httpx.ReadError):
+                return True
+            assert response.status_code == 200  # still served: not every worker had stopped
+            return False
+
+        until(refused, "new connections refused after SIGTERM")
+        assert stream.is_alive() and baton.proc.poll() is None  # the drain goes on
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(baton.base_url + "/v1/models", timeout=5)
+        stream.join(15)
+        assert baton.proc.wait(15) in EXITED, baton.logs()
+    assert stream.error is None and stream.events[-1] == "[DONE]"

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import openai
 import pytest
@@ -107,7 +107,7 @@ class Quota:
         try:
             team = str(self.team.pk)
             records = [
-                script.Record.parse(member)
+                script.Record.parse(cast(bytes, member))
                 for name in (script.flight(team), script.lapsed(team))
                 for member in client.zrange(name, 0, -1)
             ]

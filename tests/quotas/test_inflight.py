@@ -18,7 +18,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
@@ -88,7 +88,7 @@ def records(team_id: str, url: str | None = None) -> list[script.Record]:
         ]
     finally:
         client.close()
-    return [script.Record.parse(member) for member in members]
+    return [script.Record.parse(cast(bytes, member)) for member in members]
 
 
 def reported(team_id: str, request_id: str) -> script.Report | None:
@@ -120,7 +120,8 @@ def reap_until(condition: Any, what: str) -> Any:
 
 
 def ledger_cost(quota: Quota) -> int:
-    return sum(to_nanos(row.cost or 0) for row in UsageRecord.objects.filter(team=quota.team))
+    rows = UsageRecord.objects.filter(team=quota.team)
+    return sum(to_nanos(row.cost or Decimal(0)) for row in rows)
 
 
 def test_a_killed_process_stream_is_billed_once_from_what_it_streamed(quota: Quota) -> None:
@@ -134,7 +135,7 @@ def test_a_killed_process_stream_is_billed_once_from_what_it_streamed(quota: Quo
             "POST",
             doomed.base_url + "/v1/chat/completions",
             json=chat(500, model="trickle", stream=True),
-            headers={"authorization": f"Bearer {quota.key}"},
+            headers={"authorization": f"Bearer {quota.key}", "x-request-id": "client-7"},
             timeout=30,
         ) as response,
     ):
@@ -168,6 +169,7 @@ def test_a_killed_process_stream_is_billed_once_from_what_it_streamed(quota: Quo
         True,
     )
     assert row.completion_tokens == last.completion >= 3
+    assert row.client_request_id == "client-7"  # the client can find it
     assert row.cost == Decimal("0.001") * last.completion  # 1000 USD per 1M output tokens
     # The team's counters took its cost, and its record is gone.
     assert quota.counter("lifetime") == to_nanos(row.cost) == quota.counter("day")
@@ -198,7 +200,7 @@ def test_a_settle_after_the_reaper_billed_the_request_does_not_bill_it_again(
         reaped = UsageRecord.objects.get(request_id=request_id)
         assert reaped.estimated and reaped.error_class == "relay_lost"
         counted = quota.counter("lifetime")
-        assert counted == to_nanos(reaped.cost) > 0
+        assert reaped.cost is not None and counted == to_nanos(reaped.cost) > 0
 
         thread.join(30)
         assert answer and isinstance(answer[0], httpx.Response), answer
@@ -384,6 +386,7 @@ def test_every_record_field_survives_the_round_trip() -> None:
         alias="a model with spaces",
         streamed=True,
         target=script.Target("c", "openai", "gpt", 4, 5),
+        client_request_id="the client's",
     )
     member = record.member()
     assert member.startswith("req_1 k 1 [")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis as redis_lib
@@ -42,11 +42,11 @@ class Store:
     def __call__(self, keys: list[str], args: list[Any]) -> list[Any]:
         if self.local is not None:
             return self.local.run(keys, args)
-        return self.script(keys=keys, args=args)  # type: ignore[no-any-return]
+        return cast(list[Any], self.script(keys=keys, args=args))
 
     def hset(self, key: str, values: dict[str, int]) -> None:
         if self.local is None:
-            self.client.hset(key, mapping=values)
+            self.client.hset(key, mapping=dict(values.items()))
             return
         found = self.local.hashes.setdefault(key.encode(), {})
         for name, value in values.items():

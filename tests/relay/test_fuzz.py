@@ -8,7 +8,8 @@ whose team's credentials point at the fake upstream. Whatever comes in:
 - the answer is one complete HTTP response;
 - a 5xx is only ever 502, 503 or 504 (an upstream's failure passed on), never Baton's
   own 500 ``internal_error``;
-- an error is JSON in OpenAI's shape, streamed errors included;
+- an error is JSON in the client's dialect, streamed errors included: Anthropic's shape on the
+  Messages routes (and on ``/v1/models`` asked with ``anthropic-version``), OpenAI's elsewhere;
 - every response header is a token name and a value a server can write (no CR, LF, NUL
   or other control characters).
 
@@ -56,10 +57,13 @@ FUZZ = settings(
     ],
 )
 
-ENDPOINTS = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"]
+ENDPOINTS = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"]
+MESSAGES_ENDPOINTS = ["/v1/messages", "/v1/messages/count_tokens"]
 MODELS = [
     "gpt-4o",
     "claude",
+    "claude-strict",
+    "deepseek-claude",
     "text-embedding-3-small",
     "openai/demo-chat",
     "anthropic/claude-sonnet-4-5",
@@ -70,6 +74,20 @@ MODELS = [
 # uvicorn refuses in a value.
 HEADER_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
 BAD_HEADER_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# Anthropic's error types (https://docs.anthropic.com/en/api/errors).
+ANTHROPIC_ERROR_TYPES = frozenset(
+    {
+        "invalid_request_error",
+        "authentication_error",
+        "billing_error",
+        "permission_error",
+        "not_found_error",
+        "request_too_large",
+        "rate_limit_error",
+        "api_error",
+        "overloaded_error",
+    }
+)
 
 
 # --- driving the app -------------------------------------------------------------------
@@ -164,7 +182,26 @@ def check_error(payload: Any) -> dict[str, Any]:
     return error
 
 
-def check(result: Exchange) -> None:
+def check_anthropic_error(payload: Any) -> dict[str, Any]:
+    assert isinstance(payload, dict) and set(payload) == {"type", "error"}, payload
+    assert payload["type"] == "error", payload
+    error = payload["error"]
+    assert isinstance(error, dict) and set(error) == {"type", "message"}, payload
+    assert error["type"] in ANTHROPIC_ERROR_TYPES, payload
+    assert isinstance(error["message"], str) and error["message"], payload
+    assert not error["message"].startswith("Baton hit an internal error"), payload
+    return error
+
+
+def speaks_anthropic(path: str, headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether Baton must answer this request in Anthropic's shapes."""
+    if path in MESSAGES_ENDPOINTS:
+        return True
+    models = path == "/v1/models" or path.startswith("/v1/models/")
+    return models and any(name == b"anthropic-version" for name, _ in headers)
+
+
+def check(result: Exchange, anthropic: bool = False) -> None:
     """What holds for every response, whatever the request."""
     assert 200 <= result.status < 600, result
     for name, value in result.headers:
@@ -178,19 +215,34 @@ def check(result: Exchange) -> None:
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
             event = orjson.loads(line[6:])
-            if isinstance(event, dict) and "error" in event:
+            if anthropic:
+                assert isinstance(event, dict) and isinstance(event.get("type"), str), event
+                if event["type"] == "error":
+                    check_anthropic_error(event)
+            elif isinstance(event, dict) and "error" in event:
                 code = check_error(event)["code"]
                 assert code != "internal_error", event
         return
     assert content_type == b"application/json", result
     payload = orjson.loads(result.body)
     if result.status >= 400:
-        error = check_error(payload)
+        if anthropic:
+            check_anthropic_error(payload)
+        else:
+            assert check_error(payload)["code"] != "internal_error", result
         if result.status >= 500:
-            assert result.status in (502, 503, 504), result
-            assert error["code"] != "internal_error", result
+            # An upstream's failure passed on (Anthropic's overloaded is 529), never Baton's own.
+            assert result.status in ((502, 503, 504, 529) if anthropic else (502, 503, 504)), result
     else:
         assert isinstance(payload, dict), result
+
+
+def error_label(result: Exchange, anthropic: bool) -> str:
+    """The error's code (OpenAI) or type (Anthropic), for statistics and asserts."""
+    if result.status < 400:
+        return ""
+    error = orjson.loads(result.body)["error"]
+    return str(error["type"] if anthropic else error["code"])
 
 
 # --- the relay under test ----------------------------------------------------------------
@@ -213,10 +265,11 @@ class Target:
     ) -> Exchange:
         self.errors.clear()
         result = self.runner.run(exchange(self.app, method, path, headers, chunks, query))
-        check(result)
+        anthropic = speaks_anthropic(path, headers)
+        check(result, anthropic)
         # The spread of answers, shown by --hypothesis-show-statistics.
-        code = orjson.loads(result.body)["error"]["code"] if result.status >= 400 else ""
-        event(f"{result.status} {code}")
+        streamed = dict(result.headers).get(b"content-type") == b"text/event-stream"
+        event(f"{path} {result.status} {'' if streamed else error_label(result, anthropic)}")
         assert not self.errors, [r.getMessage() for r in self.errors]
         return result
 
@@ -245,8 +298,23 @@ def target(transactional_db: None, settings: Any, fake: Any, redis_client: Any) 
     claude = make_credential(
         team, "anthropic-cred", fake.base_url + "/anthropic/v1", provider="anthropic"
     )
+    strict = make_credential(
+        team,
+        "strict-cred",
+        fake.base_url + "/_f/strict_reasoning;redacted/anthropic/v1",
+        provider="anthropic",
+    )
+    deepseek = make_credential(
+        team,
+        "deepseek-cred",
+        fake.base_url + "/deepseek/v1",
+        provider="deepseek",
+        extras={"dialects": {"messages": fake.base_url + "/deepseek/anthropic/v1"}},
+    )
     make_route(team, "gpt-4o", (primary, "demo-chat", 0))
     make_route(team, "claude", (claude, "claude-sonnet-4-5", 0))
+    make_route(team, "claude-strict", (strict, "claude-sonnet-4-5", 0))
+    make_route(team, "deepseek-claude", (deepseek, "deepseek-v4-flash", 0))
     key = make_key(team)
     errors: list[logging.LogRecord] = []
     collector = ErrorCollector(errors)
@@ -326,6 +394,62 @@ messages = st.one_of(
     ),
     json_values,
 )
+# Responses input items: messages, tool calls and their outputs, reasoning, references.
+response_items = st.lists(
+    st.one_of(
+        st.fixed_dictionaries(
+            {
+                "type": st.just("message"),
+                "role": roles,
+                "content": st.one_of(
+                    texts,
+                    st.lists(
+                        st.fixed_dictionaries(
+                            {
+                                "type": st.sampled_from(
+                                    ["input_text", "output_text", "input_image", "input_file"]
+                                )
+                                | texts,
+                                "text": texts | json_values,
+                            }
+                        ),
+                        max_size=3,
+                    ),
+                    json_values,
+                ),
+            },
+            optional={"phase": texts | json_values},
+        ),
+        st.fixed_dictionaries(
+            {
+                "type": st.sampled_from(["function_call", "custom_tool_call"]),
+                "call_id": st.sampled_from(["call_1", "call_2"]) | texts,
+                "name": texts | json_values,
+                "arguments": texts | json_values,
+            }
+        ),
+        st.fixed_dictionaries(
+            {
+                "type": st.sampled_from(["function_call_output", "custom_tool_call_output"]),
+                "call_id": st.sampled_from(["call_1", "call_2"]) | texts,
+                "output": texts | json_values,
+            }
+        ),
+        st.fixed_dictionaries(
+            {
+                "type": st.just("reasoning"),
+                "id": texts,
+                "summary": json_values,
+                "encrypted_content": st.sampled_from(["baton:v1:x", "gAAAAA"]) | texts,
+            }
+        ),
+        st.fixed_dictionaries(
+            {"type": st.sampled_from(["item_reference", "compaction", "web_search_call"]) | texts}
+        ),
+        json_values,
+    ),
+    max_size=5,
+)
 tools = st.lists(
     st.fixed_dictionaries(
         {
@@ -335,6 +459,13 @@ tools = st.lists(
             )
             | json_values,
         }
+    )
+    | st.fixed_dictionaries(  # Responses' shape: the name at the top, hosted tools, namespaces
+        {
+            "type": st.sampled_from(["function", "custom", "namespace", "web_search"]) | texts,
+            "name": texts | json_values,
+        },
+        optional={"parameters": json_values, "tools": json_values, "format": json_values},
     )
     | json_values,
     max_size=3,
@@ -381,7 +512,10 @@ FIELDS: dict[str, Any] = {
     "function_call": json_values,
     "parallel_tool_calls": st.booleans() | json_values,
     "prompt": texts | st.lists(texts | numbers, max_size=4) | json_values,
-    "input": texts | st.lists(texts | numbers | st.lists(numbers), max_size=4) | json_values,
+    "input": texts
+    | st.lists(texts | numbers | st.lists(numbers), max_size=4)
+    | response_items
+    | json_values,
     "encoding_format": st.sampled_from(["float", "base64"]) | json_values,
     "dimensions": numbers | json_values,
     "suffix": texts | json_values,
@@ -392,9 +526,185 @@ FIELDS: dict[str, Any] = {
     "thinking": json_values,
     "system": json_values,
     "store": json_values,
+    # The Responses API's own fields (input as items is below, with the other inputs).
+    "instructions": texts | json_values,
+    "max_output_tokens": numbers | json_values,
+    "previous_response_id": texts | json_values,
+    "include": st.lists(st.sampled_from(["reasoning.encrypted_content"]) | texts) | json_values,
+    "reasoning": st.fixed_dictionaries(
+        {"effort": st.sampled_from(["none", "low", "medium", "high"]) | texts}
+    )
+    | json_values,
+    "text": st.fixed_dictionaries(
+        {"format": st.fixed_dictionaries({"type": st.sampled_from(["json_object", "text"])})}
+    )
+    | json_values,
+    "prompt_cache_key": texts | json_values,
 }
 bodies = st.fixed_dictionaries(
     {"model": model_names}, optional={name: strategy for name, strategy in FIELDS.items()}
+)
+
+
+# Anthropic Messages: content blocks of every kind Claude Code and the SDKs send, and junk.
+cache_controls = st.fixed_dictionaries(
+    {"type": st.just("ephemeral") | texts}, optional={"ttl": st.sampled_from(["5m", "1h"]) | texts}
+)
+blocks = st.one_of(
+    st.fixed_dictionaries(
+        {"type": st.just("text"), "text": texts | json_values},
+        optional={"cache_control": cache_controls | json_values},
+    ),
+    st.fixed_dictionaries(
+        {
+            "type": st.just("image"),
+            "source": st.fixed_dictionaries(
+                {
+                    "type": st.sampled_from(["base64", "url", "file"]) | texts,
+                    "media_type": st.just("image/png") | texts,
+                    "data": texts,
+                },
+                optional={"url": texts},
+            )
+            | json_values,
+        }
+    ),
+    st.fixed_dictionaries(
+        {"type": st.just("tool_use"), "id": texts, "name": texts, "input": json_values}
+    ),
+    st.fixed_dictionaries(
+        {
+            "type": st.just("tool_result"),
+            "tool_use_id": texts | json_values,
+            "content": texts | st.lists(json_values, max_size=2) | json_values,
+        },
+        optional={"is_error": json_values},
+    ),
+    st.fixed_dictionaries(
+        {"type": st.just("thinking"), "thinking": texts | json_values, "signature": texts}
+    ),
+    st.fixed_dictionaries({"type": st.just("redacted_thinking"), "data": texts | json_values}),
+    st.fixed_dictionaries(
+        {
+            "type": st.sampled_from(
+                ["document", "server_tool_use", "web_search_tool_result", "search_result"]
+            )
+            | texts
+        }
+    ),
+    json_values,
+)
+anthropic_messages = mostly(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "role": st.sampled_from(["user", "assistant"]),
+                "content": mostly(texts, st.lists(blocks, max_size=3)),
+            }
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    st.one_of(
+        st.lists(
+            st.fixed_dictionaries(
+                {"role": roles, "content": texts | st.lists(blocks, max_size=3) | json_values}
+            )
+            | json_values,
+            max_size=4,
+        ),
+        json_values,
+    ),
+)
+anthropic_tools = st.lists(
+    st.fixed_dictionaries(
+        {"name": texts, "input_schema": json_values},
+        optional={
+            "description": texts,
+            "type": st.sampled_from(["custom", "web_search_20250305", "bash_20250124"]) | texts,
+            "cache_control": cache_controls | json_values,
+        },
+    )
+    | json_values,
+    max_size=3,
+)
+good_tools = st.lists(
+    st.fixed_dictionaries(
+        {
+            "name": st.sampled_from(["read_file", "Bash", "get_weather"]),
+            "input_schema": st.just({"type": "object", "properties": {"path": {"type": "string"}}}),
+        }
+    ),
+    min_size=1,
+    max_size=2,
+)
+MESSAGES_FIELDS: dict[str, Any] = {
+    "stream": mostly(st.booleans(), json_values),
+    "system": mostly(
+        texts | st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": texts})),
+        st.lists(blocks, max_size=3) | json_values,
+    ),
+    "tools": mostly(good_tools, anthropic_tools | json_values),
+    "tool_choice": mostly(
+        st.sampled_from([{"type": "auto"}, {"type": "none"}]),
+        st.fixed_dictionaries(
+            {"type": st.sampled_from(["auto", "any", "tool", "none"]) | texts},
+            optional={"name": texts, "disable_parallel_tool_use": json_values},
+        )
+        | json_values,
+    ),
+    "thinking": mostly(
+        st.sampled_from(
+            [
+                {"type": "adaptive"},
+                {"type": "disabled"},
+                {"type": "enabled", "budget_tokens": 1024},
+            ]
+        ),
+        st.fixed_dictionaries(
+            {"type": st.sampled_from(["enabled", "adaptive", "disabled"]) | texts},
+            optional={"budget_tokens": numbers | json_values},
+        )
+        | json_values,
+    ),
+    "metadata": st.fixed_dictionaries({"user_id": texts | json_values}) | json_values,
+    "stop_sequences": st.lists(texts, max_size=3) | json_values,
+    "temperature": numbers | json_values,
+    "top_p": numbers | json_values,
+    "top_k": numbers | json_values,
+    "cache_control": cache_controls | json_values,
+    "context_management": json_values,
+    "output_config": st.fixed_dictionaries({"effort": texts}) | json_values,
+    "service_tier": texts | json_values,
+}
+messages_bodies = st.builds(
+    lambda body, drop: {k: v for k, v in body.items() if k != drop},
+    st.fixed_dictionaries(
+        {
+            "model": model_names,
+            "max_tokens": mostly(st.integers(1, 64) | st.just(2048), numbers | json_values),
+            "messages": anthropic_messages,
+        },
+        optional=MESSAGES_FIELDS,
+    ),
+    st.sampled_from([None, None, None, None, "model", "max_tokens", "messages"]),
+)
+anthropic_headers = st.lists(
+    st.tuples(
+        st.sampled_from([b"anthropic-version", b"anthropic-beta"]),
+        mostly(
+            st.sampled_from(
+                [
+                    b"2023-06-01",
+                    b"claude-code-20250219,interleaved-thinking-2025-05-14",
+                    b"mid-conversation-system-2026-04-07",
+                    b"token-counting-2024-11-01",
+                ]
+            ),
+            st.binary(max_size=60),
+        ),
+    ),
+    max_size=3,
 )
 
 
@@ -447,6 +757,7 @@ header_names = st.one_of(
         [
             *(b"authorization", b"api-key", b"x-api-key", b"content-length", b"content-type"),
             *(b"transfer-encoding", b"x-forwarded-for", b"host", b"accept"),
+            *(b"anthropic-version", b"anthropic-beta"),
         ]
     ),
     st.binary(min_size=1, max_size=20),
@@ -488,15 +799,24 @@ def auth_headers(draw: st.DrawFn, key: str) -> list[tuple[bytes, bytes]]:
 def test_hostile_requests(target: Target, data: st.DataObject) -> None:
     path = data.draw(
         mostly(
-            st.sampled_from([*ENDPOINTS, "/v1/models", "/v1/models/gpt-4o"]),
+            st.sampled_from(
+                [
+                    *ENDPOINTS,
+                    *MESSAGES_ENDPOINTS,
+                    "/v1/models",
+                    "/v1/models/gpt-4o",
+                    "/v1/responses/resp_1",
+                ]
+            ),
             st.builds("/v1/{}".format, st.text(max_size=30))
+            | st.builds("/v1/messages{}".format, st.text(max_size=30))
             | st.builds("/v1/models/{}".format, st.text(max_size=30)),
         ),
         label="path",
     )
     method = data.draw(
         mostly(
-            st.just("POST" if path in ENDPOINTS else "GET"),
+            st.just("POST" if path in ENDPOINTS or path in MESSAGES_ENDPOINTS else "GET"),
             st.sampled_from(["POST", "GET", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
             | st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ-", min_size=1, max_size=12),
         ),
@@ -504,7 +824,8 @@ def test_hostile_requests(target: Target, data: st.DataObject) -> None:
     )
     headers = data.draw(auth_headers(target.key), label="auth")
     headers += data.draw(st.lists(st.tuples(header_names, header_values), max_size=4))
-    body = data.draw(raw_bodies, label="body")
+    headers += data.draw(anthropic_headers, label="anthropic headers")
+    body = data.draw(raw_bodies | messages_bodies.flatmap(encoded), label="body")
     query = data.draw(st.binary(max_size=40), label="query")
     target.send(method, path, headers, data.draw(chunked(body)), query)
 
@@ -525,11 +846,37 @@ def test_hostile_bodies_with_a_good_key(target: Target, data: st.DataObject) -> 
 
 @FUZZ
 @given(data=st.data())
+def test_hostile_messages_bodies_with_a_good_key(target: Target, data: st.DataObject) -> None:
+    """Messages bodies of every shape, through native targets (Anthropic's own, DeepSeek's
+    Anthropic endpoint, a strict one) and the chat pivot, with Anthropic's headers."""
+    path = data.draw(st.sampled_from(MESSAGES_ENDPOINTS), label="path")
+    body = data.draw(messages_bodies, label="body")
+    raw = data.draw(encoded(body))
+    key = data.draw(st.sampled_from([b"x-api-key", b"authorization"]), label="key header")
+    auth = target.key.encode() if key == b"x-api-key" else b"Bearer " + target.key.encode()
+    headers = [(key, auth), *data.draw(anthropic_headers, label="anthropic headers")]
+    query = data.draw(st.sampled_from([b"", b"beta=true"]) | st.binary(max_size=20), label="query")
+    result = target.send("POST", path, headers, data.draw(chunked(raw)), query)
+    model = body.get("model")
+    if isinstance(model, str) and model and (len(model) > 256 or not model.isprintable()):
+        assert result.status == 400, result
+    if "max_tokens" not in body and path == "/v1/messages" and result.status != 401:
+        assert result.status in (400, 404), result  # refused before any upstream sees it
+
+
+@FUZZ
+@given(data=st.data())
 def test_deep_and_wide_json(target: Target, data: st.DataObject) -> None:
     raw, depth = data.draw(deep_or_wide(), label="body")
-    path = data.draw(st.sampled_from(ENDPOINTS), label="path")
+    path = data.draw(st.sampled_from([*ENDPOINTS, *MESSAGES_ENDPOINTS]), label="path")
     result = target.send("POST", path, target.auth(), [raw])
-    refused = result.status == 400 and orjson.loads(result.body)["error"]["code"] == "invalid_json"
+    if path in MESSAGES_ENDPOINTS:
+        error = orjson.loads(result.body).get("error") if result.status == 400 else None
+        refused = error is not None and "JSON" in error["message"]
+    else:
+        refused = result.status == 400 and orjson.loads(result.body)["error"]["code"] == (
+            "invalid_json"
+        )
     if depth > 254:  # deeper than Baton can write back (past 1,024 the parser says so)
         assert refused, (depth, result)
     else:
@@ -573,4 +920,43 @@ def test_the_checks_catch_a_broken_response() -> None:
     ):
         with pytest.raises(AssertionError):
             check(broken)
+    anthropic_internal = orjson.dumps(
+        {"type": "error", "error": {"type": "api_error", "message": "Baton hit an internal error."}}
+    )
+    sse = [(b"content-type", b"text/event-stream")]
+    for broken in (
+        Exchange(500, ok_headers, anthropic_internal),
+        Exchange(400, ok_headers, internal),  # OpenAI's shape on a Messages route
+        Exchange(200, sse, b'event: error\ndata: {"type":"error","error":{"message":"x"}}\n\n'),
+    ):
+        with pytest.raises(AssertionError):
+            check(broken, anthropic=True)
+    good = orjson.dumps(
+        {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    )
+    check(Exchange(529, ok_headers, good), anthropic=True)
     assert django_settings.BATON_MAX_BODY_BYTES > 1_000_000  # the wide bodies fit
+
+
+def test_anthropic_headers_that_cannot_be_forwarded_are_a_400(target: Target, fake: Any) -> None:
+    """Found by the fuzzer: a control character in anthropic-version or anthropic-beta, which
+    Baton forwards to native targets, made the upstream request fail (a 500)."""
+    body = orjson.dumps(
+        {"model": "claude", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+    )
+    fake.http.delete("/_fake/requests")
+    for name, value in (
+        (b"anthropic-version", b"2023-06-01\r\nx-injected: 1"),
+        (b"anthropic-beta", b"interleaved-thinking-2025-05-14\x00"),
+        (b"anthropic-beta", "über-beta".encode()),
+    ):
+        headers = [*target.auth(), (name, value)]
+        result = target.runner.run(exchange(target.app, "POST", "/v1/messages", headers, [body]))
+        check(result, anthropic=True)
+        assert result.status == 400, result
+        assert name.decode() in orjson.loads(result.body)["error"]["message"]
+    assert fake.requests() == []
+    ok = [*target.auth(), (b"anthropic-beta", b"interleaved-thinking-2025-05-14")]
+    result = target.runner.run(exchange(target.app, "POST", "/v1/messages", ok, [body]))
+    assert result.status == 200, result
+    assert not target.errors

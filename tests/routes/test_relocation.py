@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
+from html import unescape
 from typing import Any
 
 import pytest
@@ -12,7 +15,7 @@ from accounts.models import ApiKey, AuditEvent
 from relay import relocation
 from relay.models import ModelRoute
 from tests.conftest import Cast, client_for
-from tests.routes.conftest import Keys, targets_of
+from tests.routes.conftest import Keys, make_credential, targets_of
 
 
 def url(cast: Cast) -> str:
@@ -54,17 +57,23 @@ def page_form(client: Any, cast: Cast) -> relocation.RelocationForm:
 
 def test_suggestions_prefer_other_providers_and_distinct_keys(cast: Cast, keys: Keys) -> None:
     options = relocation.options_for(relocation.usable_credentials(cast.acme))
+    # The 2026 generation of each provider (relay/catalog_seed.py) comes first.
     assert names(relocation.suggest("gpt-4o", options)) == [
-        ("qwen-plus", "Qwen"),
-        ("glm-4.6", "GLM"),
-        ("deepseek-chat", "DeepSeek"),
+        ("qwen3.5-plus", "Qwen"),
+        ("glm-4.7", "GLM"),
+        ("deepseek-v4-flash", "DeepSeek"),
     ]
     assert names(relocation.suggest("gpt-4o-mini", options)) == [
-        ("qwen-flash", "Qwen"),
+        ("qwen3.5-flash", "Qwen"),
         ("glm-4.5-flash", "GLM"),
         ("deepseek-v4-flash", "DeepSeek"),
     ]
-    assert relocation.suggest("o3", options)[0].model == "deepseek-reasoner"
+    assert names(relocation.suggest("gpt-5", options)) == [
+        ("qwen3-max", "Qwen"),
+        ("glm-5", "GLM"),
+        ("deepseek-v4-pro", "DeepSeek"),
+    ]
+    assert relocation.suggest("o3", options)[0].model == "deepseek-v4-pro"
     # Embeddings only from embedding models; DeepSeek has none, so Qwen again.
     assert names(relocation.suggest("text-embedding-3-small", options)) == [
         ("text-embedding-v4", "Qwen"),
@@ -75,8 +84,15 @@ def test_suggestions_prefer_other_providers_and_distinct_keys(cast: Cast, keys: 
     only_qwen = [o for o in options if o.credential == keys.qwen]
     assert [o.model for o in relocation.suggest("gpt-4.1", only_qwen)] == [
         "qwen3-max",
-        "qwen-plus",
-        "qwen3.5-plus",  # then the catalog's order
+        "qwen3.5-plus",
+        "qwen-plus",  # the older name, as a later fallback
+    ]
+    # Without the new names (an operator's catalog of 2025), the older ones still serve.
+    older = [o for o in options if o.model not in ("qwen3.5-plus", "glm-4.7", "deepseek-v4-flash")]
+    assert names(relocation.suggest("gpt-4o", older)) == [
+        ("qwen-plus", "Qwen"),
+        ("glm-4.6", "GLM"),
+        ("deepseek-chat", "DeepSeek"),
     ]
     assert relocation.kind_of("my-embedder") == relocation.EMBEDDING
     assert relocation.kind_of("gpt-3.5-turbo") == relocation.CHAT
@@ -95,8 +111,8 @@ def test_the_page_prefills_suggestions_and_offers_only_the_teams_keys(
     assert str(keys.deepseek.pk) not in html  # disabled keys are not offered
     form = response.context["form"]
     key = row_key(form, "gpt-4o")
-    assert form[f"{key}-primary"].value() == value(keys.qwen, "qwen-plus")
-    assert form[f"{key}-fallback1"].value() == value(keys.zhipu, "glm-4.6")
+    assert form[f"{key}-primary"].value() == value(keys.qwen, "qwen3.5-plus")
+    assert form[f"{key}-fallback1"].value() == value(keys.zhipu, "glm-4.7")
     assert not form[f"{key}-use"].value()  # nothing is ticked until the user says so
     embed = row_key(form, "text-embedding-3-small")
     assert form[f"{embed}-primary"].value() == value(keys.qwen, "text-embedding-v4")
@@ -129,9 +145,9 @@ def test_one_submit_creates_every_alias_with_priorities(cast: Cast, keys: Keys) 
     routes = {r.alias: r for r in ModelRoute.objects.filter(team=cast.acme)}
     assert set(routes) == {"gpt-4o", "text-embedding-3-small", "gpt-3.5-turbo"}
     assert targets_of(routes["gpt-4o"]) == [
-        ("Qwen", "qwen-plus", 0, 1),
-        ("GLM", "glm-4.6", 1, 1),
-        ("DeepSeek", "deepseek-chat", 2, 1),
+        ("Qwen", "qwen3.5-plus", 0, 1),
+        ("GLM", "glm-4.7", 1, 1),
+        ("DeepSeek", "deepseek-v4-flash", 2, 1),
     ]
     assert targets_of(routes["text-embedding-3-small"]) == [
         ("Qwen", "text-embedding-v4", 0, 1),
@@ -172,7 +188,7 @@ def test_resubmitting_updates_instead_of_duplicating(cast: Cast, keys: Keys) -> 
     # The page now shows the alias ticked, with its current targets.
     form = page_form(client, cast)
     assert form[f"{key}-use"].value() is True
-    assert form[f"{key}-primary"].value() == value(keys.qwen, "qwen-plus")
+    assert form[f"{key}-primary"].value() == value(keys.qwen, "qwen3.5-plus")
 
     data = {
         **defaults(form),
@@ -289,3 +305,138 @@ def test_outsiders_get_404(cast: Cast, keys: Keys) -> None:
     assert outsider.get(url(cast)).status_code == 404
     assert outsider.post(url(cast), {"p0-use": "on"}).status_code == 404
     assert not ModelRoute.objects.exists()
+
+
+def test_coding_agents_get_targets_that_serve_their_dialect_natively(
+    cast: Cast, keys: Keys
+) -> None:
+    options = relocation.options_for(relocation.usable_credentials(cast.acme))
+    # Every key here serves Messages natively: the agent models of each, strongest first.
+    assert names(relocation.suggest("claude-sonnet-5-5", options)) == [
+        ("deepseek-v4-pro", "DeepSeek"),
+        ("glm-5", "GLM"),
+        ("qwen3.5-plus", "Qwen"),
+    ]
+    assert names(relocation.suggest("claude-haiku-4-5", options)) == [
+        ("deepseek-v4-flash", "DeepSeek"),
+        ("glm-4.5-air", "GLM"),
+        ("qwen3.5-flash", "Qwen"),
+    ]
+    assert relocation.suggest("claude-opus-4-1", options)[0].model == "deepseek-v4-pro"
+
+    # DashScope's US region has no Messages endpoint, a custom server none it declared:
+    # Claude Code's names go to native targets first, an application's names do not care.
+    us = make_credential(cast.acme, "Qwen US", "qwen", region="us")
+    proxy = make_credential(cast.acme, "Kimi proxy", "moonshot", base_url="https://kimi.example")
+    chat_first = relocation.options_for([us, proxy, keys.zhipu])
+    assert names(relocation.suggest("gpt-5", chat_first)) == [
+        ("qwen3-max", "Qwen US"),
+        ("glm-5", "GLM"),
+        ("kimi-k2.6", "Kimi proxy"),
+    ]
+    assert names(relocation.suggest("claude-opus-5-5", chat_first)) == [
+        ("glm-5", "GLM"),
+        ("kimi-k2.6", "Kimi proxy"),
+        ("qwen3-max", "Qwen US"),
+    ]
+    # Codex speaks Responses, which no catalog entry serves yet: the plain preference order.
+    assert names(relocation.suggest("gpt-5.5", chat_first)) == [
+        ("glm-5", "GLM"),
+        ("kimi-k2.6", "Kimi proxy"),
+        ("qwen3.5-plus", "Qwen US"),
+    ]
+
+
+def test_the_page_has_claude_code_and_codex_sections(cast: Cast, keys: Keys) -> None:
+    form = page_form(client_for(cast.alice), cast)
+    sections = {s["key"]: [i["row"].alias for i in s["items"]] for s in form.sections()}
+    assert sections["claude-code"] == [
+        "claude-sonnet-5-5",
+        "claude-opus-5-5",
+        "claude-haiku-5-5",
+        "claude-sonnet-4-5",
+        "claude-opus-4-1",
+        "claude-haiku-4-5",
+    ]
+    assert sections["codex"] == ["gpt-5.5", "gpt-5.3-codex"]
+    assert "gpt-4o" in sections["chat"] and "claude-sonnet-5-5" not in sections["chat"]
+    key = row_key(form, "claude-sonnet-5-5")
+    assert form[f"{key}-primary"].value() == value(keys.deepseek, "deepseek-v4-pro")
+
+
+def snippet(html: str, test: str) -> str:
+    """The text a copy button copies: the <pre>'s content without its markup."""
+    found = re.search(rf'<pre [^>]*data-test="{test}"><code>(.*?)</code></pre>', html, re.S)
+    assert found is not None, test
+    return unescape(re.sub(r"<[^>]+>", "", found.group(1)))
+
+
+def exports(text: str) -> dict[str, str]:
+    return dict(re.findall(r'^export (\w+)="?([^"\n]*)"?$', text, re.M))
+
+
+def test_the_result_points_claude_code_and_codex_at_baton(cast: Cast, keys: Keys) -> None:
+    client = client_for(cast.alice)
+    form = page_form(client, cast)
+    data = defaults(form)
+    for alias in ("claude-sonnet-5-5", "claude-haiku-5-5", "claude-haiku-4-5", "gpt-5.5"):
+        data[f"{row_key(form, alias)}-use"] = "on"
+    data["key_name"] = "Coding agents"
+    response = client.post(url(cast), data)
+    assert response.status_code == 200, response.context["form"].errors
+    html = response.content.decode()
+    key = response.context["issued"].key
+    routes = {r.alias: r for r in ModelRoute.objects.filter(team=cast.acme)}
+    assert set(routes) == {"claude-sonnet-5-5", "claude-haiku-5-5", "claude-haiku-4-5", "gpt-5.5"}
+    assert targets_of(routes["claude-sonnet-5-5"])[0] == ("DeepSeek", "deepseek-v4-pro", 0, 1)
+
+    # Claude Code: the root (it adds /v1/messages), the key, and every model setting names
+    # an alias just saved; Opus was not moved, so it names the main model.
+    claude = snippet(html, "relocate-snippet-claude-code")
+    assert exports(claude) == {
+        "ANTHROPIC_BASE_URL": "http://testserver",
+        "ANTHROPIC_AUTH_TOKEN": key,
+        "ANTHROPIC_MODEL": "claude-sonnet-5-5",
+        "ANTHROPIC_DEFAULT_SONNET_MODEL": "claude-sonnet-5-5",
+        "ANTHROPIC_DEFAULT_OPUS_MODEL": "claude-sonnet-5-5",
+        "ANTHROPIC_DEFAULT_HAIKU_MODEL": "claude-haiku-5-5",
+        "ANTHROPIC_SMALL_FAST_MODEL": "claude-haiku-5-5",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    }
+
+    # Codex: a config.toml provider on Baton's /v1 speaking Responses, the key in its env_key.
+    config = tomllib.loads(snippet(html, "relocate-snippet-codex"))
+    assert config == {
+        "model": "gpt-5.5",
+        "model_provider": "baton",
+        "model_providers": {
+            "baton": {
+                "name": "Baton",
+                "base_url": "http://testserver/v1",
+                "env_key": "BATON_API_KEY",
+                "wire_api": "responses",
+            }
+        },
+    }
+    assert exports(snippet(html, "relocate-snippet-codex-env")) == {"BATON_API_KEY": key}
+    for test in (
+        "relocate-snippet-claude-code",
+        "relocate-snippet-codex",
+        "relocate-snippet-codex-env",
+    ):
+        assert f'data-copy="#{test}"' in html and f'data-test="{test}-copy"' in html
+    # No application name was moved: no OpenAI SDK lines.
+    assert 'data-test="relocate-lines"' not in html
+
+
+def test_claude_code_settings_name_only_aliases_that_exist() -> None:
+    assert relocation.claude_code_models(["gpt-4o"]) == []
+    assert dict(relocation.claude_code_models(["claude-opus-4-1", "claude-haiku-4-5"])) == {
+        "ANTHROPIC_MODEL": "claude-opus-4-1",
+        "ANTHROPIC_DEFAULT_SONNET_MODEL": "claude-opus-4-1",
+        "ANTHROPIC_DEFAULT_OPUS_MODEL": "claude-opus-4-1",
+        "ANTHROPIC_DEFAULT_HAIKU_MODEL": "claude-haiku-4-5",
+        "ANTHROPIC_SMALL_FAST_MODEL": "claude-haiku-4-5",
+    }
+    assert relocation.codex_model(["gpt-4o", "gpt-5.3-codex"]) == "gpt-5.3-codex"
+    assert relocation.codex_model(["gpt-4o"]) == ""

@@ -9,11 +9,13 @@ to get to and from the chat pivot when a target does not speak the dialect nativ
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from wire.base import Endpoint
+from wire.base import Endpoint, Refusal
+
+__all__ = ["Ask", "ClientRequest", "Dialect", "DialectError", "DialectName", "Pivot", "Refusal"]
 
 DialectName = Literal["chat", "messages", "responses"]
 
@@ -31,16 +33,16 @@ class Ask:
 
 
 @dataclass(frozen=True, slots=True)
-class Refusal:
-    """An error in neutral terms; each dialect renders it in its own shape."""
+class ClientRequest:
+    """The client's side of one translated request: what a pivot needs to answer in the
+    client's dialect (the request it answers, and for Responses, how Baton seals the
+    reasoning it hands the client to carry to the next turn)."""
 
-    status: int
-    message: str
-    type: str = "invalid_request_error"  # the OpenAI error type
-    code: str | None = None
-    param: str | None = None
-    # False when retrying cannot help (a used-up budget, not one held by requests in flight).
-    retryable: bool = True
+    body: Mapping[str, Any]
+    ask: Ask
+    # Encrypts reasoning text under the team's data key (gateway/turns.py ``sealer``); None
+    # when the team keeps no reasoning: then only its summary is shown.
+    seal: Callable[[str], str] | None = None
 
 
 class DialectError(Exception):
@@ -77,7 +79,9 @@ class Dialect(Protocol):
         ...
 
     def estimate_prompt_tokens(self, body: Mapping[str, Any]) -> int:
-        """An offline estimate of the prompt's tokens (quota holds, estimated usage)."""
+        """A realistic offline estimate of the prompt's tokens (tokens-per-minute
+        reservations, usage a provider does not report). Money holds use
+        ``wire.tokens.prompt_token_bound`` instead, the same upper bound for every dialect."""
         ...
 
     def models_body(self, models: list[tuple[str, str]]) -> bytes:
@@ -97,11 +101,11 @@ class Pivot(Protocol):
         """The chat-completions body that asks the same thing."""
         ...
 
-    def from_chat(self, endpoint: Endpoint, chat: bytes) -> bytes:
+    def from_chat(self, endpoint: Endpoint, chat: bytes, client: ClientRequest) -> bytes:
         """A chat-completions response body as this dialect's response body."""
         ...
 
-    def from_chat_stream(self, endpoint: Endpoint, ask: Ask) -> ChatStreamTranslator:
+    def from_chat_stream(self, endpoint: Endpoint, client: ClientRequest) -> ChatStreamTranslator:
         """Chat-completions SSE (with usage) in, this dialect's SSE out."""
         ...
 
@@ -112,3 +116,13 @@ class ChatStreamTranslator(Protocol):
     def feed(self, data: bytes) -> bytes: ...
 
     def finish(self) -> bytes: ...
+
+
+class NumberedStream(Protocol):
+    """A stream whose events carry state of their own (the Responses API numbers every event
+    and names its response in each lifecycle event), so that only the translator can end it
+    properly when Baton cuts it: an upstream that broke off, a shutdown."""
+
+    def failure_tail(self, refusal: Refusal) -> bytes:
+        """The dialect's error event(s) and end of stream, continuing this stream."""
+        ...

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from wire.base import Endpoint
-from wire.dialects.base import Ask, DialectError, DialectName, Pivot, Refusal
+from wire.dialects.base import Ask, ClientRequest, DialectError, DialectName, Pivot, Refusal
 from wire.tokens import estimate_structured_tokens
 from wire.translate.messages import chat_to_messages_response, messages_to_chat
 from wire.translate.messages_stream import ChatToMessagesStream, anthropic_error_type, event
@@ -29,12 +29,18 @@ class MessagesPivot:
     def to_chat(self, endpoint: Endpoint, body: dict[str, Any]) -> dict[str, Any]:
         return messages_to_chat(body)
 
-    def from_chat(self, endpoint: Endpoint, chat: bytes) -> bytes:
+    # Replies name the model the client asked for, as on native paths
+    # (wire/providers/messages_native.py says why).
+    def from_chat(self, endpoint: Endpoint, chat: bytes, client: ClientRequest) -> bytes:
         payload = orjson.loads(chat)
-        return orjson.dumps(chat_to_messages_response(payload if isinstance(payload, dict) else {}))
+        return orjson.dumps(
+            chat_to_messages_response(
+                payload if isinstance(payload, dict) else {}, client.ask.model
+            )
+        )
 
-    def from_chat_stream(self, endpoint: Endpoint, ask: Ask) -> ChatToMessagesStream:
-        return ChatToMessagesStream()
+    def from_chat_stream(self, endpoint: Endpoint, client: ClientRequest) -> ChatToMessagesStream:
+        return ChatToMessagesStream(client.ask.model)
 
 
 class MessagesDialect:
@@ -82,6 +88,10 @@ class MessagesDialect:
         # unless it frees up by itself (requests in flight), which is a 429 to retry.
         if refusal.type == "insufficient_quota" and not refusal.retryable:
             return 402
+        # Anthropic says overloaded with 529, which chat's terms made a 503: its own clients
+        # (Claude Code among them) treat 529 as overloaded, not as an outage.
+        if refusal.status == 503 and refusal.code == "overloaded_error":
+            return 529
         return refusal.status
 
     def error_body(self, refusal: Refusal) -> bytes:

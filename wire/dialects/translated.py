@@ -10,7 +10,7 @@ inner translator's: it is the one that saw the provider's own counts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from wire.base import (
@@ -22,16 +22,32 @@ from wire.base import (
     UpstreamRequest,
     Usage,
 )
-from wire.dialects.base import Ask, ChatStreamTranslator, Pivot
+from wire.dialects.base import Ask, ChatStreamTranslator, ClientRequest, Pivot, Refusal
 
 
 class TranslatedAdapter:
-    __slots__ = ("ask", "inner", "pivot")
+    """One target, one request: it remembers the client's body it translated, which the
+    pivot reads again to answer in the client's terms (Responses echoes the request and
+    maps tool names back)."""
 
-    def __init__(self, pivot: Pivot, inner: Adapter, ask: Ask) -> None:
+    __slots__ = ("ask", "body", "inner", "pivot", "seal")
+
+    def __init__(
+        self,
+        pivot: Pivot,
+        inner: Adapter,
+        ask: Ask,
+        seal: Callable[[str], str] | None = None,
+    ) -> None:
         self.pivot = pivot
         self.inner = inner
         self.ask = ask
+        self.seal = seal
+        self.body: Mapping[str, Any] = {}
+
+    @property
+    def client(self) -> ClientRequest:
+        return ClientRequest(self.body, self.ask, self.seal)
 
     def build_request(
         self,
@@ -42,6 +58,7 @@ class TranslatedAdapter:
         stream: bool,
         forward: Mapping[str, str] | None = None,
     ) -> UpstreamRequest:
+        self.body = body
         chat = self.pivot.to_chat(endpoint, body)
         return self.inner.build_request("chat", chat, upstream, stream=stream)
 
@@ -49,7 +66,7 @@ class TranslatedAdapter:
         self, endpoint: Endpoint, body: bytes, upstream: Upstream
     ) -> tuple[bytes, Usage]:
         chat, usage = self.inner.parse_response("chat", body, upstream)
-        return self.pivot.from_chat(endpoint, chat), usage
+        return self.pivot.from_chat(endpoint, chat, self.client), usage
 
     def parse_error(self, status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
         return self.inner.parse_error(status, body, headers)
@@ -59,7 +76,7 @@ class TranslatedAdapter:
     ) -> ChainedTranslator:
         # The dialect needs the usage chunk to report usage in its own events.
         inner = self.inner.stream_translator("chat", upstream, client_wants_usage=True)
-        return ChainedTranslator(inner, self.pivot.from_chat_stream(endpoint, self.ask))
+        return ChainedTranslator(inner, self.pivot.from_chat_stream(endpoint, self.client))
 
 
 class ChainedTranslator:
@@ -77,6 +94,11 @@ class ChainedTranslator:
 
     def finish(self) -> bytes:
         return self.outer.feed(self.inner.finish()) + self.outer.finish()
+
+    def failure_tail(self, refusal: Refusal) -> bytes | None:
+        """The dialect's own ending, where its stream numbers its events (NumberedStream)."""
+        tail = getattr(self.outer, "failure_tail", None)
+        return tail(refusal) if tail is not None else None
 
     @property
     def usage(self) -> Usage | None:
@@ -105,6 +127,10 @@ class ChainedTranslator:
     @property
     def reasoning_parts(self) -> list[str] | None:
         return self.inner.reasoning_parts
+
+    @property
+    def stored_response(self) -> str | None:
+        return None  # Baton stores no responses, and a chat upstream has none to store
 
     @property
     def estimated_completion_tokens(self) -> int:

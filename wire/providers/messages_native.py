@@ -8,6 +8,12 @@ stream events go back as the bytes received: thinking blocks, ``redacted_thinkin
 signatures arrive byte for byte. Events are read only to take usage (``message_start``,
 ``message_delta``), to count generated text for estimates, and to catch an ``error`` event,
 which is re-rendered without any echo of the credential's key.
+
+A reply names the model the client asked for (its alias), not the upstream's: Claude Code
+drops the thinking blocks of every earlier reply whose ``model`` is not the one it is asking
+for now, and a provider that requires them back (Anthropic with thinking on, DeepSeek V4)
+then refuses the next tool-use turn. So the reply's ``model`` (and ``message_start``'s) is
+the one field rewritten on the way back; ``x-baton-model`` says which model answered.
 """
 
 from __future__ import annotations
@@ -36,6 +42,11 @@ PATHS = {"messages": "/messages", "count_tokens": "/messages/count_tokens"}
 
 
 class MessagesNativeAdapter:
+    __slots__ = ("model",)
+
+    def __init__(self, model: str | None = None) -> None:
+        self.model = model  # the name replies carry; None keeps the upstream's
+
     def build_request(
         self,
         endpoint: Endpoint,
@@ -79,6 +90,9 @@ class MessagesNativeAdapter:
         raw = payload.get("usage")
         tracker = MessagesUsage()
         tracker.take(raw if isinstance(raw, dict) else {})
+        if self.model is not None and payload.get("model") != self.model:
+            payload["model"] = self.model
+            body = orjson.dumps(payload)
         return body, tracker.usage
 
     def parse_error(self, status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
@@ -87,18 +101,20 @@ class MessagesNativeAdapter:
     def stream_translator(
         self, endpoint: Endpoint, upstream: Upstream, *, client_wants_usage: bool
     ) -> MessagesPassThrough:
-        return MessagesPassThrough(secret=upstream.api_key)
+        return MessagesPassThrough(secret=upstream.api_key, model=self.model)
 
 
 class MessagesPassThrough(TranslatorBase):
-    """Forwards Messages events as received, reading usage and watching for errors."""
+    """Forwards Messages events as received, reading usage and watching for errors;
+    ``message_start`` names ``model`` when given (the one the client asked for)."""
 
-    __slots__ = ("_final_seen", "_tracker")
+    __slots__ = ("_final_seen", "_model", "_tracker")
 
-    def __init__(self, *, secret: str = "") -> None:
+    def __init__(self, *, secret: str = "", model: str | None = None) -> None:
         super().__init__(client_wants_usage=True, secret=secret)
         self._tracker = MessagesUsage()
         self._final_seen = False
+        self._model = model
 
     def _completion_reported(self) -> bool:
         return self._final_seen
@@ -133,6 +149,9 @@ class MessagesPassThrough(TranslatorBase):
             message = event.get("message")
             if isinstance(message, dict):
                 self._take(message.get("usage"))
+                if self._model is not None and message.get("model") != self._model:
+                    message["model"] = self._model
+                    return b"event: message_start\ndata: " + orjson.dumps(event) + b"\n\n"
         elif kind == "message_delta":
             self._take(event.get("usage"))
             self._final_seen = True

@@ -93,7 +93,9 @@ QUIRKS: dict[str, Quirks] = {
         # stripped is obsolete, so it is sent as the client (or Baton's memory) gave it.
         model_rules=(ModelRule(("deepseek-reasoner",), frozenset({"logprobs", "top_logprobs"})),),
     ),
-    "gemini": Quirks(drop=frozenset({"thinking", "web_search_options"})),
+    # Gemini refuses fields it does not know; prompt_cache_key comes from Responses clients
+    # through the chat pivot.
+    "gemini": Quirks(drop=frozenset({"thinking", "web_search_options", "prompt_cache_key"})),
     # OpenAI's and Azure's chat reject the thinking switch other providers share (it arrives
     # from Messages and Responses clients through the chat pivot).
     "openai": Quirks(drop=frozenset({"thinking"})),
@@ -234,3 +236,42 @@ MESSAGES_QUIRKS: dict[str, MessagesQuirks] = {
 
 def messages_quirks_for(provider: str) -> MessagesQuirks:
     return MESSAGES_QUIRKS.get(provider, NO_MESSAGES_QUIRKS)
+
+
+# --- native Responses endpoints ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ResponsesQuirks:
+    """What a provider's own Responses endpoint (``POST {base}/responses``) does differently
+    from OpenAI's. Providers without an entry (a custom base URL that declares Responses) get
+    the default: OpenAI's hosted tools dropped, state as their replies say."""
+
+    # Hosted tool types it runs (web_search, file_search, tool_search...): None keeps every
+    # tool; any other tool type but function, custom and namespace is left out of the
+    # request, and a tool_choice forcing one is refused.
+    hosted_tools: frozenset[str] | None = _NO_FIELDS
+    # Keeps no responses whatever ``store`` says: a previous_response_id can never name one.
+    stateless: bool = False
+    # A reasoning item must carry its own encrypted_content or name an item it stored
+    # (OpenAI's "Item with id 'rs_…' not found"): reasoning made anywhere else is left out
+    # whole rather than sent without its encrypted_content.
+    opaque_reasoning: bool = False
+
+
+DEFAULT_RESPONSES_QUIRKS = ResponsesQuirks()
+
+RESPONSES_QUIRKS: dict[str, ResponsesQuirks] = {
+    # https://developers.openai.com/api/docs/guides/tools and /guides/reasoning: hosted tools
+    # run there, and reasoning items are encrypted per organization.
+    "openai": ResponsesQuirks(hosted_tools=None, opaque_reasoning=True),
+    "azure": ResponsesQuirks(hosted_tools=None, opaque_reasoning=True),
+    # https://api-docs.deepseek.com/guides/responses_api: stateless (store is ignored).
+    "deepseek": ResponsesQuirks(stateless=True),
+    # https://platform.minimaxi.com/docs/api-reference/responses-create: store: false only.
+    "minimax": ResponsesQuirks(stateless=True),
+}
+
+
+def responses_quirks_for(provider: str) -> ResponsesQuirks:
+    return RESPONSES_QUIRKS.get(provider, DEFAULT_RESPONSES_QUIRKS)

@@ -675,8 +675,11 @@ def _chat_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
     return {"type": "function", "function": function}
 
 
-def chat_to_messages_response(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """A Messages response body for a chat-completions response body."""
+def chat_to_messages_response(
+    payload: Mapping[str, Any], model: str | None = None
+) -> dict[str, Any]:
+    """A Messages response body for a chat-completions response body, naming ``model``
+    (the one the client asked for) when given."""
     choices = payload.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices else {}
     message = choice.get("message") if isinstance(choice, dict) else None
@@ -706,7 +709,7 @@ def chat_to_messages_response(payload: Mapping[str, Any]) -> dict[str, Any]:
         "id": messages_id(payload.get("id")),
         "type": "message",
         "role": "assistant",
-        "model": payload.get("model"),
+        "model": model if model is not None else payload.get("model"),
         "content": content,
         "stop_reason": STOP_REASONS.get(finish, "end_turn") if isinstance(finish, str) else None,
         "stop_sequence": None,

@@ -65,6 +65,7 @@ class ChatToMessagesStream:
         "_blocks",
         "_closed",
         "_current",
+        "_model",
         "_next_index",
         "_signature",
         "_splitter",
@@ -76,7 +77,8 @@ class ChatToMessagesStream:
         "finished",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, model: str | None = None) -> None:
+        self._model = model  # the model message_start names; None: the chat chunk's
         self._splitter = EventSplitter()
         self._started = False
         self._closed = False
@@ -146,7 +148,7 @@ class ChatToMessagesStream:
             "id": messages_id(chunk.get("id")),
             "type": "message",
             "role": "assistant",
-            "model": chunk.get("model") or "",
+            "model": self._model if self._model is not None else (chunk.get("model") or ""),
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
