@@ -527,9 +527,9 @@ class Admission:
             if not future.done():
                 future.set_result(list(reply))
             elif int(reply[0]) == 1:
-                self.release(team_id, request, active)
+                self.release(team_id, request, quota, active)
 
-    def release(self, team_id: str, request: script.Admit, active: bool) -> None:
+    def release(self, team_id: str, request: script.Admit, quota: TeamQuota, active: bool) -> None:
         """An admitted request whose caller is gone (cancelled while waiting): let go."""
         record = script.Record.parse(request.record)
         item = script.Settle(
@@ -543,9 +543,9 @@ class Admission:
             at_ms=int(time.time() * 1000),
             renewed=False,
             team_active=active,
-            team_tpm=None,
+            team_tpm=quota.limits.tpm,
             key_active=request.key is not None,
-            key_tpm=None,
+            key_tpm=request.key.tpm if request.key is not None else None,
         )
         self.enqueue(Pending(team_id, item, time.time()))
 
