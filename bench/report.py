@@ -85,9 +85,12 @@ def redis_breakdown(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
         )
     if out:
         out.append(
-            "`evalsha` is the quota script (admit, then settle: two calls per request), `xadd` "
-            "the metering sink (batched). Redis is one thread shared by every web process, so "
-            "its time per request bounds the whole deployment's rate."
+            "`evalsha` is the quota script (the admit, which writes the request's in-flight "
+            "record, and the settle; a team's admits and settles that meet in time share a "
+            "call, and the lease renewals and the reaper's passes count too: "
+            "`bench/quota_cost.py` measures each apart), `xadd` the metering sink (batched). "
+            "Redis is one thread shared by every web process, so its time per request bounds "
+            "the whole deployment's rate."
         )
     return out
 

@@ -1,11 +1,16 @@
 """The sink that carries usage events off the hot path.
 
 The relay builds one ``UsageEvent`` (billing/events.py, the contract with the
-ledger) per request, successful or not, and hands it to the sink with ``emit``, which never blocks: events are batched by a
-background task. With Redis the batch is appended to a Redis stream (read by
-the metering consumer into the ledger); in the embedded default the batch is
-written straight into the ledger table. Stopping the process flushes what is
-pending (graceful shutdown).
+ledger) per request, successful or not, and hands it to the sink with ``emit``, which
+never blocks: events are batched by a background task. With Redis the batch is appended
+to a Redis stream (read by the metering consumer into the ledger); in the embedded
+default the batch is written straight into the ledger table. Stopping the process
+flushes what is pending (graceful shutdown).
+
+``emit``'s ``then`` runs once the event is written: the relay settles the request's
+limits there, so its durable in-flight record (gateway/admission.py) is removed only
+after the event that replaces it is stored, and a process killed in between leaves the
+record to a reaper instead of losing the request.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 from billing.events import STREAM_KEY, UsageEvent
@@ -29,13 +35,16 @@ FLUSH_INTERVAL = 0.05
 class Sink(ABC):
     def __init__(self) -> None:
         self.pending: list[UsageEvent] = []
+        self.then: dict[str, Callable[[], None]] = {}  # request id -> run once written
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.written = 0
 
-    def emit(self, event: UsageEvent) -> None:
+    def emit(self, event: UsageEvent, then: Callable[[], None] | None = None) -> None:
         self.pending.append(event)
+        if then is not None:
+            self.then[event.request_id] = then
         if len(self.pending) >= BATCH_SIZE:
             self._wake.set()
 
@@ -69,6 +78,11 @@ class Sink(ABC):
         try:
             await self.write(batch)
             self.written += len(batch)
+            if self.then:
+                for event in batch:
+                    then = self.then.pop(event.request_id, None)
+                    if then is not None:
+                        then()
         except Exception:
             # Keep the events and retry on the next tick: losing them is losing money.
             log.exception("could not write %d usage events; will retry", len(batch))
