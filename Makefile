@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 UV_VERSION := 0.13.9
 UV := $(VENV)/bin/uv
 
-.PHONY: run test lint fmt install lock messages check-test-binaries bench bench-compare bench-tokens check-bench-binaries agents
+.PHONY: run test lint fmt install lock messages check-test-binaries bench bench-compare bench-tokens bench-ledger check-bench-binaries agents
 
 # Installs exactly what uv.lock pins (hash-checked), then Baton itself without resolving
 # anything. --locked refuses a lock that no longer matches pyproject.toml: run `make lock`.
@@ -75,7 +75,8 @@ messages: $(STAMP)
 	DEBUG=1 $(PY) manage.py compilemessages --ignore='.venv/*'
 
 # The benchmark: Baton in its production configuration (PostgreSQL, Redis, uvicorn with one
-# worker per core) against the fake upstream, with wrk and bench/loadgen.py. About 7 minutes.
+# worker per core) against the fake upstream, with wrk and bench/loadgen.py (about 8½ minutes),
+# then the prompt bound (about a minute) and the ledger (bench/ledger.py, about 20 minutes).
 # Results in bench/results/ (git-ignored), copied into BENCHMARKS.md by bench/update_docs.py.
 check-bench-binaries:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { echo "PostgreSQL server binaries are missing: apt-get install postgresql"; exit 1; }
@@ -85,6 +86,13 @@ check-bench-binaries:
 bench: $(STAMP) check-bench-binaries
 	$(PY) scripts/services.py -- $(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/tokens.py
+	$(PY) scripts/services.py -- $(PY) bench/ledger.py $(LEDGER_ARGS)
+	$(PY) bench/update_docs.py
+
+# The partitioned usage ledger alone (bench/ledger.py; about 20 minutes at its default sizes,
+# which LEDGER_ARGS changes, e.g. LEDGER_ARGS="--ledger-rows 100000000").
+bench-ledger: $(STAMP)
+	$(PY) scripts/services.py -- $(PY) bench/ledger.py $(LEDGER_ARGS)
 	$(PY) bench/update_docs.py
 
 # Prompt tokens alone (about a minute, no services): the bound and the estimate of

@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts import audit
+from accounts import audit, mail
 from accounts.invalidation import bump_team
 from accounts.models import ApiKey, Invitation, Membership, Role, Team, User, role_at_least
 from accounts.validators import single_line
@@ -139,13 +139,16 @@ def invite(
 
 def _send_invitation(invitation: Invitation, url: str) -> None:
     context = {"invitation": invitation, "url": url, "ttl_days": settings.INVITATION_TTL_DAYS}
-    send_mail(
-        # Names are checked on input; a row stored before that must not break the header.
-        subject=_("You are invited to join %(team)s on Baton")
-        % {"team": single_line(invitation.team.name)},
-        message=render_to_string("accounts/email/invitation.txt", context),
-        from_email=None,
-        recipient_list=[invitation.email],
+    mail.deliver(
+        lambda: send_mail(
+            # Names are checked on input; a row stored before that must not break the header.
+            subject=_("You are invited to join %(team)s on Baton")
+            % {"team": single_line(invitation.team.name)},
+            message=render_to_string("accounts/email/invitation.txt", context),
+            from_email=None,
+            recipient_list=[invitation.email],
+        ),
+        "an invitation email",
     )
 
 

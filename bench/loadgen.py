@@ -5,8 +5,9 @@
 It prints one JSON object on stdout: the measurements plus the generator's own CPU time, so the
 report can show that the generator was not the bottleneck. Modes:
 
-``unloaded``  one request at a time, alternating direct (fake upstream) and through Baton, so
-              drift affects both equally; total latency and time to first body byte.
+``unloaded``  one request at a time, rotating through the targets (direct to the fake upstream,
+              through Baton), so drift affects all equally; total latency and time to first
+              body byte.
 ``open``      open loop: requests start on a Poisson schedule at ``rate`` per second and per
               target for ``duration`` seconds, whatever happens to earlier ones (no coordinated
               omission: latency is measured from the scheduled start); arrivals alternate
@@ -53,26 +54,39 @@ def percentiles(values: list[float]) -> dict[str, float | int | None]:
     }
 
 
+PROMPT = "benchmark prompt, please answer"
+# Headers a client of each dialect sends besides its key and the content type.
+DIALECT_HEADERS = {"chat": {}, "messages": {"anthropic-version": "2023-06-01"}, "responses": {}}
+
+
+def request_body(dialect: str, model: str, stream: bool, max_tokens: int) -> bytes:
+    """The benchmark's request in ``dialect``: one user message, ``max_tokens`` of reply."""
+    payload: dict[str, Any] = {"model": model}
+    if dialect == "responses":
+        payload |= {"input": PROMPT, "max_output_tokens": max_tokens}
+    else:  # chat and Messages share this shape
+        payload |= {"messages": [{"role": "user", "content": PROMPT}], "max_tokens": max_tokens}
+    if stream:
+        payload["stream"] = True
+    return orjson.dumps(payload)
+
+
 class Target:
-    """One endpoint to send chat completions to (the fake upstream itself, or Baton)."""
+    """One endpoint to send requests to (the fake upstream itself, or Baton), in the
+    target's ``dialect`` (chat completions unless it says otherwise)."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.url: str = spec["url"]
+        self.dialect: str = spec.get("dialect", "chat")
         self.headers = {
             "authorization": f"Bearer {spec['key']}",
             "content-type": "application/json",
+            **DIALECT_HEADERS[self.dialect],
         }
         self.model: str = spec["model"]
 
     def body(self, stream: bool, max_tokens: int) -> bytes:
-        payload: dict[str, Any] = {
-            "model": self.model,
-            "messages": [{"role": "user", "content": "benchmark prompt, please answer"}],
-            "max_tokens": max_tokens,
-        }
-        if stream:
-            payload["stream"] = True
-        return orjson.dumps(payload)
+        return request_body(self.dialect, self.model, stream, max_tokens)
 
 
 async def one(
@@ -107,8 +121,8 @@ def session(limit: int) -> aiohttp.ClientSession:
 
 
 async def unloaded(spec: dict[str, Any]) -> dict[str, Any]:
-    labels = [name for name in ("direct", "baton") if name in spec]
-    targets = {name: Target(spec[name]) for name in labels}
+    labels = list(spec["targets"])
+    targets = {name: Target(target) for name, target in spec["targets"].items()}
     out: dict[str, Any] = {}
     async with session(4) as http:
         for stream in (False, True):
@@ -138,14 +152,15 @@ async def unloaded(spec: dict[str, Any]) -> dict[str, Any]:
             }
         # The floor any extra hop pays: Baton's /healthz (uvicorn + a bare ASGI answer), and
         # one Redis round trip (what the admit step and the sink each need at least once).
-        hop: list[float] = []
-        for i in range(spec["warmup"] + spec["requests"]):
-            start = time.perf_counter()
-            async with http.get(spec["healthz"]) as response:
-                await response.read()
-            if i >= spec["warmup"]:
-                hop.append((time.perf_counter() - start) * 1000)
-        out["healthz_ms"] = percentiles(hop)
+        if spec.get("healthz"):
+            hop: list[float] = []
+            for i in range(spec["warmup"] + spec["requests"]):
+                start = time.perf_counter()
+                async with http.get(spec["healthz"]) as response:
+                    await response.read()
+                if i >= spec["warmup"]:
+                    hop.append((time.perf_counter() - start) * 1000)
+            out["healthz_ms"] = percentiles(hop)
     if spec.get("redis_url"):
         import redis.asyncio as aioredis
 

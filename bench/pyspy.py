@@ -15,7 +15,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 TOOLS = BENCH / ".tools"
-PROJECT_DIRS = ("relay/", "config/", "billing/", "accounts/")
+PROJECT_DIRS = ("gateway/", "wire/", "relay/", "config/", "billing/", "accounts/")
 
 
 def py_spy() -> str | None:

@@ -19,6 +19,7 @@ TARGETS = {
     "json_ratio": 5.0,
     "stream_ratio": 8.0,
     "flat_growth": 0.02,  # RSS growth over the all-open window, as a share of RSS
+    "native_cost": 1.10,  # a native dialect's CPU per request and stream, over chat's
 }
 
 
@@ -84,9 +85,12 @@ def redis_breakdown(runs: dict[str, list[dict[str, Any]]]) -> list[str]:
         )
     if out:
         out.append(
-            "`evalsha` is the quota script (admit, then settle: two calls per request), `xadd` "
-            "the metering sink (batched). Redis is one thread shared by every web process, so "
-            "its time per request bounds the whole deployment's rate."
+            "`evalsha` is the quota script (the admit, which writes the request's in-flight "
+            "record, and the settle; a team's admits and settles that meet in time share a "
+            "call, and the lease renewals and the reaper's passes count too: "
+            "`bench/quota_cost.py` measures each apart), `xadd` the metering sink (batched). "
+            "Redis is one thread shared by every web process, so its time per request bounds "
+            "the whole deployment's rate."
         )
     return out
 
@@ -377,7 +381,91 @@ def render_compare(r: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_dialects(r: dict[str, Any]) -> str:
+    """The dialects phase: each line's figures, then each divided by the chat line's."""
+    d = r["dialects"]
+    lines = d["lines"]
+    share = TARGETS["native_cost"] - 1
+    out = ["### Machine", "", *machine(r), ""]
+    out += [
+        "Every line goes through Baton to the instant fake upstream. A native line's direct "
+        "baseline is the same dialect at the fake (`/anthropic/v1/messages`, `/v1/responses`); "
+        "a translated line's is the fake's chat endpoint, which is the upstream work it does. "
+        f"Unloaded: {d['requests']} requests to each target, one at a time, all targets in turn "
+        f"(the machine busy {f(d.get('unloaded_busy_cores'))} cores meanwhile); overhead = "
+        "Baton minus direct, in milliseconds. Saturated: wrk, "
+        f"{d['connections']} connections, {f(d['seconds'], 0)} s per run, the lines back to "
+        "back for each kind. CPU: Baton's worker processes, from /proc; per chunk is the slope "
+        f"between {d['chunks'][0]}-chunk and {d['chunks'][1]}-chunk streams; *fake* is the fake upstream's CPU per request, "
+        "which also differs by dialect and shares the cores, so req/s compares less cleanly "
+        "than Baton's CPU.",
+        "",
+        "| line | overhead p50 | overhead p99 | first byte overhead p50 | first byte overhead "
+        "p99 | req/s | req/s, streams | CPU ms/req | CPU ms/stream | CPU us/chunk | fake CPU "
+        "ms/req | fake CPU ms/stream | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, line in lines.items():
+        x = line["figures"]
+        out.append(
+            f"| {name} | {f(x['overhead_p50'], 3)} | {f(x['overhead_p99'], 3)} | "
+            f"{f(x['ttfb_overhead_p50'], 3)} | {f(x['ttfb_overhead_p99'], 3)} | "
+            f"{f(x['rps'], 0)} | {f(x['stream_rps'], 0)} | {f(x['cpu_per_request'], 3)} | "
+            f"{f(x['cpu_per_stream'], 3)} | {f(x['cpu_us_per_chunk'], 1)} | "
+            f"{f(x['fake_cpu_per_request'], 3)} | {f(x['fake_cpu_per_stream'], 3)} | "
+            f"{x['errors']} |"
+        )
+    out += [
+        "",
+        "Each figure divided by the chat line's (for overhead and CPU, below 1 is cheaper than "
+        "chat; for req/s, above 1 is faster):",
+        "",
+        "| line | overhead p50 | overhead p99 | first byte p50 | first byte p99 | req/s | "
+        "req/s, streams | CPU/req | CPU/stream | CPU/chunk |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    names = (
+        "overhead_p50",
+        "overhead_p99",
+        "ttfb_overhead_p50",
+        "ttfb_overhead_p99",
+        "rps",
+        "stream_rps",
+        "cpu_per_request",
+        "cpu_per_stream",
+        "cpu_us_per_chunk",
+    )
+    for name, line in lines.items():
+        if name != "chat":
+            ratios = " | ".join(f"{f(line['vs_chat'][n], 2)}x" for n in names)
+            out.append(f"| {name} | {ratios} |")
+    out += [
+        "",
+        f"Native pass-through against its target (Baton's CPU within {share:.0%} of the chat "
+        "path's):",
+        "",
+        "| target | measured | |",
+        "|---|---:|---|",
+    ]
+    for name, line in lines.items():
+        if name.endswith("native"):
+            for figure, label in (("cpu_per_request", "request"), ("cpu_per_stream", "stream")):
+                ratio = line["vs_chat"][figure]
+                out.append(
+                    f"| {name}: CPU per {label} <= {1 + share:.2f}x chat | {f(ratio, 2)}x | "
+                    f"{ok(ratio is not None and ratio <= 1 + share)} |"
+                )
+    events = "; ".join(
+        f"{name} {line['stream_events']['baton']} (direct {line['stream_events']['direct']})"
+        for name, line in lines.items()
+    )
+    out += ["", f"Events in a 20-chunk stream, through Baton: {events}."]
+    return "\n".join(out) + "\n"
+
+
 def render(report: dict[str, Any]) -> str:
+    if report["kind"] == "dialects":
+        return render_dialects(report)
     return render_compare(report) if report["kind"] == "compare" else render_bench(report)
 
 

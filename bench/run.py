@@ -37,6 +37,8 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(1, str(ROOT))  # after bench/ itself: scripts/services.py for free ports
+from loadgen import DIALECT_HEADERS, request_body  # noqa: E402  (bench/loadgen.py)
+
 from scripts.services import free_port  # noqa: E402
 
 BENCH = ROOT / "bench"
@@ -47,6 +49,24 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 CORES = os.cpu_count() or 1
 MAX_TOKENS = 20  # content chunks per stream, and completion tokens per non-stream reply
 LONG_CHUNKS = 250  # the many-streams phase: one chunk every 100 ms, ~25 s per stream
+# The dialects phase: each line is (the client's dialect, the Baton alias, the upstream's
+# dialect). A translated line's upstream work is a chat completion, so its direct baseline is
+# the fake's chat endpoint; a native line's is the same dialect at the fake.
+DIALECT_LINES = {
+    "chat": ("chat", "bench", "chat"),
+    "messages native": ("messages", "messages-native", "messages"),
+    "messages translated": ("messages", "messages-translated", "chat"),
+    "responses native": ("responses", "responses-native", "responses"),
+    "responses translated": ("responses", "responses-translated", "chat"),
+}
+DIALECT_CONNECTIONS = 64
+PER_CHUNK_STREAM = 100  # a second stream length: CPU per chunk is the slope between the two
+# The fake's Messages and Responses replies are 20 tokens, max_tokens only capping them (chat
+# takes max_tokens as the length): a chunks directive above every max_tokens makes the body set
+# the length on every line alike, each reply ending as cut by max_tokens.
+NATIVE_CHUNKS = 1000
+NATIVE_MODEL = {"chat": "demo-chat", "messages": "claude-sonnet-4-5", "responses": "demo-chat"}
+ENDPOINT = {"chat": "chat/completions", "messages": "messages", "responses": "responses"}
 LITELLM_VERSION = "1.108.7"
 LITELLM_VENV = BENCH / ".litellm-venv"
 TOOLS = BENCH / ".tools"  # granian and py-spy, installed on demand with pip --target
@@ -192,6 +212,7 @@ wrk.method = "POST"
 wrk.body = [[{body}]]
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer {key}"
+{headers}
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('WRKJSON {{"requests":%d,"duration_us":%d,"bytes":%d,"connect":%d,' ..
@@ -201,17 +222,6 @@ done = function(summary, latency, requests)
     latency:percentile(90), latency:percentile(99), latency.max, latency.mean))
 end
 """
-
-
-def chat_body(model: str, stream: bool) -> bytes:
-    body: dict[str, Any] = {
-        "model": model,
-        "messages": [{"role": "user", "content": "benchmark prompt, please answer"}],
-        "max_tokens": MAX_TOKENS,
-    }
-    if stream:
-        body["stream"] = True
-    return orjson.dumps(body)
 
 
 REDIS_PIDS: list[int] = []  # set once the stack runs: Redis CPU per request is reported too
@@ -244,10 +254,14 @@ def wrk(
     seconds: float,
     watch: list[int],
     fake: list[int],
+    dialect: str = "chat",
+    max_tokens: int = MAX_TOKENS,
 ) -> dict[str, Any]:
     """Closed loop at ``connections``; CPU of the watched processes, the fake and wrk itself."""
+    body = request_body(dialect, model, stream, max_tokens).decode()
+    headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in DIALECT_HEADERS[dialect].items())
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(WRK_LUA.format(body=chat_body(model, stream).decode(), key=key))
+        script.write(WRK_LUA.format(body=body, key=key, headers=headers))
     command = [
         "wrk",
         "-t",
@@ -475,11 +489,25 @@ class Stack:
         self.fast.wait_http("/_fake/health")
         self.real.wait_http("/_fake/health")
         self.direct_key = "sk-bench-upstream-0000"
+        native_responses = self.native_base("responses")
         spec = {
             "aliases": {
                 "bench": f"http://127.0.0.1:{self.fast_port}/v1",
                 "bench-real": f"http://127.0.0.1:{self.real_port}/v1",
                 "bench-long": f"http://127.0.0.1:{self.fast_port}/_f/chunk_ms=100/v1",
+                # The dialects phase (all on the instant fake): Anthropic's own Messages, a
+                # base URL declaring its Responses endpoint, and chat-only targets for both.
+                "messages-native": {
+                    "base_url": self.native_base("messages"),
+                    "provider": "anthropic",
+                    "model": NATIVE_MODEL["messages"],
+                },
+                "messages-translated": f"http://127.0.0.1:{self.fast_port}/v1",
+                "responses-native": {
+                    "base_url": native_responses,
+                    "extras": {"dialects": {"responses": native_responses}},
+                },
+                "responses-translated": f"http://127.0.0.1:{self.fast_port}/v1",
             }
         }
         result = subprocess.run(
@@ -539,6 +567,21 @@ class Stack:
             and port.encode() in cmdline(int(p))
         ]
 
+    def native_base(self, dialect: str) -> str:
+        """The instant fake's base URL for a native ``dialect`` line (see NATIVE_CHUNKS)."""
+        path = "/anthropic/v1" if dialect == "messages" else "/v1"
+        return f"http://127.0.0.1:{self.fast_port}/_f/chunks={NATIVE_CHUNKS}{path}"
+
+    def dialect_targets(self, line: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(direct to the fake, through Baton) for one line of the dialects phase."""
+        dialect, alias, upstream = DIALECT_LINES[line]
+        baton = self.target("baton", alias)
+        baton["url"] = baton["url"].replace("/chat/completions", f"/{ENDPOINT[dialect]}")
+        direct = self.target("direct") | {"dialect": upstream, "model": NATIVE_MODEL[upstream]}
+        if upstream != "chat":
+            direct["url"] = f"{self.native_base(upstream)}/{ENDPOINT[upstream]}"
+        return direct, baton | {"dialect": dialect}
+
     def target(self, where: str, model: str = "bench") -> dict[str, Any]:
         if where == "direct":
             port = self.real_port if model == "bench-real" else self.fast_port
@@ -567,47 +610,76 @@ def running(workers: int) -> Iterator[Stack]:
 # --- phases ---------------------------------------------------------------------------------
 
 
+# How a complete stream ends in each dialect (its last data line contains one of these).
+STREAM_END = {
+    "chat": ("[DONE]",),
+    "messages": ('"message_stop"',),
+    "responses": ('"response.completed"', '"response.incomplete"'),
+}
+
+
 def check_stream(stack: Stack, target: dict[str, Any]) -> int:
-    """Sanity: a stream through ``target`` ends with [DONE] and has the expected chunks."""
+    """Sanity: a stream through ``target`` ends as its dialect ends a complete stream; the
+    number of its events."""
     import urllib.request
 
-    body = orjson.loads(chat_body(target["model"], True))
+    dialect = target.get("dialect", "chat")
     request = urllib.request.Request(  # noqa: S310
         target["url"],
-        data=orjson.dumps(body),
-        headers={"authorization": f"Bearer {target['key']}", "content-type": "application/json"},
+        data=request_body(dialect, target["model"], True, MAX_TOKENS),
+        headers={
+            "authorization": f"Bearer {target['key']}",
+            "content-type": "application/json",
+            **DIALECT_HEADERS[dialect],
+        },
     )
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
         text = response.read().decode()
     events = [line for line in text.split("\n") if line.startswith("data: ")]
-    if events[-1] != "data: [DONE]":
-        raise SystemExit(f"stream through {target['url']} did not end with [DONE]: {text[-300:]}")
+    if not any(end in events[-1] for end in STREAM_END[dialect]):
+        raise SystemExit(f"stream through {target['url']} did not end: {text[-300:]}")
     return len(events)
 
 
 def phase_unloaded(stack: Stack, requests: int) -> dict[str, Any]:
     log(f"unloaded: {requests} requests each way, one at a time")
+    targets = {"direct": stack.target("direct"), "baton": stack.target("baton")}
+    result = unloaded(
+        targets,
+        requests,
+        warmup=200,
+        healthz=f"http://127.0.0.1:{stack.port}/healthz",
+        redis_url=stack.env["REDIS_URL"],
+    )
+    for kind in ("json", "stream"):
+        result[kind]["overhead_ms"] = overhead(result[kind]["direct"], result[kind]["baton"])
+    return result
+
+
+def unloaded(
+    targets: dict[str, dict[str, Any]], requests: int, warmup: int, **extra: Any
+) -> dict[str, Any]:
+    """One request at a time, rotating through ``targets`` (bench/loadgen.py unloaded)."""
     spec = {
-        "direct": stack.target("direct"),
-        "baton": stack.target("baton"),
+        "targets": targets,
         "requests": requests,
-        "warmup": 200,
+        "warmup": warmup,
         "max_tokens": MAX_TOKENS,
-        "healthz": f"http://127.0.0.1:{stack.port}/healthz",
-        "redis_url": stack.env["REDIS_URL"],
+        **extra,
     }
     busy = machine_busy()
     started = time.monotonic()
     [result] = loadgen("unloaded", spec)
     result["machine_busy_cores"] = (machine_busy() - busy) / (time.monotonic() - started)
-    for kind in ("json", "stream"):
-        d, b = result[kind]["direct"], result[kind]["baton"]
-        result[kind]["overhead_ms"] = {
-            metric: {q: b[metric][q] - d[metric][q] for q in ("p50", "p90", "p99")}
-            for metric in ("total", "ttfb")
-        }
-
     return result
+
+
+def overhead(direct: dict[str, Any], baton: dict[str, Any]) -> dict[str, Any]:
+    """Baton minus direct at each percentile, for the whole response and its first byte."""
+    return {
+        metric: {q: baton[metric][q] - direct[metric][q] for q in ("p50", "p90", "p99")}
+        for metric in ("total", "ttfb")
+    }
 
 
 def baton_saturated(stack: Stack, args: argparse.Namespace, fake_pids: list[int]) -> dict[str, Any]:
@@ -649,6 +721,103 @@ def phase_saturated(
             runs.append(run)
         out[kind] = runs
     return out
+
+
+def phase_dialects(stack: Stack, requests: int, seconds: float) -> dict[str, Any]:
+    """Chat (the baseline), Messages and Responses, each native and translated (DIALECT_LINES),
+    on the instant upstream. Unloaded: every line's requests and the direct ones interleaved,
+    one at a time. Saturated: wrk at DIALECT_CONNECTIONS, the lines back to back for each kind
+    (non-streaming, 20-chunk streams, PER_CHUNK_STREAM-chunk streams); Baton's CPU per request,
+    per stream, and per chunk (the slope between the two stream lengths)."""
+    started = time.monotonic()
+    lines = {line: stack.dialect_targets(line) for line in DIALECT_LINES}
+    targets: dict[str, dict[str, Any]] = {}
+    out: dict[str, Any] = {
+        "requests": requests,
+        "seconds": seconds,
+        "connections": DIALECT_CONNECTIONS,
+        "chunks": [MAX_TOKENS, PER_CHUNK_STREAM],
+        "lines": {},
+    }
+    for line, (direct, baton) in lines.items():
+        targets[f"direct {direct['dialect']}"] = direct  # shared by lines with the same upstream
+        targets[line] = baton
+        events = {"direct": check_stream(stack, direct), "baton": check_stream(stack, baton)}
+        out["lines"][line] = {"stream_events": events}
+    log(f"dialects: unloaded, {requests} requests to each of {len(targets)} targets in turn")
+    measured = unloaded(targets, requests, warmup=100)
+    out["unloaded_busy_cores"] = measured["machine_busy_cores"]
+    for line, (direct, _) in lines.items():
+        out["lines"][line]["unloaded"] = {
+            kind: {
+                "direct": measured[kind][f"direct {direct['dialect']}"],
+                "baton": measured[kind][line],
+                "overhead_ms": overhead(
+                    measured[kind][f"direct {direct['dialect']}"], measured[kind][line]
+                ),
+            }
+            for kind in ("json", "stream")
+        }
+    watch, fake = stack.baton.pids(), stack.fast.pids()
+    chat = lines["chat"][1]
+    wrk(chat["url"], chat["key"], chat["model"], False, DIALECT_CONNECTIONS, 1, watch, fake)
+    kinds = (
+        ("json", False, MAX_TOKENS),
+        ("stream", True, MAX_TOKENS),
+        ("long_stream", True, PER_CHUNK_STREAM),
+    )
+    for kind, stream, chunks in kinds:
+        for line, (_, baton) in lines.items():
+            run = wrk(
+                baton["url"],
+                baton["key"],
+                baton["model"],
+                stream,
+                DIALECT_CONNECTIONS,
+                seconds,
+                watch,
+                fake,
+                dialect=baton["dialect"],
+                max_tokens=chunks,
+            )
+            log(
+                f"dialects {line} {kind}: {run['rps']:.0f} req/s, errors {run['errors']}, "
+                f"{run['server_cpu_ms_per_request']:.3f} CPU ms/req"
+            )
+            out["lines"][line][kind] = run
+    for data in out["lines"].values():
+        data["figures"] = dialect_figures(data)
+    base = out["lines"]["chat"]["figures"]
+    for data in out["lines"].values():
+        data["vs_chat"] = {
+            name: value / base[name] if base[name] else None
+            for name, value in data["figures"].items()
+            if name != "errors"
+        }
+    out["elapsed_s"] = time.monotonic() - started
+    return out
+
+
+def dialect_figures(line: dict[str, Any]) -> dict[str, float]:
+    """The figures a dialects line is compared by (milliseconds unless named otherwise)."""
+    un, json_run, stream_run = line["unloaded"], line["json"], line["stream"]
+    long_cpu = line["long_stream"]["server_cpu_ms_per_request"]
+    return {
+        "overhead_p50": un["json"]["overhead_ms"]["total"]["p50"],
+        "overhead_p99": un["json"]["overhead_ms"]["total"]["p99"],
+        "ttfb_overhead_p50": un["stream"]["overhead_ms"]["ttfb"]["p50"],
+        "ttfb_overhead_p99": un["stream"]["overhead_ms"]["ttfb"]["p99"],
+        "rps": json_run["rps"],
+        "stream_rps": stream_run["rps"],
+        "cpu_per_request": json_run["server_cpu_ms_per_request"],
+        "cpu_per_stream": stream_run["server_cpu_ms_per_request"],
+        "cpu_us_per_chunk": (long_cpu - stream_run["server_cpu_ms_per_request"])
+        * 1000
+        / (PER_CHUNK_STREAM - MAX_TOKENS),
+        "fake_cpu_per_request": json_run["fake_cpu_cores"] * 1000 / json_run["rps"],
+        "fake_cpu_per_stream": stream_run["fake_cpu_cores"] * 1000 / stream_run["rps"],
+        "errors": sum(line[kind]["errors"] for kind in ("json", "stream", "long_stream")),
+    }
 
 
 def phase_realistic(
@@ -861,6 +1030,11 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             "baton": check_stream(stack, stack.target("baton")),
         }
         fake_pids = stack.fast.pids()
+        if args.only == "dialects":  # that phase alone, while working on it
+            report["kind"] = "dialects"
+            report["dialects"] = phase_dialects(stack, args.dialect_requests, args.dialect_seconds)
+            report["elapsed_s"] = time.monotonic() - started
+            return report
         if args.rate:  # a quick look at one phase while working on it, not a full report
             report["kind"] = "realistic"
             report["realistic"] = phase_realistic(stack, args.rate, args.realistic_seconds)
@@ -896,6 +1070,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         report["saturated"] = baton_saturated(stack, args, fake_pids)
         if args.profile:
             report["profile"] = phase_profile(stack, fake_pids, args.seconds)
+        report["dialects"] = phase_dialects(stack, args.dialect_requests, args.dialect_seconds)
         rate = best(report["saturated"]["stream"])["rps"] / 2
         report["realistic"] = phase_realistic(stack, rate, args.realistic_seconds)
         # The same load through a bare pass-through proxy: the floor of any extra hop here.
@@ -1062,6 +1237,17 @@ def main() -> int:
     parser.add_argument("--no-choices", dest="choices", action="store_false")
     parser.add_argument("--no-profile", dest="profile", action="store_false")
     parser.add_argument(
+        "--dialect-requests", type=int, default=1000, help="unloaded, per dialects target"
+    )
+    parser.add_argument(
+        "--dialect-seconds", type=float, default=4.0, help="per saturated dialects run"
+    )
+    parser.add_argument(
+        "--only",
+        choices=["dialects"],
+        help="only this phase, for quick iterations; writes bench/results/dialects-*",
+    )
+    parser.add_argument(
         "--rate",
         type=float,
         default=0.0,
@@ -1084,16 +1270,28 @@ def main() -> int:
     report["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    kind = report["kind"]
     from report import render  # bench/report.py
 
-    markdown = render(report) if kind != "realistic" else realistic_summary(report)
-    for name in (f"{kind}-{stamp}", f"{kind}-latest"):
-        (RESULTS / f"{name}.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
-        (RESULTS / f"{name}.md").write_text(markdown)
-    log(f"wrote {RESULTS}/{kind}-{stamp}.json and .md in {report['elapsed_s']:.0f}s")
-    print(markdown)
+    parts = [report]
+    if report["kind"] == "bench":  # the dialects phase has its own report and section
+        parts.append(dialects_report(report))
+    for part in parts:
+        kind = part["kind"]
+        markdown = render(part) if kind != "realistic" else realistic_summary(part)
+        for name in (f"{kind}-{stamp}", f"{kind}-latest"):
+            (RESULTS / f"{name}.json").write_bytes(orjson.dumps(part, option=orjson.OPT_INDENT_2))
+            (RESULTS / f"{name}.md").write_text(markdown)
+        log(f"wrote {RESULTS}/{kind}-{stamp}.json and .md in {part['elapsed_s']:.0f}s")
+        print(markdown)
     return 0
+
+
+def dialects_report(report: dict[str, Any]) -> dict[str, Any]:
+    """A full run's dialects phase as a report of its own (bench/results/dialects-*)."""
+    shared = ("machine", "workers", "limits", "finished_at", "dialects")
+    return {"kind": "dialects", **{name: report[name] for name in shared}} | {
+        "elapsed_s": report["dialects"]["elapsed_s"]
+    }
 
 
 if __name__ == "__main__":

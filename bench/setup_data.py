@@ -31,8 +31,12 @@ from relay.models import ModelRoute, Provider, ProviderCredential, RouteTarget  
 from relay.secrets import store_secret  # noqa: E402
 
 
-def credential(team: Team, name: str, base_url: str) -> ProviderCredential:
-    row = ProviderCredential(team=team, name=name, provider_id="openai", base_url=base_url)
+def credential(
+    team: Team, name: str, base_url: str, provider: str, extras: dict[str, Any]
+) -> ProviderCredential:
+    row = ProviderCredential(
+        team=team, name=name, provider_id=provider, base_url=base_url, extras=extras
+    )
     store_secret(row, "sk-bench-upstream-0000")
     row.save()
     return row
@@ -40,7 +44,7 @@ def credential(team: Team, name: str, base_url: str) -> ProviderCredential:
 
 def generous_limits(team: Team, key: ApiKey, credentials: list[ProviderCredential]) -> str:
     """Set every limit the quota feature knows, far above what the benchmark sends."""
-    if not (ROOT / "relay" / "admission.py").exists():
+    if not (ROOT / "gateway" / "admission.py").exists():
         return "no quota feature in this build (gateway/admission.py absent)"
     try:
         from billing import models as billing
@@ -81,15 +85,30 @@ def generous_limits(team: Team, key: ApiKey, credentials: list[ProviderCredentia
     return "; ".join(set_fields) or "quota feature present, no limit fields found"
 
 
-def tenant(name: str, email: str, aliases: dict[str, str]) -> tuple[Team, ApiKey, str, list[Any]]:
+def tenant(
+    name: str, email: str, aliases: dict[str, str | dict[str, Any]]
+) -> tuple[Team, ApiKey, str, list[Any]]:
+    """``aliases``: alias -> the base URL of an OpenAI-compatible credential serving
+    ``demo-chat``, or {"base_url", and optionally "provider", "extras", "model"}."""
     owner = User.objects.create_user(email, "bench-sturdy-passphrase-1")
     team = actions.create_team(owner, name=name)
     rows = []
-    for alias, base_url in aliases.items():
-        row = credential(team, f"fake-{alias}", base_url)
+    for alias, target in aliases.items():
+        spec: dict[str, Any] = {"base_url": target} if isinstance(target, str) else target
+        row = credential(
+            team,
+            f"fake-{alias}",
+            spec["base_url"],
+            spec.get("provider", "openai"),
+            spec.get("extras", {}),
+        )
         route = ModelRoute.objects.create(team=team, alias=alias)
         RouteTarget.objects.create(
-            team=team, route=route, credential=row, upstream_model="demo-chat", priority=0
+            team=team,
+            route=route,
+            credential=row,
+            upstream_model=spec.get("model", "demo-chat"),
+            priority=0,
         )
         rows.append(row)
     issued = tokens.issue(ApiKey.PREFIX)

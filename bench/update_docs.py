@@ -3,9 +3,11 @@
     python bench/update_docs.py
 
 Numbers in BENCHMARKS.md come only from here: bench/results/bench-latest.md between
-``<!-- bench:results -->`` markers, bench/results/compare-latest.md between
-``<!-- bench:compare -->`` markers and bench/results/tokens-latest.md (bench/tokens.py)
-between ``<!-- bench:tokens -->`` markers. A missing report leaves its section as it was.
+``<!-- bench:results -->`` markers, bench/results/dialects-latest.md (the dialects phase of
+``make bench``) between ``<!-- bench:dialects -->`` markers, bench/results/compare-latest.md
+between ``<!-- bench:compare -->`` markers, bench/results/tokens-latest.md (bench/tokens.py)
+between ``<!-- bench:tokens -->`` markers and bench/results/ledger-latest.md (bench/ledger.py)
+between ``<!-- bench:ledger -->`` markers. A missing report leaves its section as it was.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ DOC = ROOT / "BENCHMARKS.md"
 RESULTS = ROOT / "bench" / "results"
 SECTIONS = {
     "results": "bench-latest.md",
+    "dialects": "dialects-latest.md",
     "compare": "compare-latest.md",
     "tokens": "tokens-latest.md",
+    "ledger": "ledger-latest.md",
 }
 
 

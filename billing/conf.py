@@ -13,7 +13,11 @@ BATON_LIMITS_ON_REDIS_FAILURE      "open" (serve) or "closed" (refuse); teams ca
 BATON_LIMITS_REDIS_URL             the Redis holding limits (default: REDIS_URL; none: in process)
 BATON_LIMITS_REDIS_TIMEOUT         seconds before a limits call counts as failed (1.0)
 BATON_RATE_LIMIT_WINDOW            seconds a "per minute" limit refills over (60)
-BATON_HOLD_TTL_SECONDS             lifetime of a budget hold a crashed process left (total timeout + 60)
+BATON_LEASE_SECONDS                lease of a request in flight, renewed by its process (15): a
+                                   lease nobody renews frees its concurrency slot; its record
+                                   is billed by a reaper within 3 leases
+BATON_RECONCILE_SECONDS            how often the relay raises each spend counter it uses to the
+                                   ledger's total (300)
 BATON_HOLD_DEFAULT_OUTPUT_TOKENS   output tokens assumed when a request sets no cap (4096)
 BATON_LOW_BALANCE                  credit balance at which the dashboard warns ("1.00")
 BATON_BILLING_PERIOD               "month" (default), "week" or "day": what a billing record covers
@@ -98,8 +102,12 @@ def rate_window_seconds() -> float:
     return _number("BATON_RATE_LIMIT_WINDOW", "60", 0.1)
 
 
-def hold_ttl_seconds() -> float:
-    return _number("BATON_HOLD_TTL_SECONDS", str(int(settings.BATON_TOTAL_TIMEOUT) + 60), 1)
+def lease_seconds() -> float:
+    return _number("BATON_LEASE_SECONDS", "15", 0.3)
+
+
+def reconcile_seconds() -> float:
+    return _number("BATON_RECONCILE_SECONDS", "300", 1)
 
 
 def default_output_tokens() -> int:
@@ -130,7 +138,8 @@ def check() -> None:
     on_redis_failure()
     limits_redis_timeout()
     rate_window_seconds()
-    hold_ttl_seconds()
+    lease_seconds()
+    reconcile_seconds()
     default_output_tokens()
     low_balance()
     billing_period()

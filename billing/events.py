@@ -39,7 +39,11 @@ class UsageEvent:
     latency_ms: float
     ttfb_ms: float | None
     overhead_ms: float
-    created_at: float  # epoch seconds
+    # When the request started, epoch seconds. The ledger's partition key and, with
+    # request_id, its unique key: every writer of one request's usage (the relay at settle,
+    # a replay, an estimate for a request whose process died) must send this same float, or
+    # the request would be recorded twice.
+    created_at: float
     # Added later, so they have defaults: events already on the stream still read.
     dialect: str = "chat"  # what the client spoke: chat, messages, responses
     egress: str = ""  # what went upstream: chat, messages... (empty: nothing was sent)

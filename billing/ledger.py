@@ -1,10 +1,14 @@
 """The usage ledger: usage events in, priced; old rows out.
 
 ``ingest`` turns usage events into ``UsageRecord`` rows priced at ingestion
-and inserts them with ON CONFLICT DO NOTHING on the request id, so a replayed
-event (a consumer that died before acknowledging, a retried flush) is never
-counted twice. The embedded default's ``DatabaseSink`` and the Redis stream
-consumer (``billing.consumer``) both write through it.
+and inserts them with ON CONFLICT DO NOTHING on the request id and the request's
+start time (the ledger's unique key), so a replayed event (a consumer that died
+before acknowledging, a retried flush) is never counted twice. The embedded
+default's ``DatabaseSink`` and the Redis stream consumer (``billing.consumer``)
+both write through it. On PostgreSQL a batch is written with ``COPY`` into a
+temporary table and moved into the partitioned ledger by one
+``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` (COPY itself cannot skip
+duplicates); elsewhere with multi-row inserts.
 
 Pricing (``Pricer``) takes the price version in force when the request ran,
 the operator's exchange rate in force then from the price's currency to the
@@ -14,15 +18,17 @@ no price (or no exchange rate) is served at zero cost when
 ``BATON_UNPRICED_MODELS=zero``: such rows are flagged ``unpriced``, logged,
 and listed for operators in the admin.
 
-``prune`` deletes rows older than ``BATON_LEDGER_RETENTION_DAYS`` once they
-are rolled up and charged; rollups and billing records keep the totals. It is
-the only delete the database lets through (``pruning``): the ledger is
-append-only there too.
+``prune`` removes rows older than ``BATON_LEDGER_RETENTION_DAYS`` once they
+are rolled up and charged; rollups and billing records keep the totals. On
+PostgreSQL it drops whole daily partitions (``billing.partitions``); on SQLite
+it deletes rows, the only delete the database lets through (``pruning``): the
+ledger is append-only there too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import uuid
 from collections import defaultdict
@@ -37,7 +43,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Team
-from billing import conf, fillstate
+from billing import conf, fillstate, partitions
 from billing.events import UsageEvent
 from billing.models import Currency, ExchangeRate, Price, UsageRecord
 from billing.money import from_nanos
@@ -218,22 +224,66 @@ def ingest(events: Sequence[UsageEvent]) -> int:
     now = timezone.now()
     for row in rows:
         row.ingested_at = now
-    UsageRecord.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+    if connection.vendor == "postgresql":
+        _copy(rows)
+    else:
+        UsageRecord.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
     return len(rows)
 
 
+def _incoming() -> tuple[str, list[Any]]:
+    """The temporary table a batch is copied into, and the ledger's fields it carries (all but
+    the id). Its name holds a digest of the columns, so a connection that outlived a
+    migration never copies into a table of the old shape."""
+    fields = [f for f in UsageRecord._meta.concrete_fields if not f.primary_key]
+    digest = hashlib.blake2s(" ".join(f.column for f in fields).encode(), digest_size=4)
+    return f"baton_usage_incoming_{digest.hexdigest()}", fields
+
+
+def _copy(rows: Sequence[UsageRecord]) -> None:
+    table, fields = _incoming()
+    # Every name below comes from the model, none from input.
+    columns = ", ".join(f'"{f.column}"' for f in fields)
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Per connection, kept across batches; emptied at each commit, and at the end of the
+        # batch for the case of an enclosing transaction that has not committed yet.
+        cursor.execute(
+            f'CREATE TEMPORARY TABLE IF NOT EXISTS "{table}" ON COMMIT DELETE ROWS AS '  # noqa: S608
+            f'SELECT {columns} FROM "{UsageRecord._meta.db_table}" WITH NO DATA'
+        )
+        # Attribute values as they are: COPY's text form reads a UUID, a Decimal or a datetime
+        # from the string psycopg makes of it (Django's per-value preparation cost more
+        # than the rest of the batch together).
+        names = [f.attname for f in fields]
+        with cursor.cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row([getattr(row, name) for name in names])
+        cursor.execute(
+            f'INSERT INTO "{UsageRecord._meta.db_table}" ({columns}) '  # noqa: S608
+            f'SELECT {columns} FROM "{table}" ON CONFLICT DO NOTHING'
+        )
+        cursor.execute(f'DELETE FROM "{table}"')  # noqa: S608 (names from the model)
+
+
 def prune(now: datetime | None = None) -> int:
-    """Delete ledger rows past retention that are rolled up and charged; returns how many."""
+    """Remove ledger rows past retention that are rolled up and charged; returns how many.
+    On PostgreSQL whole days go at once (``billing.partitions.drop_expired``), so the
+    horizon is the start of a day; elsewhere rows are deleted up to the hour."""
     now = now or timezone.now()
     cutoff = floor_hour(now - timedelta(days=conf.ledger_retention_days()))
     rolled = fillstate.end_time(fillstate.HOURLY)
     if rolled is None:
         return 0
     cutoff = min(cutoff, rolled)
+    by_partition = partitions.partitioned()
+    if by_partition:
+        cutoff = partitions.start_of(partitions.day_of(cutoff))
     with transaction.atomic():
         state = fillstate.get_or_start(fillstate.PRUNED, lambda: cutoff)
         if state.end_time < cutoff:
             fillstate.mark(state, cutoff, done=True)
+    if by_partition:
+        return partitions.drop_expired(cutoff)[0]
     removable = UsageRecord.objects.filter(created_at__lt=cutoff).filter(
         # Never a row whose money is not yet in the credit ledger.
         Q(cost=0) | Q(credit_entry__isnull=False)

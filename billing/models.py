@@ -77,7 +77,9 @@ class CacheWriteSplit:
 
 
 class UsageRecord(CacheWriteSplit, models.Model):
-    """What one /v1 request used. Unique on request id, so replays never double count.
+    """What one /v1 request used. Unique on request id and start time, so replays never
+    double count (on PostgreSQL a unique key must hold the partition key, ``created_at``:
+    billing/partitions.py).
 
     No prompt or response content is ever stored here. ``cost`` is filled in
     when the record is priced (``billing.usage``), in the team's currency, at
@@ -85,7 +87,7 @@ class UsageRecord(CacheWriteSplit, models.Model):
     ledger debit that covers it.
     """
 
-    request_id = models.CharField(max_length=64, unique=True)
+    request_id = models.CharField(max_length=64)
     # The client's own id for the request (x-client-request-id or x-request-id), if it sent
     # one: how a client that lost the response finds the row. Not unique: clients reuse them.
     client_request_id = models.CharField(max_length=128, blank=True, default="")
@@ -116,6 +118,7 @@ class UsageRecord(CacheWriteSplit, models.Model):
     latency_ms = models.FloatField(default=0)
     ttfb_ms = models.FloatField(null=True, blank=True)
     overhead_ms = models.FloatField(default=0)
+    # When the request started (its usage event's created_at): the partition key on PostgreSQL.
     created_at = models.DateTimeField(db_index=True)
     cost = models.DecimalField(max_digits=24, decimal_places=9, null=True, blank=True)
     currency = models.CharField(max_length=3, blank=True)
@@ -138,6 +141,9 @@ class UsageRecord(CacheWriteSplit, models.Model):
     ingested_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["request_id", "created_at"], name="usage_request_once")
+        ]
         indexes = [
             models.Index(fields=["team", "created_at"], name="usage_team_time"),
             models.Index(

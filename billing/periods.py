@@ -26,6 +26,13 @@ def ceil_hour(at: datetime) -> datetime:
     return floor if floor == at else floor + HOUR
 
 
+def ceil_day(at: datetime) -> datetime:
+    """The first UTC midnight at or after ``at``."""
+    at = at.astimezone(UTC)
+    floor = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    return floor if floor == at else floor + timedelta(days=1)
+
+
 @dataclass(frozen=True, slots=True)
 class Period:
     start: datetime

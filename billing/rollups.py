@@ -13,7 +13,8 @@ Each run (``billing.rollup_usage``, every minute):
 1. rebuilds hours that received late rows: rows ingested since the last run
    (less a margin for transactions still in flight) whose request ran in an
    hour already done;
-2. rolls up complete hours from the DONE boundary to now, a day at a time;
+2. rolls up complete hours from the DONE boundary to now, a day at a time
+   (midnight to midnight, so each step reads one daily partition of the ledger);
 3. rebuilds the current, still open hour, so dashboards lag by one run.
 
 Hours before the pruned horizon (``billing.ledger.prune``) are never
@@ -29,13 +30,13 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncHour
 from django.utils import timezone
 
 from billing import fillstate
 from billing.models import LATENCY_BUCKETS_MS, LATENCY_FIELDS, HourlyUsage, UsageRecord
-from billing.periods import HOUR, floor_hour
+from billing.periods import HOUR, ceil_day, floor_hour
 from billing.usage import price_records
 
 log = logging.getLogger("baton.billing")
@@ -70,12 +71,13 @@ def _latency_counts() -> dict[str, Any]:
     return counts
 
 
-def aggregate(start: datetime, end: datetime) -> list[HourlyUsage]:
-    """Fresh rollup rows for the hours in [start, end), from the ledger."""
-    records = UsageRecord.objects.filter(created_at__gte=start, created_at__lt=end)
-    price_records(records.filter(cost=None))
-    rows = (
-        records.annotate(x_hour=TruncHour("created_at", tzinfo=UTC))
+def grouped(start: datetime, end: datetime) -> QuerySet[UsageRecord, dict[str, Any]]:
+    """The rollup query: the ledger rows of [start, end) summed per hour, team, key, provider,
+    model and currency. Bounded by ``created_at`` alone, so on PostgreSQL it reads the
+    partition of that day and no other (``tests/metering/test_partitions.py`` checks the plan)."""
+    return (
+        UsageRecord.objects.filter(created_at__gte=start, created_at__lt=end)
+        .annotate(x_hour=TruncHour("created_at", tzinfo=UTC))
         .values("x_hour", "team_id", "api_key_id", "provider", "upstream_model", "currency")
         .annotate(
             x_requests=Count("id"),
@@ -89,9 +91,14 @@ def aggregate(start: datetime, end: datetime) -> list[HourlyUsage]:
         )
         .order_by()
     )
+
+
+def aggregate(start: datetime, end: datetime) -> list[HourlyUsage]:
+    """Fresh rollup rows for the hours in [start, end), from the ledger."""
+    price_records(UsageRecord.objects.filter(created_at__gte=start, created_at__lt=end, cost=None))
     now = timezone.now()
     out = []
-    for row in rows:
+    for row in grouped(start, end):
         values: dict[str, Any] = {
             "team_id": row["team_id"],
             "hour": row["x_hour"],
@@ -183,7 +190,8 @@ def rollup(now: datetime | None = None) -> RollupRun:
 
     # 2. Complete hours, a day at a time, each step marked before and after.
     while state.end_time < current:
-        end = min(state.end_time + CATCH_UP_STEP, current)
+        # Up to the next midnight: a step reads one of the ledger's daily partitions.
+        end = min(ceil_day(state.end_time + HOUR), current)
         fillstate.mark(state, state.end_time, done=False)
         run.rows += rebuild(state.end_time, end)
         run.hours += int((end - state.end_time) / HOUR)

@@ -86,7 +86,49 @@ def update_billing_records_task() -> dict[str, int]:
 
 @shared_task(name="billing.prune_ledger", autoretry_for=TRANSIENT, retry_backoff=60, max_retries=3)
 def prune_ledger_task() -> int:
-    """Delete raw usage records past ``BATON_LEDGER_RETENTION_DAYS``."""
+    """Remove raw usage records past ``BATON_LEDGER_RETENTION_DAYS`` (PostgreSQL: drop whole
+    daily partitions; SQLite: delete rows)."""
     from billing.ledger import prune
 
     return prune()
+
+
+@shared_task(name="billing.ensure_ledger_partitions", autoretry_for=TRANSIENT, max_retries=0)
+def ensure_ledger_partitions_task() -> dict[str, int]:
+    """Create the ledger's daily partitions ahead, and move rows out of its DEFAULT partition
+    (PostgreSQL; nothing to do on SQLite)."""
+    from billing.partitions import ensure
+
+    run = ensure()
+    return {"created": len(run.created), "moved": run.moved}
+
+
+@shared_task(name="billing.reap_inflight")
+def reap_inflight_task() -> dict[str, int] | None:
+    """Bill the requests whose relay process died, from their durable records
+    (billing/quota/reaper.py). Only with a limits Redis: the embedded default keeps its
+    records in the relay process, which reaps them itself."""
+    from billing import conf
+
+    if not conf.limits_redis_url():
+        return None
+    from billing.quota.reaper import reap
+
+    run = reap()
+    return {"teams": run.teams, "claimed": run.claimed, "written": run.written}
+
+
+@shared_task(name="billing.reconcile_counters")
+def reconcile_counters_task() -> dict[str, int] | None:
+    """Raise the limits store's spend counters to the ledger for every scope with recent
+    spend (billing/quota/reconcile.py). Only with a limits Redis, as above."""
+    from billing import conf
+
+    if not conf.limits_redis_url():
+        return None
+    from billing.quota.reconcile import reconcile_recent
+
+    run = reconcile_recent()
+    if run.raised:
+        log.info("raised the spend counters of %d scopes to the ledger", run.raised)
+    return {"scopes": run.scopes, "raised": run.raised, "nanos": run.nanos}

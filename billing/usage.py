@@ -67,7 +67,11 @@ def price_records(records: Iterable[UsageRecord]) -> int:
     if not pending:
         return 0
     Pricer().price_all(pending)
-    UsageRecord.objects.bulk_update(
+    # Bounded by time too, so PostgreSQL looks only in the partitions these rows are in.
+    UsageRecord.objects.filter(
+        created_at__gte=min(r.created_at for r in pending),
+        created_at__lte=max(r.created_at for r in pending),
+    ).bulk_update(
         pending,
         ["cost", "currency", "price", "exchange_rate", "markup", "unpriced"],
         batch_size=500,
@@ -100,7 +104,12 @@ def charge_usage(limit: int = CHARGE_BATCH) -> int:
                 currency=currency,
                 note=f"{len(charged)} requests until {max(r.created_at for r in charged):%Y-%m-%d %H:%M:%S} UTC",
             )
-            UsageRecord.objects.filter(pk__in=[r.pk for r in charged]).update(credit_entry=entry)
+            UsageRecord.objects.filter(
+                pk__in=[r.pk for r in charged],
+                # Bounded by time too, so PostgreSQL looks only in these rows' partitions.
+                created_at__gte=min(r.created_at for r in charged),
+                created_at__lte=max(r.created_at for r in charged),
+            ).update(credit_entry=entry)
     return len(records)
 
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from django.core.paginator import Paginator
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -24,7 +24,7 @@ from django.views.decorators.http import require_safe
 
 from accounts.models import ApiKey, Membership
 from accounts.tenancy import get_for_team, team_view
-from billing import conf
+from billing import conf, partitions
 from billing.dashboard import DateRange, RangeError, Summary, parse_key, rollups, summary
 from billing.models import BillingLineItem, BillingRecord, UsageRecord
 from billing.usage import team_currency
@@ -137,13 +137,24 @@ def _status_filter(raw: str) -> Q | None:
     return None
 
 
+def log_records(team_id: Any, since: datetime | None) -> QuerySet[UsageRecord]:
+    """The ledger rows the request log lists, bounded by the ledger's partitions where it
+    has them (``billing.partitions.window``) so PostgreSQL plans the newest ones only."""
+    records = UsageRecord.objects.filter(team_id=team_id)
+    span = partitions.window(since)
+    if span is not None:
+        return records.filter(created_at__gte=span[0], created_at__lt=span[1])
+    if since is not None:
+        records = records.filter(created_at__gte=since)
+    return records
+
+
 @team_view()
 @require_safe
 def request_log(request: HttpRequest, membership: Membership) -> HttpResponse:
     team = membership.team
     retention = conf.ledger_retention_days()
-    since = timezone.now() - timedelta(days=retention)
-    records = UsageRecord.objects.filter(team=team, created_at__gte=since)
+    records = log_records(team.pk, timezone.now() - timedelta(days=retention))
     filters: dict[str, Any] = {
         "key": request.GET.get("key", ""),
         "provider": request.GET.get("provider", "").strip()[:32],

@@ -4,6 +4,7 @@ an outage does not run the same housekeeping many times over."""
 from __future__ import annotations
 
 from celery.schedules import crontab
+from django.conf import settings
 
 BEAT_SCHEDULE = {
     "purge-expired-invitations": {
@@ -32,6 +33,24 @@ BEAT_SCHEDULE = {
         "task": "billing.update_billing_records",
         "schedule": 60.0,
         "options": {"expires": 55},
+    },
+    # Daily ledger partitions a week ahead (PostgreSQL), and rows the DEFAULT one caught.
+    "ensure-ledger-partitions": {
+        "task": "billing.ensure_ledger_partitions",
+        "schedule": crontab(minute=23),
+        "options": {"expires": 3000},
+    },
+    # Limits (billing/quota/): requests whose relay process died billed from their
+    # in-flight records, and spend counters raised to the ledger.
+    "reap-inflight": {
+        "task": "billing.reap_inflight",
+        "schedule": 5.0,
+        "options": {"expires": 5},
+    },
+    "reconcile-counters": {
+        "task": "billing.reconcile_counters",
+        "schedule": float(settings.BATON_RECONCILE_SECONDS),
+        "options": {"expires": float(settings.BATON_RECONCILE_SECONDS)},
     },
     "prune-ledger": {
         "task": "billing.prune_ledger",

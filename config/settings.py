@@ -73,7 +73,10 @@ def _required_secret(name: str, hint: str, min_length: int) -> str:
     50 characters, 5 different ones, not Django's development prefix), enforced at
     start instead of left as a warning. The message never repeats the value.
     """
-    value = _required(name, hint)
+    return _strong(name, _required(name, hint), hint, min_length)
+
+
+def _strong(name: str, value: str, hint: str, min_length: int) -> str:
     if len(value) < min_length or len(set(value)) < 5:
         raise ImproperlyConfiguredEnv(
             f"{name} must be at least {min_length} characters with at least 5 different ones "
@@ -289,7 +292,8 @@ BATON_LIMITS_ON_REDIS_FAILURE = envstr("BATON_LIMITS_ON_REDIS_FAILURE", "open")
 BATON_LIMITS_REDIS_URL = envstr("BATON_LIMITS_REDIS_URL", REDIS_URL)
 BATON_LIMITS_REDIS_TIMEOUT = envstr("BATON_LIMITS_REDIS_TIMEOUT", "1.0")
 BATON_RATE_LIMIT_WINDOW = envstr("BATON_RATE_LIMIT_WINDOW", "60")
-BATON_HOLD_TTL_SECONDS = envstr("BATON_HOLD_TTL_SECONDS")  # default: total timeout + 60
+BATON_LEASE_SECONDS = envstr("BATON_LEASE_SECONDS", "15")
+BATON_RECONCILE_SECONDS = envstr("BATON_RECONCILE_SECONDS", "300")
 BATON_HOLD_DEFAULT_OUTPUT_TOKENS = envstr("BATON_HOLD_DEFAULT_OUTPUT_TOKENS", "4096")
 BATON_LOW_BALANCE = envstr("BATON_LOW_BALANCE", "1.00")
 BATON_BILLING_PERIOD = envstr("BATON_BILLING_PERIOD", "month")
@@ -364,6 +368,8 @@ LOGIN_URL = "account_login"
 
 # --- Email --------------------------------------------------------------------
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "Baton <noreply@localhost>")
+# A mail server that does not answer must not hold a request (Django's default is no timeout).
+EMAIL_TIMEOUT = envint("EMAIL_TIMEOUT", 10)
 if envstr("EMAIL_HOST"):
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     EMAIL_HOST = envstr("EMAIL_HOST")
@@ -509,6 +515,14 @@ if BATON_REQUEST_LOG not in {"off", "errors", "all"}:
 # networks; with neither set, only loopback may scrape. With several worker
 # processes set PROMETHEUS_MULTIPROC_DIR to an empty directory (see docs/operations.md).
 BATON_METRICS_TOKEN = envstr("BATON_METRICS_TOKEN")
+if BATON_METRICS_TOKEN and not DEBUG:
+    # A bearer token for a public path: a placeholder left from the example file is refused.
+    _strong(
+        "BATON_METRICS_TOKEN",
+        BATON_METRICS_TOKEN,
+        "a long random string, e.g. `openssl rand -hex 24`",
+        24,
+    )
 BATON_METRICS_ALLOW = envlist("BATON_METRICS_ALLOW")
 for _network in BATON_METRICS_ALLOW:
     try:

@@ -38,7 +38,8 @@ from gateway.contexts import KeyContext, Target, TeamContext
 from gateway.cooldown import Cooldowns
 from gateway.errors import RelayError, invalid_key, model_not_found
 from gateway.metering import DatabaseSink, RedisStreamSink, Sink
-from gateway.turns import Resumed, TurnMemory, TurnNotes
+from gateway.redis_pipe import PipelinedRedis
+from gateway.turns import TURN_WRITE_TIMEOUT, Resumed, TurnMemory, TurnNotes
 from relay.netguard import AddressPolicy, guarded_connector, unsafe_address_cause
 from wire.base import Adapter
 from wire.dialects import CHAT, MESSAGES, RESPONSES, Ask, Dialect, DialectError, Refusal
@@ -120,6 +121,9 @@ class RelayApp:
             )
             self.sink = RedisStreamSink(self.redis)
             self.turns.redis = self.redis
+            # Writes on the reply's path go over one pipelined connection: redis-py's client
+            # costs several times the CPU per command (BENCHMARKS.md, choices).
+            self.turns.writer = PipelinedRedis(settings.REDIS_URL, TURN_WRITE_TIMEOUT)
             self.tasks.append(asyncio.create_task(self._watch()))
         else:
             self.sink = DatabaseSink()
@@ -134,12 +138,16 @@ class RelayApp:
     async def shutdown(self) -> None:
         for task in self.tasks:
             task.cancel()
+        if self.sink is not None:
+            await self.sink.stop()  # writes what is pending, which sends its settles
+            await observability.flush_remaining(self.sink)
         await self.admission.close()
         if self.sink is not None:
-            await self.sink.stop()
             await observability.stop(self)
         if self.session is not None:
             await self.session.close()
+        if self.turns.writer is not None:
+            await self.turns.writer.aclose()
         if self.redis is not None:
             await self.redis.aclose()
 
@@ -166,7 +174,13 @@ class RelayApp:
     # --- entry --------------------------------------------------------------------
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         await self.ensure_started()
-        call = Call(request_id="req_" + uuid.uuid4().hex, started=time.perf_counter())
+        call = Call(
+            request_id="req_" + uuid.uuid4().hex,
+            started=time.perf_counter(),
+            # Whole milliseconds: the in-flight record keeps this, and a reaped row must
+            # carry exactly the time a late settle would (the ledger is unique on both).
+            started_at=time.time_ns() // 1_000_000 / 1000,
+        )
         REQUEST_ID.set(call.request_id)
         call.client_request_id = client_request_id(scope["headers"])
         try:
@@ -234,6 +248,9 @@ class RelayApp:
                 ask,
                 endpoint,
                 lambda: self.count_prompt(call.dialect, body, len(raw)),
+                dialect=call.dialect.name,
+                client_request_id=call.client_request_id,
+                started_at=call.started_at,
             )
             # 4. Route.
             targets = routing.candidates(team, model)
@@ -369,6 +386,8 @@ class RelayApp:
         for target in ordered:
             call.attempts += 1
             call.target = target
+            if call.hold is not None:
+                call.hold.target = target  # reported with the lease: where it went
             adapter, call.egress = routing.adapter_for(
                 call.dialect, target, ask, turns.sealer(team)
             )
@@ -598,6 +617,8 @@ class RelayApp:
         translator = adapter.stream_translator(
             endpoint, target.upstream, client_wants_usage=ask.wants_usage
         )
+        if call.hold is not None:
+            call.hold.stream = translator  # and what it has streamed so far
         chunks = response.content.iter_any()
         # Before the first byte reaches the client a failure may still fall over.
         first = b""
@@ -721,8 +742,13 @@ class RelayApp:
         ):
             usage.prompt_tokens = call.dialect.estimate_prompt_tokens(body)
             usage.estimated = True
-        if call.hold is not None:
-            self.admission.settle(call.hold, call.target, usage)
+        # The limits are settled once the usage event is written (Sink.emit's ``then``).
+        # The event's time is the request's start, as the in-flight record has it: the
+        # ledger's key (a reaper's row and a late settle are one request) and the moment a
+        # settle compares with a reconciliation's watermark (one that read the ledger after
+        # the start but before the event arrived is caught up by the next).
+        started = call.started_at
+        then = self.admission.settle(call.hold, call.target, usage, started) if call.hold else None
         total = time.perf_counter() - call.started
         target = call.target
         self.sink.emit(
@@ -753,8 +779,9 @@ class RelayApp:
                 latency_ms=total * 1000,
                 ttfb_ms=call.ttfb * 1000 if call.ttfb is not None else None,
                 overhead_ms=max(0.0, (total - call.upstream_seconds) * 1000),
-                created_at=time.time(),
-            )
+                created_at=call.started_at,
+            ),
+            then,
         )
 
     # --- stored responses -------------------------------------------------------------

@@ -1,11 +1,16 @@
 """The sink that carries usage events off the hot path.
 
 The relay builds one ``UsageEvent`` (billing/events.py, the contract with the
-ledger) per request, successful or not, and hands it to the sink with ``emit``, which never blocks: events are batched by a
-background task. With Redis the batch is appended to a Redis stream (read by
-the metering consumer into the ledger); in the embedded default the batch is
-written straight into the ledger table. Stopping the process flushes what is
-pending (graceful shutdown).
+ledger) per request, successful or not, and hands it to the sink with ``emit``, which
+never blocks: events are batched by a background task. With Redis the batch is appended
+to a Redis stream (read by the metering consumer into the ledger); in the embedded
+default the batch is written straight into the ledger table. Stopping the process
+flushes what is pending (graceful shutdown).
+
+``emit``'s ``then`` runs once the event is written: the relay settles the request's
+limits there, so its durable in-flight record (gateway/admission.py) is removed only
+after the event that replaces it is stored, and a process killed in between leaves the
+record to a reaper instead of losing the request.
 
 A write that fails (Redis away) keeps its batch for the next attempt; while writes fail the
 flusher backs off (the interval doubles up to ``RETRY_MAX``) and new events no longer wake it,
@@ -20,6 +25,7 @@ import contextlib
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 from billing.events import STREAM_KEY, UsageEvent
@@ -37,6 +43,7 @@ WARN_EVERY = 10.0  # seconds between log lines about a store that stays away
 class Sink(ABC):
     def __init__(self) -> None:
         self.pending: list[UsageEvent] = []
+        self.then: dict[str, Callable[[], None]] = {}  # request id -> run once written
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -44,8 +51,10 @@ class Sink(ABC):
         self.failures = 0  # writes failed in a row
         self.last_warning = 0.0
 
-    def emit(self, event: UsageEvent) -> None:
+    def emit(self, event: UsageEvent, then: Callable[[], None] | None = None) -> None:
         self.pending.append(event)
+        if then is not None:
+            self.then[event.request_id] = then
         if len(self.pending) >= BATCH_SIZE and not self.failures:
             self._wake.set()
 
@@ -86,6 +95,11 @@ class Sink(ABC):
         try:
             await self.write(batch)
             self.written += len(batch)
+            if self.then:
+                for event in batch:
+                    then = self.then.pop(event.request_id, None)
+                    if then is not None:
+                        then()
         except Exception as exc:
             # Keep the events and retry on the next tick: losing them is losing money.
             self.pending[:0] = batch

@@ -40,6 +40,7 @@ this process.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import logging
@@ -54,6 +55,7 @@ from django.conf import settings
 
 from gateway.contexts import Target, TeamContext
 from gateway.errors import RelayError
+from gateway.redis_pipe import PipelinedRedis
 from relay.envelope import DecryptionError, open_team_data, seal_team_data
 from wire.providers.quirks import messages_quirks_for, responses_quirks_for
 from wire.providers.responses_native import stored_response_id
@@ -71,6 +73,9 @@ PURPOSE = "turn-reasoning"
 RESPONSES_PURPOSE = "responses-reasoning"  # Baton's own encrypted_content
 MAX_TURNS_LOOKED_UP = 32  # assistant tool-call turns read back per request
 LOCAL_ENTRIES = 10_000
+# The longest a reply waits for its turn to be written before going out without it (the
+# turn is then routed as a new loop: the degraded mode of an unreachable Redis).
+TURN_WRITE_TIMEOUT = 0.5
 
 
 @dataclass(slots=True)
@@ -116,7 +121,8 @@ class LocalStore:
 
 class TurnMemory:
     def __init__(self) -> None:
-        self.redis: Any = None
+        self.redis: Any = None  # redis-py's client: reads, and the rare deletes
+        self.writer: PipelinedRedis | None = None  # writes on the reply's path
         self.local = LocalStore()
 
     @property
@@ -302,6 +308,10 @@ class TurnMemory:
 
     async def _set(self, keys: list[str], value: bytes, ttl: int) -> None:
         try:
+            if self.writer is not None:
+                writer = self.writer
+                await asyncio.gather(*(writer.execute("SET", k, value, "EX", ttl) for k in keys))
+                return
             pipe = self.redis.pipeline(transaction=False)
             for key in keys:
                 pipe.set(key, value, ex=ttl)
@@ -579,7 +589,8 @@ def _native_reasoning(
 
 def _unreadable_reasoning(body: dict[str, Any]) -> bool:
     """Whether a Responses history sent through the chat pivot holds reasoning it cannot read
-    (a provider's ``encrypted_content`` with no text shown): the pivot leaves it out."""
+    (a provider's ``encrypted_content`` with no text shown): the pivot leaves it out, and
+    turns thinking off when a tool-call turn is left without reasoning so."""
     items = body.get("input")
     return isinstance(items, list) and any(
         isinstance(item, dict)

@@ -21,6 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.base import TeamScopedViewSet
+from billing import partitions
 from billing.api.views import TeamScopedAPIView
 from billing.dashboard import (
     FIRST_DAY,
@@ -222,6 +223,9 @@ class RequestViewSet(mixins.ListModelMixin, TeamScopedViewSet):
     http_method_names = ["get", "head", "options"]
 
     def filter_queryset(self, queryset: Any) -> Any:
+        span = partitions.window()  # the newest partitions planned first, as on the page
+        if span is not None:
+            queryset = queryset.filter(created_at__gte=span[0], created_at__lt=span[1])
         for name, longest in REQUEST_IDS.items():
             value = self.request.query_params.get(name)
             if value is None:

@@ -1,11 +1,10 @@
-"""What the spend counters hold, and what they never saw.
+"""Live use of the limits, for the pages and the API.
 
-- ``seed_amounts`` is what the relay's admission step adds to a spend counter
-  the limits store has never seen: the recorded spend of that period before
-  the counter's first write (hourly rollups, then the ledger for the hours
-  not rolled up yet, so ledger retention does not lose old spend).
-- ``current_use`` reads the live counters (Redis, or the embedded default's
-  in-process store) for the pages and the API.
+``current_use`` reads the live state of a team and its keys (Redis, or the embedded
+default's in-process store) with the quota script's ``peek``: requests in flight,
+money held, what is left of the per-minute limits, and the spend counters. A scope the
+store does not count (it has no limits, so admission skips it) shows its spend from
+the ledger instead (``billing.usage.spend_between``).
 """
 
 from __future__ import annotations
@@ -13,31 +12,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from billing import conf
-from billing.money import from_nanos, to_nanos
+from billing.money import from_nanos
 from billing.quota import script
-from billing.quota.local import LOCAL
-from billing.quota.script import LUA, periods, scope_keys
+from billing.quota.script import periods
 from billing.quota.snapshots import Limits
+from billing.quota.store import run_all
 from billing.usage import period_start, spend_between
 
 log = logging.getLogger("baton.billing")
-
-
-def seed_amounts(team_id: str, specs: Sequence[tuple[str | None, str, int | None]]) -> list[int]:
-    """Nanos of ledger spend for each (key id or None for the team, period,
-    first write ms of the counter or None): what the counter never counted."""
-    now = datetime.now(UTC)
-    amounts = []
-    for key_id, period, first_ms in specs:
-        end = datetime.fromtimestamp(first_ms / 1000, tz=UTC) if first_ms else now
-        amounts.append(to_nanos(spend_between(team_id, key_id, period_start(period, now), end)))
-    return amounts
 
 
 # --- live use ---------------------------------------------------------------------------------
@@ -52,31 +40,11 @@ class ScopeUse:
     lifetime: Decimal
 
 
-_sync_scripts: dict[str, Any] = {}  # limits Redis URL -> registered script
-
-
-def _peek(pairs: Sequence[tuple[list[str], list[Any]]]) -> list[list[Any]]:
-    url = conf.limits_redis_url()
-    if not url:
-        return [LOCAL.run(keys, args) for keys, args in pairs]
-    script = _sync_scripts.get(url)
-    if script is None:
-        import redis
-
-        timeout = max(0.5, conf.limits_redis_timeout())
-        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-        script = _sync_scripts[url] = client.register_script(LUA)
-    pipe = script.registered_client.pipeline(transaction=False)
-    for keys, args in pairs:
-        script(keys=keys, args=args, client=pipe)
-    return [list(reply) for reply in pipe.execute()]
-
-
-def _scope_use(values: Sequence[Any]) -> ScopeUse:
+def _scope_use(values: Sequence[Any], team_id: Any, key_id: Any | None) -> ScopeUse:
     def money(value: Any) -> Decimal:
         return from_nanos(int(value.decode() if isinstance(value, bytes) else value))
 
-    return ScopeUse(
+    use = ScopeUse(
         in_flight=int(values[0]),
         held=money(values[1]),
         rpm_remaining=int(values[2]) if int(values[2]) >= 0 else None,
@@ -84,6 +52,15 @@ def _scope_use(values: Sequence[Any]) -> ScopeUse:
         day=money(values[4]),
         month=money(values[5]),
         lifetime=money(values[6]),
+    )
+    if int(values[7]):
+        return use
+    now = datetime.now(UTC)
+    return replace(
+        use,
+        day=spend_between(team_id, key_id, period_start("day", now), None),
+        month=spend_between(team_id, key_id, period_start("month", now), None),
+        lifetime=spend_between(team_id, key_id, None, None),
     )
 
 
@@ -94,19 +71,18 @@ def current_use(
     With no keys the team is read together with a key that does not exist."""
     day, month = periods(time.time())
     window = int(conf.rate_window_seconds() * 1000)
-    team_keys = scope_keys(str(team_id), "t", day, month)
-    requests = []
-    for key_id, limits in keys or [("none", Limits())]:
-        args = script.peek_args(window, team_limits, limits)
-        requests.append((team_keys + scope_keys(str(team_id), f"k:{key_id}", day, month), args))
+    calls = [
+        script.peek_call(str(team_id), str(key_id), window, day, month, team_limits, limits)
+        for key_id, limits in keys or [("none", Limits())]
+    ]
     try:
-        replies = _peek(requests)
+        replies = run_all(calls)
     except Exception:
         log.warning("limits store unreachable; pages show no live use", exc_info=True)
         return None
-    team_use = _scope_use(replies[0][:7])
+    team_use = _scope_use(replies[0][:8], team_id, None)
     by_key = {
-        str(key_id): _scope_use(reply[7:14])
+        str(key_id): _scope_use(reply[8:16], team_id, key_id)
         for (key_id, _), reply in zip(keys, replies, strict=False)
     }
     return team_use, by_key

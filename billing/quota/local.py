@@ -95,9 +95,13 @@ class LocalLimits:
             b"hsetnx": self.hsetnx,
             b"hdel": self.hdel,
             b"hincrby": self.hincrby,
+            b"hgetall": self.hgetall,
+            b"hkeys": self.hkeys,
             b"zadd": self.zadd,
             b"zrem": self.zrem,
+            b"zscore": self.zscore,
             b"zcard": self.zcard,
+            b"zcount": self.zcount,
             b"zrangebyscore": self.zrangebyscore,
             b"zremrangebyscore": self.zremrangebyscore,
             b"expire": self.expire,
@@ -287,17 +291,36 @@ class LocalLimits:
         found[field] = b"%d" % result
         return result
 
-    def zadd(self, key: bytes, score: bytes, member: bytes, *pairs: bytes) -> int:
-        if len(pairs) % 2:
+    def zadd(self, key: bytes, *words: bytes) -> int:
+        flags: set[bytes] = set()
+        rest = list(words)
+        while rest and rest[0].upper() in (b"NX", b"XX", b"GT", b"LT", b"CH"):
+            flags.add(rest.pop(0).upper())
+        if not rest or len(rest) % 2 or (b"NX" in flags and flags & {b"XX", b"GT", b"LT"}):
             raise ResponseError("ERR syntax error")
-        scores = [_float(s, "value is not a valid float") for s in (score, *pairs[::2])]
-        found = self.zset(key, create=True)
-        assert found is not None
-        added = 0
-        for s, m in zip(scores, (member, *pairs[1::2]), strict=True):
-            added += m not in found
-            found[m] = s
-        return added
+        if {b"GT", b"LT"} <= flags:
+            raise ResponseError("ERR GT, LT, and/or NX options at the same time are not compatible")
+        scores = [_float(s, "value is not a valid float") for s in rest[::2]]
+        found = self.zset(key, create=b"XX" not in flags)
+        if found is None:
+            return 0
+        changed = added = 0
+        for score, member in zip(scores, rest[1::2], strict=True):
+            old = found.get(member)
+            if old is None:
+                if b"XX" in flags:
+                    continue
+                found[member] = score
+                added += 1
+                continue
+            if b"NX" in flags or old == score:
+                continue
+            if (b"GT" in flags and score <= old) or (b"LT" in flags and score >= old):
+                continue
+            found[member] = score
+            changed += 1
+        self.emptied(key, found)
+        return added + changed if b"CH" in flags else added
 
     def zrem(self, key: bytes, member: bytes, *members: bytes) -> int:
         found = self.zset(key)
@@ -307,8 +330,22 @@ class LocalLimits:
         self.emptied(key, found)
         return removed
 
+    def zscore(self, key: bytes, member: bytes) -> bytes | None:
+        score = (self.zset(key) or {}).get(member)
+        return None if score is None else _score_text(score)
+
     def zcard(self, key: bytes) -> int:
         return len(self.zset(key) or {})
+
+    def zcount(self, key: bytes, low: bytes, high: bytes) -> int:
+        return len(self._in_range(key, low, high))
+
+    def hkeys(self, key: bytes) -> list[bytes]:
+        return list(self.hash(key) or {})
+
+    def hgetall(self, key: bytes) -> list[bytes]:
+        found = self.hash(key) or {}
+        return [item for pair in found.items() for item in pair]
 
     def _in_range(self, key: bytes, low: bytes, high: bytes) -> list[bytes]:
         test_low, test_high = _bound(low), _bound(high)
@@ -317,9 +354,26 @@ class LocalLimits:
         return [m for _, m in sorted(hits)]
 
     def zrangebyscore(self, key: bytes, low: bytes, high: bytes, *options: bytes) -> list[bytes]:
-        if options:
-            raise ResponseError("ERR syntax error")  # WITHSCORES and LIMIT: not used, not here
-        return self._in_range(key, low, high)
+        scores = False
+        offset, count = 0, -1
+        words = list(options)
+        while words:
+            word = words.pop(0).upper()
+            if word == b"WITHSCORES":
+                scores = True
+            elif word == b"LIMIT" and len(words) >= 2:
+                offset = _integer(words.pop(0), "value is not an integer or out of range")
+                count = _integer(words.pop(0), "value is not an integer or out of range")
+            else:
+                raise ResponseError("ERR syntax error")
+        members = self._in_range(key, low, high)
+        if offset < 0:
+            return []
+        members = members[offset:] if count < 0 else members[offset : offset + count]
+        if not scores:
+            return members
+        found = self.zsets.get(key) or {}
+        return [item for m in members for item in (m, _score_text(found[m]))]
 
     def zremrangebyscore(self, key: bytes, low: bytes, high: bytes) -> int:
         members = self._in_range(key, low, high)
@@ -382,6 +436,13 @@ def _argument(value: Any) -> bytes:
             return b"%d" % value
         return repr(value).encode()
     raise ResponseError("Lua redis lib command arguments must be strings or integers")
+
+
+def _score_text(score: float) -> bytes:
+    """A sorted-set score as Redis 7.0 replies it."""
+    if score.is_integer() and abs(score) < 2**63:
+        return b"%d" % score
+    return f"{score:.17g}".encode()
 
 
 def _integer(value: bytes, message: str) -> int:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 from django.core.management import call_command
 from django.test import Client
@@ -15,6 +17,7 @@ from drf_spectacular.validation import validate_schema
 from accounts import tokens
 from accounts.api.auth import PAT_PREFIX
 from accounts.models import Invitation, Membership, PersonalAccessToken, Role, User
+from scripts.services import free_port
 from tests.conftest import Cast, client_for
 
 
@@ -193,3 +196,29 @@ def test_access_token_page_shows_the_token_once(cast: Cast) -> None:
     shown = re.findall(PAT_PREFIX + r"[A-Za-z0-9]{32}", body)
     assert shown and shown[0].endswith(stored.last4)
     assert shown[0] not in again
+
+
+@pytest.fixture
+def broken_smtp(settings: Any) -> None:
+    """A real SMTP client aimed at a port where nothing listens."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()
+    settings.EMAIL_USE_TLS = False
+
+
+def test_an_unreachable_mail_server_does_not_fail_an_invitation(
+    cast: Cast, broken_smtp: None, django_capture_on_commit_callbacks: Any, caplog: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = api(cast.adam).post(
+            f"/api/teams/{cast.acme.pk}/invitations/",
+            {"email": "new@example.com", "role": "viewer"},
+            content_type="application/json",
+        )
+    assert len(callbacks) == 1  # the mail was attempted, after the commit
+    assert response.status_code == 201
+    assert "/invitations/" in response.json()["url"]  # the sender can pass the link on
+    assert Invitation.objects.get(email="new@example.com").accepted_at is None
+    [warning] = [r for r in caplog.records if r.name == "accounts.mail"]
+    assert "ConnectionRefusedError" in warning.getMessage()
+    assert "/invitations/" not in warning.getMessage()

@@ -9,6 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import Membership, Role, User
+from scripts.services import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -140,3 +141,18 @@ def test_password_reset_answers_the_same_for_known_and_unknown_addresses(
     assert without_tokens(known.get(for_known["Location"]).content) == without_tokens(
         unknown.get(for_unknown["Location"]).content
     )
+
+
+def test_an_unreachable_mail_server_does_not_fail_a_sign_up(settings: Any, caplog: Any) -> None:
+    """The account is made and the page says a mail was sent; it can be sent again from
+    there once the operator fixes the mail server. Never a 500."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()
+    settings.EMAIL_USE_TLS = False
+    response = _signup(Client(), "erin@example.com")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("account_email_verification_sent")
+    assert User.objects.filter(email="erin@example.com").exists()
+    [warning] = [r for r in caplog.records if r.name == "accounts.mail"]
+    assert "email_confirmation_signup" in warning.getMessage()
+    assert "confirm-email" not in warning.getMessage()

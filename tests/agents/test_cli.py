@@ -1,9 +1,10 @@
 """The agent CLI harness end to end: the real Claude Code and Codex CLIs against the fake upstream.
 
 These prove the harness (tests/agents/cli.py), not Baton: the CLIs talk straight to Baton's
-fake upstream. Claude Code uses the fake's native Anthropic flavor (``/anthropic``). The fake
-has no Responses endpoint yet, so the Codex tests stop at its first request: a fault directive
-makes the fake answer it with an error, whatever endpoints it gains later.
+fake upstream. Claude Code uses the fake's native Anthropic flavor (``/anthropic``). The Codex
+tests stop at its first request: a fault directive makes the fake answer it with an error, so
+they show what Codex sends and how it fails. Codex's tool loops run through Baton in
+tests/agents/test_codex_relay.py.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from django.conf import settings as django_settings
 
 from billing import credits
 from billing.models import CreditEntry, Price
-from billing.quota.script import periods, scope_keys
+from billing.quota import script
 from tests.dialects.conftest import client
 from tests.polling import until
 from tests.relay.conftest import Relay, make_credential, make_key, make_route
@@ -190,7 +190,7 @@ def test_credit_held_by_requests_in_flight_is_429_to_retry(
     worker.start()
     store = redis_lib.Redis.from_url(django_settings.REDIS_URL)
     try:
-        in_flight = scope_keys(str(messages.team.pk), "t", *periods())[0]
+        in_flight = script.flight(str(messages.team.pk))
         until(lambda: store.zcard(in_flight) > 0, "the first request's hold")
         with pytest.raises(anthropic.RateLimitError) as refused:
             client(messages).messages.create(model="claude-priced", max_tokens=1000, messages=HELLO)

@@ -211,6 +211,71 @@ def test_reasoning_goes_only_on_tool_call_turns_and_effort_none_turns_thinking_o
     }
 
 
+def _moved_loop(*turn: Any) -> Any:
+    return {
+        "model": "deepseek-v4-pro",
+        "input": [
+            {"role": "user", "content": "run ls"},
+            *turn,
+            {
+                "type": "function_call",
+                "id": "fc_1",
+                "call_id": "call_a",
+                "name": "exec_command",
+                "arguments": '{"cmd":"ls"}',
+            },
+            {"type": "function_call_output", "call_id": "call_a", "output": "a.txt"},
+        ],
+        "tools": CODEX_TOOLS,
+        "reasoning": {"effort": "high"},
+    }
+
+
+SEALED_ELSEWHERE: Any = {  # OpenAI's reasoning as Codex keeps it: no summary asked, sealed
+    "type": "reasoning",
+    "id": "rs_0a1b",
+    "summary": [],
+    "content": None,
+    "encrypted_content": "gAAAAABopenai-account-only",
+}
+
+
+def test_a_tool_call_turn_whose_reasoning_chat_cannot_read_is_sent_with_thinking_off() -> None:
+    """A loop moved from a native target to a chat one: the turn's reasoning is another
+    provider's encrypted_content, never sent; DeepSeek V4, Kimi and GLM in thinking mode
+    refuse a tool-call turn without its reasoning_content, so thinking is turned off."""
+    chat = responses_to_chat(_moved_loop(SEALED_ELSEWHERE))
+    assert chat["messages"][1] == {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_a",
+                "type": "function",
+                "function": {"name": "exec_command", "arguments": '{"cmd":"ls"}'},
+            }
+        ],
+    }
+    assert "gAAAAA" not in orjson.dumps(chat).decode()
+    assert chat["thinking"] == {"type": "disabled"} and "reasoning_effort" not in chat
+
+    # Readable reasoning (a summary, a provider's reasoning_text) goes back: thinking stays on.
+    shown = {**SEALED_ELSEWHERE, "summary": [{"type": "summary_text", "text": "Listing."}]}
+    chat = responses_to_chat(_moved_loop(shown))
+    assert chat["messages"][1]["reasoning_content"] == "Listing."
+    assert "thinking" not in chat and chat["reasoning_effort"] == "high"
+    # So does a turn with no reasoning item at all (the client's own history), and one whose
+    # unreadable reasoning came before a message, not a tool call.
+    assert "thinking" not in responses_to_chat(_moved_loop())
+    answered: Any = _moved_loop()
+    answered["input"][1:1] = [
+        SEALED_ELSEWHERE,
+        {"role": "assistant", "content": "Done before."},
+        {"role": "user", "content": "and again"},
+    ]
+    assert "thinking" not in responses_to_chat(answered)
+
+
 def test_refusals_say_what_chat_cannot_carry() -> None:
     for body, said in (
         ({"previous_response_id": "resp_1", "input": "x"}, "previous_response_id needs"),

@@ -247,7 +247,8 @@ def test_the_api_drops_declared_dialects_with_the_custom_base_url(
     assert response.status_code == 200, response.json()
     assert response.json()["dialect_urls"] == {}
     assert response.json()["native_dialects"] == {
-        "messages": "https://api.deepseek.com/anthropic/v1"
+        "messages": "https://api.deepseek.com/anthropic/v1",
+        "responses": "https://api.deepseek.com",
     }
 
     refused = client.patch(

@@ -694,10 +694,11 @@ REFUSED = {
     "BATON_API_KEY_PEPPER": "BATON_API_KEY_PEPPER must be at least 32 characters",
     "DATABASE_URL": "DATABASE_URL must start with postgres://",
     "REDIS_URL": "REDIS_URL must start with redis://",
+    "BATON_METRICS_TOKEN": "BATON_METRICS_TOKEN must be at least 24 characters",
 }
-# Any string is a valid metrics token or SMTP password to Baton: these placeholders are not
-# refused (as in deploy/baton.env.example); the server they are for refuses them.
-NOT_JUDGED = {"BATON_METRICS_TOKEN", "EMAIL_HOST_PASSWORD"}
+# Any string is a valid SMTP password to Baton: that placeholder is not refused (as in
+# deploy/baton.env.example); the mail server refuses it.
+NOT_JUDGED = {"EMAIL_HOST_PASSWORD"}
 
 
 def pod_env(resources: list[Resource], tmp_path: Path, secrets: dict[str, str]) -> dict[str, str]:

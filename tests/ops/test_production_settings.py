@@ -110,6 +110,8 @@ def test_debug_unset_is_production(env: dict[str, str]) -> None:
         ("BATON_API_KEY_PEPPER", "x", "BATON_API_KEY_PEPPER must be at least 32 characters"),
         ("BATON_API_KEY_PEPPER", "change-me", "BATON_API_KEY_PEPPER must be at least 32"),
         ("BATON_API_KEY_PEPPER", "p" * 40, "BATON_API_KEY_PEPPER must be at least 32"),
+        ("BATON_METRICS_TOKEN", "change-me", "BATON_METRICS_TOKEN must be at least 24"),
+        ("BATON_METRICS_TOKEN", "t" * 30, "BATON_METRICS_TOKEN must be at least 24"),
         ("SECURE_HSTS_SECONDS", "a year", "SECURE_HSTS_SECONDS must be an integer"),
         ("SECURE_HSTS_SECONDS", "-1", "SECURE_HSTS_SECONDS must be at least 0"),
     ],

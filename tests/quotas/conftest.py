@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import openai
 import pytest
@@ -27,8 +27,9 @@ from accounts import actions
 from accounts.models import ApiKey, Membership, Role, Team, User
 from billing.consumer import Consumer
 from billing.models import Price, TeamLimits, UsageRecord
+from billing.quota import script
 from billing.quota.local import LOCAL
-from billing.quota.script import periods, scope_keys
+from billing.quota.script import periods
 from config.routing import build_application
 from relay.catalog_seed import seed
 from relay.models import Provider, ProviderCredential
@@ -81,15 +82,14 @@ class Quota:
         with ServerThread(build_application(get_asgi_application())) as server:
             yield server.base_url
 
+    def counter(self, period: str = "day", scope: str = "t") -> int:
+        """A spend counter in the limits store, in nanos: the team's ("t") or a key's
+        ("k:<key id>"); ``period`` is "day", "month" or "lifetime"."""
+        return spend_counter(str(self.team.pk), period, scope)
+
     def spent_today(self, scope: str = "t") -> Decimal:
         """Today's spend in the limits store: the team's ("t") or a key's ("k:<key id>")."""
-        day, month = periods()
-        client = redis_lib.Redis.from_url(settings.REDIS_URL)
-        try:
-            raw = client.hget(scope_keys(str(self.team.pk), scope, day, month)[4], "n") or b"0"
-        finally:
-            client.close()
-        return Decimal(int(raw)) / Decimal(10**9)
+        return Decimal(self.counter("day", scope)) / Decimal(10**9)
 
     def settled(self, at_least: Decimal, scope: str = "t") -> Decimal:
         """Wait until requests already answered are settled (off the response path)."""
@@ -101,13 +101,21 @@ class Quota:
         return until(spent, f"{at_least} spent today by {scope}")
 
     def holds(self, scope: str = "t") -> int:
-        """Requests holding part of the limits right now (settled ones have let go)."""
-        day, month = periods()
-        client = redis_lib.Redis.from_url(settings.REDIS_URL)
+        """Requests of the team ("t") or of one key ("k:<key id>") with an in-flight record
+        right now (settled ones have let go)."""
+        client = redis_lib.Redis.from_url(settings.BATON_LIMITS_REDIS_URL)
         try:
-            return int(client.zcard(scope_keys(str(self.team.pk), scope, day, month)[0]))
+            team = str(self.team.pk)
+            records = [
+                script.Record.parse(cast(bytes, member))
+                for name in (script.flight(team), script.lapsed(team))
+                for member in client.zrange(name, 0, -1)
+            ]
         finally:
             client.close()
+        if scope == "t":
+            return len(records)
+        return sum(1 for record in records if record.key_id == scope.removeprefix("k:"))
 
     def ledger(self, expected: int, timeout: float = 10.0) -> list[UsageRecord]:
         """The team's usage rows, once ``expected`` are there: moves the relay's usage events
@@ -117,6 +125,19 @@ class Quota:
     def client(self, base_url: str, key: str | None = None, **kwargs: Any) -> openai.OpenAI:
         kwargs.setdefault("max_retries", 0)
         return openai.OpenAI(base_url=base_url + "/v1", api_key=key or self.key, **kwargs)
+
+
+def spend_counter(team_id: str, period: str = "day", scope: str = "t") -> int:
+    """A spend counter in the limits Redis, in nanos."""
+    day, month = periods()
+    prefix = "" if scope == "t" else script.key_prefix(scope.removeprefix("k:"))
+    name = {"day": "d" + day, "month": "m" + month, "lifetime": "l"}[period]
+    client = redis_lib.Redis.from_url(settings.BATON_LIMITS_REDIS_URL)
+    try:
+        raw = client.hget(script.state(team_id), prefix + name) or b"0"
+    finally:
+        client.close()
+    return int(float(raw))
 
 
 def ledger_rows(expected: int, timeout: float = 10.0, **filters: Any) -> list[UsageRecord]:

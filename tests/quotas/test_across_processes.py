@@ -1,24 +1,15 @@
 """Limits are shared by every Baton process: two uvicorn servers on one Redis
-admit what one would, and a hold left by a killed process expires."""
+admit what one would. What a killed process leaves behind: tests/quotas/test_inflight.py."""
 
 from __future__ import annotations
 
-import contextlib
-import threading
-import time
-from decimal import Decimal
 from typing import Any
 
 import httpx
-import redis as redis_lib
-from django.conf import settings
 
-from billing.models import KeyLimits, Price
-from billing.quota.script import periods, scope_keys
 from tests.polling import until
 from tests.processes import baton
 from tests.quotas.conftest import Quota, chat
-from tests.relay.conftest import make_credential, make_route
 
 # Long windows: nothing refills while the test runs, so the counts are exact.
 SLOW_REFILL = {"BATON_RATE_LIMIT_WINDOW": "3600"}
@@ -73,38 +64,3 @@ def test_tokens_per_minute_hold_across_two_processes(quota: Quota) -> None:
     assert 0 < used <= 100, used
     assert len(served) == 2, served
     assert refusals == {(429, "tokens")}
-
-
-def test_a_hold_of_a_killed_process_expires_and_frees_the_budget(quota: Quota) -> None:
-    KeyLimits.objects.create(api_key=quota.api_key, team=quota.team, daily_budget=Decimal("0.01"))
-    hanging = make_credential(quota.team, "hanging", quota.fake.base_url + "/_f/hang/v1")
-    make_route(quota.team, "slow", (hanging, "demo-chat", 0))
-    assert Price.objects.filter(model="demo-chat").exists()
-    day, month = periods()
-    holds = scope_keys(str(quota.team.pk), "k:" + str(quota.api_key.pk), day, month)[0]
-    client = redis_lib.Redis.from_url(settings.REDIS_URL)
-
-    with baton(BATON_HOLD_TTL_SECONDS="2") as doomed:
-        stuck = threading.Thread(
-            target=lambda: _ignore_errors(post, doomed.base_url, quota.key, chat(10, model="slow")),
-            daemon=True,
-        )
-        stuck.start()
-        deadline = time.monotonic() + 10
-        while client.zcard(holds) == 0:
-            assert time.monotonic() < deadline, "the hanging request never got its hold"
-            time.sleep(0.02)
-        with quota.serve() as base:
-            refused = post(base, quota.key, chat(10))
-            assert refused.status_code == 429
-            assert refused.json()["error"]["code"] == "insufficient_quota"
-            assert refused.headers["x-should-retry"] == "true"  # held, not spent
-            doomed.kill()  # the hold is never settled
-            time.sleep(2.2)
-            assert post(base, quota.key, chat(10)).status_code == 200
-    client.close()
-
-
-def _ignore_errors(function: Any, *args: Any) -> None:
-    with contextlib.suppress(httpx.HTTPError):
-        function(*args)

@@ -19,7 +19,7 @@ from accounts import actions
 from accounts.models import AuditEvent, Team, User
 from billing import credits
 from billing.models import AppendOnly, CreditEntry, ExchangeRate, Price, TeamLimits, UsageRecord
-from billing.quota.script import periods, scope_keys
+from billing.quota import script
 from billing.usage import charge_usage
 from relay.catalog_seed import seed
 from relay.models import Provider
@@ -161,8 +161,7 @@ def test_the_balance_follows_live_spend_ahead_of_the_ledger(cast: Cast, priced: 
     # Spend the limits store has counted but the ledger has not yet debited.
     client = redis_lib.Redis.from_url(settings.REDIS_URL)
     client.flushdb()
-    day, month = periods()
-    client.hset(scope_keys(str(cast.acme.pk), "t", day, month)[6], "n", 1_500_000_000)
+    client.hset(script.state(str(cast.acme.pk)), "l", 1_500_000_000)
     balance = credits.balance(cast.acme)
     assert (balance.amount, balance.spent, balance.live) == (Decimal("3.5"), Decimal("1.5"), True)
     client.close()

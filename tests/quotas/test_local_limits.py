@@ -21,25 +21,36 @@ import redis as redis_lib
 from django.conf import settings
 
 from billing.quota import local as local_limits
+from billing.quota import script
 from billing.quota.live import current_use
 from billing.quota.local import LocalLimits
-from billing.quota.script import LUA, periods, scope_keys
+from billing.quota.script import LUA, periods
 from billing.quota.snapshots import Limits
 from tests.quotas.conftest import Quota, chat
 
 ROOT = Path(__file__).resolve().parents[2]
-NONE = [-1] * 6
 WINDOW = 60_000
-PEEK = ["peek", WINDOW, -1, -1, -1, -1]
 
 
-def admit_args(hold: str, key: list[int]) -> list[Any]:
-    return ["admit", hold, 60_000, 0, 1, WINDOW, 0, 0, 0, 0, *NONE, *key]
-
-
-def keys_of(team: str) -> list[str]:
+def admit(store: LocalLimits, team: str, key: Limits) -> int:
+    """One request of key "key" of ``team``, with ``key``'s limits: 1 admitted, 0 refused."""
     day, month = periods()
-    return scope_keys(team, "t", day, month) + scope_keys(team, "k:key", day, month)
+    record = script.Record(
+        request_id=uuid.uuid4().hex, key_id="key", started_ms=0, held=0, prompt=1,
+        team_held=False, key_held=True, endpoint="chat", dialect="chat", alias="m",
+        streamed=False, target=script.Target(),
+    ).member()  # fmt: skip
+    request = script.Admit(record, 0, 1, "key", key, {}, False)
+    keys, args = script.admit_call(
+        team_id=team, requests=[request], team=None, granted=None, lease_ms=60_000,
+        window_ms=WINDOW, day=day, month=month, prune_ms=1000, noseed=True,
+    )  # fmt: skip
+    return int(store.run(keys, args)[0][0])
+
+
+def peek(store: LocalLimits, team: str) -> list[Any]:
+    day, month = periods()
+    return store.run(*script.peek_call(team, "key", WINDOW, day, month, Limits(), Limits()))
 
 
 @pytest.fixture
@@ -110,6 +121,45 @@ CASES: dict[str, tuple[str, list[str], list[Any]]] = {
         ["z1", "z2"],
         [],
     ),
+    "sorted set options, scores and pages": (
+        """
+        local out = {}
+        out[#out + 1] = redis.call('ZADD', KEYS[1], 5, 'a', 3, 'b')
+        out[#out + 1] = redis.call('ZADD', KEYS[1], 'LT', 4, 'a', 9, 'b', 1, 'c')
+        out[#out + 1] = redis.call('ZADD', KEYS[1], 'GT', 'CH', 2, 'a', 7, 'b')
+        out[#out + 1] = redis.call('ZADD', KEYS[1], 'NX', 0, 'a', 8, 'd')
+        out[#out + 1] = redis.call('ZADD', KEYS[1], 'XX', 'CH', 6, 'd', 6, 'e')
+        out[#out + 1] = redis.call('ZSCORE', KEYS[1], 'a')
+        out[#out + 1] = redis.call('ZSCORE', KEYS[1], 'zz') == false and 'nil' or 'value'
+        redis.call('ZADD', KEYS[1], '1700000000123.5', 'f')
+        out[#out + 1] = redis.call('ZSCORE', KEYS[1], 'f')
+        out[#out + 1] = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '+inf', 'WITHSCORES')
+        out[#out + 1] = redis.call('ZRANGEBYSCORE', KEYS[1], 2, '+inf', 'LIMIT', 1, 2)
+        out[#out + 1] = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', 6, 'WITHSCORES', 'LIMIT', 0, 1)
+        out[#out + 1] = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '+inf', 'LIMIT', 0, -1)
+        out[#out + 1] = redis.call('ZCOUNT', KEYS[1], '(4', '+inf')
+        out[#out + 1] = redis.call('ZADD', KEYS[2], 'XX', 1, 'x')
+        out[#out + 1] = redis.call('ZCARD', KEYS[2])
+        return out
+        """,
+        ["o1", "o2"],
+        [],
+    ),
+    "conflicting sorted set options": (
+        "return redis.call('ZADD', KEYS[1], 'GT', 'LT', 1, 'a')",
+        ["o3"],
+        [],
+    ),
+    "hash listings": (
+        """
+        redis.call('HSET', KEYS[1], 'b', 1, 'a', 2)
+        redis.call('HSET', KEYS[1], 'c', 'x')
+        return {redis.call('HKEYS', KEYS[1]), redis.call('HGETALL', KEYS[1]),
+                redis.call('HKEYS', KEYS[2]), redis.call('HGETALL', KEYS[2])}
+        """,
+        ["l1", "l2"],
+        [],
+    ),
     "numbers as arguments and replies": (
         """
         redis.call('HSET', KEYS[1], 'int', 61000, 'big', 1700000000123)
@@ -175,31 +225,30 @@ def test_threads_calling_at_once_never_pass_the_limit() -> None:
     """Each script call is atomic across threads: 16 threads racing for five
     concurrent slots (nothing settled) get exactly five, while another peeks."""
     store = LocalLimits(LUA)
-    keys = keys_of(str(uuid.uuid4()))
+    team = str(uuid.uuid4())
     start = threading.Barrier(17)
     admitted: list[int] = []
     peeks: list[list[Any]] = []
 
-    def admit() -> None:
+    def admits() -> None:
         start.wait()
         for _ in range(10):
-            reply = store.run(keys, admit_args(uuid.uuid4().hex, [-1, -1, 5, -1, -1, -1]))
-            admitted.append(int(reply[0]))
+            admitted.append(admit(store, team, Limits(concurrency=5)))
 
-    def peek() -> None:
+    def peeks_() -> None:
         start.wait()
         for _ in range(20):
-            peeks.append(store.run(keys, PEEK))
+            peeks.append(peek(store, team))
 
-    threads = [threading.Thread(target=admit) for _ in range(16)]
-    threads.append(threading.Thread(target=peek))
+    threads = [threading.Thread(target=admits) for _ in range(16)]
+    threads.append(threading.Thread(target=peeks_))
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert len(admitted) == 160 and sum(admitted) == 5
-    assert len(peeks) == 20 and all(0 <= int(p[7]) <= 5 for p in peeks)
-    assert int(store.run(keys, PEEK)[7]) == 5
+    assert len(peeks) == 20 and all(0 <= int(p[8]) <= 5 for p in peeks)
+    assert int(peek(store, team)[8]) == 5
 
 
 def test_expired_keys_nobody_touches_again_are_swept(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -207,28 +256,27 @@ def test_expired_keys_nobody_touches_again_are_swept(monkeypatch: pytest.MonkeyP
     expires them by itself, so a long-running process stays small."""
     monkeypatch.setattr(local_limits, "SWEEP_EVERY", 5)
     store = LocalLimits(LUA)
-    keys = keys_of(str(uuid.uuid4()))
-    store.run(keys, PEEK)  # call 1
-    for i in range(50):  # a past day's counters, say
+    team = str(uuid.uuid4())
+    peek(store, team)  # call 1
+    for i in range(50):  # what a script with expiring keys left, say
         store.hashes[b"bq:{gone}:k:%d:d:20200101" % i] = {b"n": b"1"}
         store.expires[b"bq:{gone}:k:%d:d:20200101" % i] = store.now - 1
-    store.hashes[b"bq:{kept}:t:l"] = {b"n": b"1"}
+    store.hashes[b"bq:{kept}:s"] = {b"l": b"1"}
     for _ in range(3):  # calls 2 to 4
-        store.run(keys, PEEK)
+        peek(store, team)
     assert len(store.hashes) == 51
-    store.run(keys, PEEK)  # call 5 sweeps
-    assert list(store.hashes) == [b"bq:{kept}:t:l"] and not store.expires
+    peek(store, team)  # call 5 sweeps
+    assert list(store.hashes) == [b"bq:{kept}:s"] and not store.expires
 
 
 def test_reset_forgets_everything_like_a_restart() -> None:
     store = LocalLimits(LUA)
-    keys = keys_of(str(uuid.uuid4()))
-    hold = uuid.uuid4().hex
-    store.run(keys, admit_args(hold, NONE))
-    store.run(keys, ["settle", hold, 123, 0, WINDOW, 86400, 86400 * 31, -1, -1])
-    assert store.run(keys, PEEK)[4] == b"123"
+    team = str(uuid.uuid4())
+    day, month = periods()
+    store.run(*script.reconcile_call(team, None, day, month, (123, 123, 123)))
+    assert peek(store, team)[4] == 123
     store.reset()
-    assert store.run(keys, PEEK)[4] == b"0"
+    assert peek(store, team)[4] == 0
 
 
 def test_a_process_with_a_limits_redis_never_loads_lua() -> None:

@@ -67,16 +67,21 @@ def test_the_rule_per_credential(cast: Cast, keys: Keys) -> None:
         claude_proxy: dialects.NATIVE,
     }
     assert {c: dialects.dialect_path(c, "messages") for c in expected} == expected
-    assert all(dialects.dialect_path(c, "responses") == dialects.TRANSLATED for c in expected)
-    assert dialects.shown_dialects(expected) == ["messages"]
+    # Responses: the catalog's DeepSeek and DashScope endpoints (cn and intl, not us); the
+    # rest serve it translated.
+    serves_responses = {keys.deepseek, keys.qwen}
+    assert {c: dialects.dialect_path(c, "responses") for c in expected} == {
+        c: dialects.NATIVE if c in serves_responses else dialects.TRANSLATED for c in expected
+    }
+    assert dialects.shown_dialects(expected) == ["messages", "responses"]
 
 
 def test_the_route_page_says_native_or_translated_per_target(cast: Cast, keys: Keys) -> None:
     proxy = make_credential(cast.acme, "Proxy", "custom", base_url="https://llm.example.com/v1")
     route(cast, "claude-sonnet-5-5", (keys.deepseek, "deepseek-v4-pro"), (proxy, "glm-4.7"))
     assert page_paths(cast) == {
-        ("claude-sonnet-5-5", "deepseek-v4-pro"): {"messages": "native"},
-        ("claude-sonnet-5-5", "glm-4.7"): {"messages": "translated"},
+        ("claude-sonnet-5-5", "deepseek-v4-pro"): {"messages": "native", "responses": "native"},
+        ("claude-sonnet-5-5", "glm-4.7"): {"messages": "translated", "responses": "translated"},
     }
     html = client_for(cast.vera).get(reverse("route_list", args=[cast.acme.pk])).content.decode()
     assert 'data-test="routes-dialects-help"' in html
@@ -90,17 +95,17 @@ def test_the_route_page_says_native_or_translated_per_target(cast: Cast, keys: K
 
 
 def test_a_dialect_the_catalog_gains_appears_without_code_changes(cast: Cast, keys: Keys) -> None:
-    route(cast, "gpt-5.5", (keys.deepseek, "deepseek-v4-pro"), (keys.zhipu, "glm-5"))
-    assert page_paths(cast)[("gpt-5.5", "glm-5")] == {"messages": "native"}
-
-    # An operator records DeepSeek's Responses endpoint in the catalog (the admin's edit).
-    deepseek = Provider.objects.get(slug="deepseek")
-    deepseek.dialects = {**deepseek.dialects, "responses": {"default": "https://api.deepseek.com"}}
-    deepseek.save()
+    route(cast, "gpt-5.5", (keys.zhipu, "glm-5"))
+    # (Responses is shown because another of the team's keys, DeepSeek's, serves it.)
     assert page_paths(cast) == {
-        ("gpt-5.5", "deepseek-v4-pro"): {"messages": "native", "responses": "native"},
-        ("gpt-5.5", "glm-5"): {"messages": "native", "responses": "translated"},
+        ("gpt-5.5", "glm-5"): {"messages": "native", "responses": "translated"}
     }
+
+    # An operator records a Responses endpoint for Zhipu in the catalog (the admin's edit).
+    zhipu = Provider.objects.get(slug="zhipu")
+    zhipu.dialects = {**zhipu.dialects, "responses": {"intl": "https://api.z.ai/api/paas/v4"}}
+    zhipu.save()
+    assert page_paths(cast) == {("gpt-5.5", "glm-5"): {"messages": "native", "responses": "native"}}
 
 
 def test_the_route_api_lists_the_same_answer(cast: Cast, keys: Keys) -> None:

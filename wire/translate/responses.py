@@ -26,6 +26,13 @@ The request, item by item (``responses_to_chat``):
   ``reasoning_text`` before the pivot sees it), so it goes back byte for byte. Reasoning of a
   turn without tool calls is left out, as those providers ignore or refuse it there; another
   provider's ``encrypted_content`` is never read or sent.
+- A turn that calls tools but whose reasoning shows no text (another provider's
+  ``encrypted_content`` only: a conversation that moved here from a native target, such as
+  OpenAI, mid-loop) reaches chat without ``reasoning_content``, which those providers refuse
+  in thinking mode ("The `reasoning_content` in the thinking mode must be passed back"). The
+  request then goes with thinking off (``thinking: {type: disabled}``, as for
+  ``reasoning.effort: none``), so the loop continues without thinking instead of failing, as
+  a native Messages target does when it loses thinking blocks it cannot read.
 - ``phase`` (``commentary`` / ``final_answer``) has no place in chat and is not sent.
 - Tools: ``function`` tools as they are; a ``custom`` tool (free-form input, Codex's
   ``apply_patch``) as a function taking ``{"input": string}``, its grammar in the description,
@@ -198,8 +205,8 @@ def responses_to_chat(body: Mapping[str, Any]) -> dict[str, Any]:
     items: list[Any] = (
         [{"type": "message", "role": "user", "content": raw}] if isinstance(raw, str) else raw or []
     )
-    names = client_tools(body.get("tools"))
-    messages += _Conversation(names).build(items)
+    conversation = _Conversation(client_tools(body.get("tools")))
+    messages += conversation.build(items)
     out["messages"] = messages
 
     cap = body.get("max_output_tokens")
@@ -219,7 +226,7 @@ def responses_to_chat(body: Mapping[str, Any]) -> dict[str, Any]:
         out["response_format"] = response_format
     reasoning = body.get("reasoning")
     effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
-    if effort == "none":
+    if effort == "none" or conversation.unread_reasoning:
         out["thinking"] = {"type": "disabled"}
     elif isinstance(effort, str) and effort in EFFORTS:
         out["reasoning_effort"] = EFFORTS[effort]
@@ -246,7 +253,10 @@ class _Conversation:
         self.turn: dict[str, Any] | None = None  # the open assistant message
         self.texts: list[str] = []
         self.reasoning: list[str] = []
+        self.unreadable = False  # the open turn has a reasoning item that shows no text
         self.calls: list[dict[str, Any]] = []
+        # A tool-call turn went without its reasoning: chat cannot read it (module docstring).
+        self.unread_reasoning = False
 
     def build(self, items: list[Any]) -> list[dict[str, Any]]:
         items = [_normalized(item, i) for i, item in enumerate(items)]
@@ -294,6 +304,8 @@ class _Conversation:
             thought = reasoning_text(item)
             if thought is not None:
                 self.reasoning.append(thought)
+            else:
+                self.unreadable = True
         elif kind in _CALL_ITEMS:
             self._open()
             self.calls.append(self._call(item, param))
@@ -356,6 +368,8 @@ class _Conversation:
             message["tool_calls"] = self.calls
             if self.reasoning:
                 message["reasoning_content"] = "\n\n".join(self.reasoning)
+            elif self.unreadable:
+                self.unread_reasoning = True
         elif text:
             message["content"] = text
         if self.calls or text:
@@ -366,6 +380,7 @@ class _Conversation:
                 raise bad_request(f"No tool output found for function call {call['id']}.", "input")
             self.messages.extend(answers)
         self.turn, self.texts, self.reasoning, self.calls = None, [], [], []
+        self.unreadable = False
 
 
 def _normalized(item: Any, i: int) -> dict[str, Any]:

@@ -14,8 +14,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
 from billing.consumer import BATCH, Consumer, Result, client, default_name
+from billing.partitions import ensure as ensure_partitions
 
 log = logging.getLogger("baton.metering")
 RETRY_SECONDS = 2.0
@@ -38,6 +40,10 @@ class Command(BaseCommand):
                 "REDIS_URL is not set: without Redis the relay writes usage straight "
                 "into the ledger and there is nothing to consume."
             )
+        try:
+            ensure_partitions()  # today's and the week ahead, before the first batch
+        except DatabaseError:
+            log.exception("could not create the ledger's partitions ahead")
         consumer = Consumer(
             client(settings.REDIS_URL),
             name=options["name"] or default_name(),
