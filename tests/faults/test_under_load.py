@@ -15,8 +15,8 @@ that requests are in flight when a fault strikes. While 16 clients send chat req
    consumer with SIGKILL while it holds events it could not write (another one is started
    before PostgreSQL returns);
 
-then stops the load. The scenario runs once (``scenario``, about a minute and a half with the
-processes' start); each test below checks one guarantee of it, with the fake upstream's own
+then stops the load. The scenario runs once (``scenario``, about a minute with the processes'
+start); each test below checks one guarantee of it, with the fake upstream's own
 request log as the truth of what reached a provider.
 
 What a client may see besides a full answer, and why (``acceptable``):
@@ -94,13 +94,15 @@ CONCURRENCY = 16  # clients
 # the Redis stop may (requests in flight whose release did not reach Redis).
 TEAM_CONCURRENCY = 64
 LIMIT = 800  # requests at most, so the fake's log (HISTORY entries) keeps every one
-LEASE_SECONDS = 3.0  # BATON_LEASE_SECONDS: how long a slot outlives the process holding it
+# BATON_LEASE_SECONDS: a slot outlives a dead process by at most 4/3 of it, and the reaper
+# bills the process's requests within 3 of it.
+LEASE_SECONDS = 3.0
 RELOAD_SECONDS = 1.0  # BATON_CACHE_RELOAD_SECONDS, which the database outage outlasts
 # How long the clean-up after the faults may take: leases lapsing and the reaper billing the
-# dead worker's requests (within 3 leases and a reaper pass), reconciliation
+# dead worker's requests (within 3 leases and a reaper pass, every 5 s), reconciliation
 # (BATON_RECONCILE_SECONDS), consumers claiming abandoned events
 # (BATON_USAGE_CLAIM_IDLE_SECONDS): seconds each here, on a busy machine. A poll's limit, not
-# a timing assertion, and far below the 660 s a leftover hold lasted before leases.
+# a timing assertion, and far below the 11 minutes a leftover hold lasted before leases.
 SETTLE_TIMEOUT = 60.0
 # Once the faults have cleared, every counter equals the ledger to the nano: reconciliation
 # raises a counter to the ledger's total, the settle step and the ledger price a request
