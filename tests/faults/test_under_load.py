@@ -593,7 +593,13 @@ def test_the_usage_stream_drains_and_the_credit_ledger_is_charged(scenario: Scen
         client.close()
     ledger = scenario.ledger
     assert ledger.spend(None) > 0
-    Celery(broker=scenario.stack.redis.redis_url).send_task("billing.charge_usage")
+    # An app of its own for the stack's broker; not the current app, which the rest of the
+    # test run's tasks go through.
+    app = Celery(broker=scenario.stack.redis.redis_url, set_as_current=False)
+    try:
+        app.send_task("billing.charge_usage")
+    finally:
+        app.close()
     charged = eventually(
         lambda: ledger.charged() == ledger.spend(None), "usage charged", SETTLE_TIMEOUT
     )
