@@ -286,10 +286,10 @@ def _copy(rows: Sequence[UsageRecord]) -> None:
             f'INSERT INTO "{ledger}" ({columns}) '  # noqa: S608
             f'SELECT {columns} FROM "{table}" AS incoming WHERE NOT EXISTS ('
             f'SELECT 1 FROM "{ledger}" AS known WHERE known.request_id = incoming.request_id'
-            " AND known.created_at > incoming.created_at - %s"
-            " AND known.created_at < incoming.created_at + %s"
+            " AND known.created_at > incoming.created_at - make_interval(secs => %s)"
+            " AND known.created_at < incoming.created_at + make_interval(secs => %s)"
             ") ON CONFLICT DO NOTHING",
-            [SAME_REQUEST_WINDOW, SAME_REQUEST_WINDOW],
+            [SAME_REQUEST_WINDOW.total_seconds()] * 2,
         )
         cursor.execute(f'DELETE FROM "{table}"')  # noqa: S608 (names from the model)
 
