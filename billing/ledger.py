@@ -1,14 +1,20 @@
 """The usage ledger: usage events in, priced; old rows out.
 
-``ingest`` turns usage events into ``UsageRecord`` rows priced at ingestion
-and inserts them with ON CONFLICT DO NOTHING on the request id and the request's
-start time (the ledger's unique key), so a replayed event (a consumer that died
-before acknowledging, a retried flush) is never counted twice. The embedded
-default's ``DatabaseSink`` and the Redis stream consumer (``billing.consumer``)
-both write through it. On PostgreSQL a batch is written with ``COPY`` into a
-temporary table and moved into the partitioned ledger by one
-``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` (COPY itself cannot skip
-duplicates); elsewhere with multi-row inserts.
+``ingest`` turns usage events into ``UsageRecord`` rows priced at ingestion and
+writes each request once. A replayed event (a consumer that died before
+acknowledging, a retried flush) has the same request id and time and is skipped by
+ON CONFLICT DO NOTHING on the ledger's unique key, (request id, ``created_at``). A
+request can also arrive twice with different times: the reaper bills a request whose
+relay stopped renewing its lease (billing/quota/reaper.py) at the reaper's time, and
+a relay that was only frozen settles it later at its own. So a request id already in
+the ledger within ``SAME_REQUEST_WINDOW`` of an incoming row's time is skipped too,
+checked under the team's transaction-level advisory lock, so that two writers of the
+same team never both miss the other (teams are sharded across consumers, so the lock
+is not contended across them). The embedded default's ``DatabaseSink`` and the Redis
+stream consumer (``billing.consumer``) both write through it. On PostgreSQL a batch is
+written with ``COPY`` into a temporary table and moved into the partitioned ledger by
+one ``INSERT ... SELECT`` (COPY itself cannot skip duplicates); elsewhere with
+multi-row inserts.
 
 Pricing (``Pricer``) takes the price version in force when the request ran,
 the operator's exchange rate in force then from the price's currency to the
@@ -207,6 +213,12 @@ def record_from_event(event: UsageEvent, not_before: datetime | None = None) -> 
     )
 
 
+# How far apart two rows of one request can be and still be recognised as one: a reaper's
+# row and the late settle of a relay that was frozen, not killed. Bounded so the check
+# probes a few daily partitions, not all of them.
+SAME_REQUEST_WINDOW = timedelta(days=1)
+
+
 def ingest(events: Sequence[UsageEvent]) -> int:
     """Price and insert usage events; request ids already in the ledger are
     skipped. Events of teams that no longer exist are dropped (their ledger
@@ -227,7 +239,15 @@ def ingest(events: Sequence[UsageEvent]) -> int:
     if connection.vendor == "postgresql":
         _copy(rows)
     else:
-        UsageRecord.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
+        # One writer at a time on SQLite: no lock needed for the same-request check.
+        with transaction.atomic():
+            seen = set(
+                UsageRecord.objects.filter(
+                    request_id__in=[row.request_id for row in rows]
+                ).values_list("request_id", flat=True)
+            )
+            fresh = [row for row in rows if row.request_id not in seen]
+            UsageRecord.objects.bulk_create(fresh, ignore_conflicts=True, batch_size=500)
     return len(rows)
 
 
@@ -258,9 +278,18 @@ def _copy(rows: Sequence[UsageRecord]) -> None:
         with cursor.cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN') as copy:
             for row in rows:
                 copy.write_row([getattr(row, name) for name in names])
+        # In a fixed order, so two writers of overlapping teams cannot deadlock.
+        for team_id in sorted({str(row.team_id) for row in rows}):
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [team_id])
+        ledger = UsageRecord._meta.db_table
         cursor.execute(
-            f'INSERT INTO "{UsageRecord._meta.db_table}" ({columns}) '  # noqa: S608
-            f'SELECT {columns} FROM "{table}" ON CONFLICT DO NOTHING'
+            f'INSERT INTO "{ledger}" ({columns}) '  # noqa: S608
+            f'SELECT {columns} FROM "{table}" AS incoming WHERE NOT EXISTS ('
+            f'SELECT 1 FROM "{ledger}" AS known WHERE known.request_id = incoming.request_id'
+            " AND known.created_at > incoming.created_at - make_interval(secs => %s)"
+            " AND known.created_at < incoming.created_at + make_interval(secs => %s)"
+            ") ON CONFLICT DO NOTHING",
+            [SAME_REQUEST_WINDOW.total_seconds()] * 2,
         )
         cursor.execute(f'DELETE FROM "{table}"')  # noqa: S608 (names from the model)
 

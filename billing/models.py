@@ -77,9 +77,10 @@ class CacheWriteSplit:
 
 
 class UsageRecord(CacheWriteSplit, models.Model):
-    """What one /v1 request used. Unique on request id and start time, so replays never
+    """What one /v1 request used. Unique on request id and ``created_at``, so replays never
     double count (on PostgreSQL a unique key must hold the partition key, ``created_at``:
-    billing/partitions.py).
+    billing/partitions.py); ``ingest`` also skips a request id written again at another time
+    (billing/ledger.py).
 
     No prompt or response content is ever stored here. ``cost`` is filled in
     when the record is priced (``billing.usage``), in the team's currency, at

@@ -331,7 +331,6 @@ class Admission:
         *,
         dialect: str = "chat",
         client_request_id: str = "",
-        started_at: float | None = None,
     ) -> Hold | None:
         """Check, hold and record, or raise the refusal. None when the model has no
         route (the route step refuses it). ``dialect`` (what the client speaks) and
@@ -385,7 +384,7 @@ class Admission:
         hold.record = script.Record(
             request_id=request_id,
             key_id=key.key_id,
-            started_ms=round((time.time() if started_at is None else started_at) * 1000),
+            started_ms=int(time.time() * 1000),
             held=hold.cost,
             prompt=prompt.estimate,
             team_held=hold.team_active,

@@ -177,9 +177,6 @@ class RelayApp:
         call = Call(
             request_id="req_" + uuid.uuid4().hex,
             started=time.perf_counter(),
-            # Whole milliseconds: the in-flight record keeps this, and a reaped row must
-            # carry exactly the time a late settle would (the ledger is unique on both).
-            started_at=time.time_ns() // 1_000_000 / 1000,
         )
         REQUEST_ID.set(call.request_id)
         call.client_request_id = client_request_id(scope["headers"])
@@ -250,7 +247,6 @@ class RelayApp:
                 lambda: self.count_prompt(call.dialect, body, len(raw)),
                 dialect=call.dialect.name,
                 client_request_id=call.client_request_id,
-                started_at=call.started_at,
             )
             # 4. Route.
             targets = routing.candidates(team, model)
@@ -742,13 +738,10 @@ class RelayApp:
         ):
             usage.prompt_tokens = call.dialect.estimate_prompt_tokens(body)
             usage.estimated = True
-        # The limits are settled once the usage event is written (Sink.emit's ``then``).
-        # The event's time is the request's start, as the in-flight record has it: the
-        # ledger's key (a reaper's row and a late settle are one request) and the moment a
-        # settle compares with a reconciliation's watermark (one that read the ledger after
-        # the start but before the event arrived is caught up by the next).
-        started = call.started_at
-        then = self.admission.settle(call.hold, call.target, usage, started) if call.hold else None
+        # The limits are settled once the usage event is written (Sink.emit's ``then``);
+        # the event's time tells a settle from a reconciliation that already counted it.
+        written = time.time()
+        then = self.admission.settle(call.hold, call.target, usage, written) if call.hold else None
         total = time.perf_counter() - call.started
         target = call.target
         self.sink.emit(
@@ -779,7 +772,7 @@ class RelayApp:
                 latency_ms=total * 1000,
                 ttfb_ms=call.ttfb * 1000 if call.ttfb is not None else None,
                 overhead_ms=max(0.0, (total - call.upstream_seconds) * 1000),
-                created_at=call.started_at,
+                created_at=written,
             ),
             then,
         )

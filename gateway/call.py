@@ -23,7 +23,6 @@ class Call:
     started: float  # time.perf_counter(), for durations
     # time.time() at the same moment: the usage event's created_at, which the ledger is
     # partitioned and deduplicated by, so every writer of this request's usage sends this.
-    started_at: float = 0.0
     client_request_id: str = ""  # the client's own id for it (x-client-request-id, x-request-id)
     endpoint: str = ""
     dialect: Dialect = CHAT  # what the client speaks: its errors come back in it

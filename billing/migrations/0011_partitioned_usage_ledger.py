@@ -2,8 +2,9 @@
 
 PostgreSQL requires every unique constraint of a partitioned table, the primary key included,
 to contain the partition key. So the ledger is unique on (request_id, created_at) instead of
-request_id alone (created_at is the request's start, which every writer of a request sends
-identically: billing/events.py), on both databases so they dedupe alike; and on PostgreSQL the
+request_id alone (created_at is when the usage event was written; a replay carries it
+unchanged, and billing/ledger.py skips a request written twice at different times), on both
+databases so they dedupe alike; and on PostgreSQL the
 primary key is (id, created_at) while Django keeps treating ``id`` as the primary key (ids
 still come from one sequence, so they stay unique).
 

@@ -106,9 +106,7 @@ def lost_event(team_id: str, record: Record, report: Report | None, now: float) 
         latency_ms=max(0.0, now * 1000 - record.started_ms),
         ttfb_ms=None,
         overhead_ms=0.0,
-        # The request's start, as its own settle would have written it: the ledger is unique
-        # on (request id, start), so the reaper's row and a late settle are one request.
-        created_at=record.started_ms / 1000,
+        created_at=now,
         dialect=record.dialect,
     )
 

@@ -1,6 +1,6 @@
 """The ledger's daily partitions on PostgreSQL (billing/partitions.py, billing migration 0011):
 made ahead, a row without a partition caught and moved, retention by whole partitions, the
-unique key (request id, start time) deduplicating across batches and partitions, bulk
+unique key (request id, time) deduplicating across batches and partitions, bulk
 ingestion, and query plans that read one partition."""
 
 from __future__ import annotations
@@ -167,8 +167,32 @@ def test_the_default_partition_catches_a_row_and_ensure_moves_it(
         UsageRecord.objects.filter(pk=after.pk).update(status=599)
 
 
-def test_an_event_redelivered_across_midnight_stays_in_its_start_day(metered: Metered) -> None:
-    """The partition is the request's start day, from the event, whenever it is ingested."""
+def test_a_request_written_twice_at_different_times_is_one_row(metered: Metered) -> None:
+    """The reaper bills a request whose relay stopped renewing its lease, at the reaper's
+    time; the relay, only frozen, settles it later at its own, possibly in another day's
+    partition. One row, the first."""
+    acme = metered.cast.acme
+    reaped = event(acme.pk, None, timezone.now() - timedelta(minutes=30), prompt=100)
+    for later in (timedelta(seconds=20), timedelta(hours=23)):
+        settled = event(
+            acme.pk,
+            None,
+            datetime.fromtimestamp(reaped.created_at, UTC) + later,
+            prompt=999,
+            request_id=reaped.request_id,
+        )
+        ingest([reaped])
+        ingest([settled])
+        ingest([settled, reaped])
+        rows = UsageRecord.objects.filter(request_id=reaped.request_id)
+        assert [r.prompt_tokens for r in rows] == [100]
+    other = event(acme.pk, None, timezone.now(), prompt=7)
+    ingest([other])  # another request of the team is not held back
+    assert UsageRecord.objects.filter(request_id=other.request_id).count() == 1
+
+
+def test_an_event_redelivered_across_midnight_stays_in_its_day(metered: Metered) -> None:
+    """The partition is the event's day, from the event, whenever it is ingested."""
     acme = metered.cast.acme
     midnight = today()
     partitions.create_days([partitions.day_of(midnight - HOUR)])
