@@ -11,6 +11,11 @@ flushes what is pending (graceful shutdown).
 limits there, so its durable in-flight record (gateway/admission.py) is removed only
 after the event that replaces it is stored, and a process killed in between leaves the
 record to a reaper instead of losing the request.
+
+A write that fails (Redis away) keeps its batch for the next attempt; while writes fail the
+flusher backs off (the interval doubles up to ``RETRY_MAX``) and new events no longer wake it,
+and the outage is logged once with its cause, then at most every ``WARN_EVERY`` seconds, and
+once more when events are written again.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +36,8 @@ log = logging.getLogger("baton.metering")
 
 BATCH_SIZE = 500
 FLUSH_INTERVAL = 0.05
+RETRY_MAX = 1.0  # seconds between attempts while the store stays away
+WARN_EVERY = 10.0  # seconds between log lines about a store that stays away
 
 
 class Sink(ABC):
@@ -40,13 +48,22 @@ class Sink(ABC):
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self.written = 0
+        self.failures = 0  # writes failed in a row
+        self.last_warning = 0.0
 
     def emit(self, event: UsageEvent, then: Callable[[], None] | None = None) -> None:
         self.pending.append(event)
         if then is not None:
             self.then[event.request_id] = then
-        if len(self.pending) >= BATCH_SIZE:
+        if len(self.pending) >= BATCH_SIZE and not self.failures:
             self._wake.set()
+
+    def delay(self) -> float:
+        """How long the flusher waits before its next write: the flush interval, doubled for
+        every write failed in a row, up to ``RETRY_MAX``."""
+        if not self.failures:
+            return FLUSH_INTERVAL
+        return min(RETRY_MAX, FLUSH_INTERVAL * 2**self.failures)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -66,7 +83,7 @@ class Sink(ABC):
     async def _run(self) -> None:
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(FLUSH_INTERVAL):
+                async with asyncio.timeout(self.delay()):
                     await self._wake.wait()
             self._wake.clear()
             await self.flush()
@@ -83,13 +100,29 @@ class Sink(ABC):
                     then = self.then.pop(event.request_id, None)
                     if then is not None:
                         then()
-        except Exception:
+        except Exception as exc:
             # Keep the events and retry on the next tick: losing them is losing money.
-            log.exception("could not write %d usage events; will retry", len(batch))
             self.pending[:0] = batch
+            self.failures += 1
+            now = time.monotonic()
+            if self.failures == 1:
+                self.last_warning = now
+                log.exception("could not write %d usage events; will retry", len(batch))
+            elif now - self.last_warning >= WARN_EVERY:
+                self.last_warning = now
+                log.error(
+                    "still cannot write usage events (%s): %d pending, %d attempts failed",
+                    type(exc).__name__,
+                    len(self.pending),
+                    self.failures,
+                )
         except asyncio.CancelledError:
             self.pending[:0] = batch  # replays are harmless: the ledger ignores known ids
             raise
+        else:
+            if self.failures:
+                log.warning("usage events written again after %d failed attempts", self.failures)
+                self.failures = 0
 
     @abstractmethod
     async def write(self, batch: list[UsageEvent]) -> None:

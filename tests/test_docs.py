@@ -217,3 +217,19 @@ def test_nothing_points_outside_the_repository() -> None:
         if OUTSIDE.search(line)
     ]
     assert not hits, f"references to files outside the repository: {hits}"
+
+
+def test_every_guarantee_of_the_reliability_section_names_a_test_that_exists() -> None:
+    """README's Reliability section states each guarantee with the test that proves it, as
+    ``tests/...py::test_name`` (a pytest node id): each bullet names one, and each exists."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n### Reliability\n", 1)[1].split("\n## ", 1)[0]
+    bullets = section.split("\n- ")[1:]
+    assert bullets
+    for bullet in bullets:
+        named = re.findall(r"`(tests/[\w/]+\.py)::(test_\w+)`", bullet)
+        assert named, f"a guarantee without its test: {bullet[:80]}"
+        for path, name in named:
+            source = ROOT / path
+            assert source.is_file(), path
+            assert re.search(rf"^def {name}\(", source.read_text(), re.MULTILINE), f"{path}::{name}"

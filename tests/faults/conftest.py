@@ -1,6 +1,7 @@
 """The fault suite: Baton as a real process (tests/processes.py) in front of the fake upstream,
 on a PostgreSQL and a Redis of its own that a test stops and starts again. Every test here is
-marked ``faults``.
+marked ``faults``. test_under_load.py runs the whole production stack (tests/faults/stack.py)
+under a load and every fault at once; the other modules take one dependency away at a time.
 
 ``Probe`` sends requests and reads the relay's metrics; it keeps every status it saw, so a test
 can say that none was a 500.

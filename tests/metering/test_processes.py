@@ -5,7 +5,6 @@ is lost and none is counted twice."""
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 import time
@@ -22,45 +21,25 @@ from billing.events import STREAM_KEY
 from billing.models import BillingRecord, HourlyUsage, UsageRecord
 from billing.tasks import consume_usage_task, rollup_usage_task, update_billing_records_task
 from tests.metering.conftest import Metered, event
-from tests.processes import ROOT, baton, subprocess_database_url
+from tests.processes import ROOT, Program, baton, baton_environment, celery_command
 from tests.quotas.conftest import Quota, chat
 
 
 def environment(**extra: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DATABASE_URL": subprocess_database_url(),
-        "REDIS_URL": settings.REDIS_URL,
-        "BATON_TESTING": "1",
-        **extra,
-    }
+    return baton_environment({"REDIS_URL": settings.REDIS_URL, **extra})
 
 
 @contextlib.contextmanager
-def celery_worker(**env: str) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "warning",
-            "--without-mingle",
-            "--without-gossip",
-        ],
-        cwd=ROOT,
-        env=environment(**env),
+def celery_worker(**env: str) -> Iterator[Program]:
+    worker = Program(
+        celery_command("worker", "--pool", "solo", "--without-mingle", "--without-gossip"),
+        environment(**env),
     )
     try:
-        yield proc
+        yield worker
     finally:
-        proc.kill()
-        proc.wait(10)
+        worker.kill()
+        worker.stop()
 
 
 def dying_consumer(mode: str, batch: int) -> str:

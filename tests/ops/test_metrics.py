@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import tempfile
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -164,17 +162,6 @@ def test_multiprocess_metrics_add_up_across_workers(
                 assert total(samples, "baton_requests_total", status="200") == 20
 
 
-def worker_pids(master: int) -> set[int]:
-    """uvicorn's worker processes under ``master`` (not multiprocessing's resource tracker)."""
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    workers = set()
-    for pid in map(int, children):
-        with contextlib.suppress(FileNotFoundError):
-            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                workers.add(pid)
-    return workers
-
-
 def open_streams(base_url: str) -> float | None:
     """``baton_open_streams`` as a worker reports it, or None while none answers."""
     try:
@@ -201,11 +188,11 @@ def test_the_gauges_of_a_killed_worker_leave_the_sums(
             stream.start()
             assert stream.first_byte.wait(10)
             until(lambda: open_streams(baton.base_url) == 1, "the open stream in the gauge")
-            killed = until(lambda: worker_pids(baton.proc.pid), "the worker processes")
+            killed = until(baton.workers, "the worker processes")
             assert len(killed) == 2
             for pid in killed:
                 os.kill(pid, signal.SIGKILL)
-            until(lambda: len(worker_pids(baton.proc.pid) - killed) == 2, "two new workers", 30)
+            until(lambda: len(baton.workers() - killed) == 2, "two new workers", 30)
             # (New workers take a few seconds to start serving: a generous wait.)
             until(lambda: open_streams(baton.base_url) == 0, "the killed worker's stream gone", 60)
             left = [
