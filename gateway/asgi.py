@@ -30,6 +30,7 @@ from django.conf import settings
 from billing.events import UsageEvent
 from config import client_address
 from config.logging import REQUEST_ID
+from config.redis_clients import async_client
 from gateway import heap, observability, routing, turns
 from gateway.admission import Admission
 from gateway.cache import RelayCache
@@ -113,12 +114,17 @@ class RelayApp:
             auto_decompress=True,
         )
         if settings.REDIS_URL:
-            import redis.asyncio as aioredis
-
-            self.redis = aioredis.Redis.from_url(
+            # One server, Sentinel or Cluster alike (config/redis_clients.py).
+            self.redis = async_client(
                 settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
             )
-            self.sink = RedisStreamSink(self.redis)
+            self.sink = RedisStreamSink(
+                self.redis,
+                url=settings.REDIS_URL,
+                streams=settings.BATON_USAGE_STREAMS,
+                replicas=settings.BATON_USAGE_WAIT_REPLICAS,
+                wait_ms=settings.BATON_USAGE_WAIT_TIMEOUT_MS,
+            )
             self.turns.redis = self.redis
             self.tasks.append(asyncio.create_task(self._watch()))
         else:
@@ -137,6 +143,7 @@ class RelayApp:
         await self.admission.close()
         if self.sink is not None:
             await self.sink.stop()
+            await self.sink.close()
             await observability.stop(self)
         if self.session is not None:
             await self.session.close()

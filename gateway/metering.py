@@ -2,10 +2,22 @@
 
 The relay builds one ``UsageEvent`` (billing/events.py, the contract with the
 ledger) per request, successful or not, and hands it to the sink with ``emit``, which never blocks: events are batched by a
-background task. With Redis the batch is appended to a Redis stream (read by
-the metering consumer into the ledger); in the embedded default the batch is
-written straight into the ledger table. Stopping the process flushes what is
-pending (graceful shutdown).
+background task. With Redis the batch is appended to the Redis streams (each
+event to its team's, billing/events.py; read by the metering consumer into the
+ledger); in the embedded default the batch is written straight into the ledger
+table. Stopping the process flushes what is pending (graceful shutdown).
+
+Failover. With replicas (Sentinel, Cluster, ``BATON_USAGE_WAIT_REPLICAS``), each batch
+ends with ``WAIT replicas timeout`` on the connection that wrote it, and counts as written
+only once its reply is in: a primary that dies before that reply leaves the batch pending
+here, and it is written again to the new primary (a replay: the ledger ignores request ids
+it has). ``WAIT`` answering fewer replicas than asked (they lag past
+``BATON_USAGE_WAIT_TIMEOUT_MS``, or are down) is the loss window: the batch is on the
+primary only, and lost if the primary dies before its replicas catch up and one of them is
+promoted. Those events are counted in ``baton_usage_unreplicated_events_total`` and logged.
+On a cluster the batch is split by the primary each stream lives on, and each part goes,
+with its ``WAIT``, over a connection to that primary (a cluster client sends ``WAIT`` to
+every primary on other connections, where it proves nothing).
 """
 
 from __future__ import annotations
@@ -13,17 +25,35 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from abc import ABC, abstractmethod
 from typing import Any
 
-from billing.events import STREAM_KEY, UsageEvent
+from prometheus_client import Counter
+
+from billing.events import UsageEvent, stream_for
 from billing.ledger import ingest
+from config.redis_clients import async_node_client, is_cluster_client
 from gateway.db import in_thread
 
 log = logging.getLogger("baton.metering")
 
 BATCH_SIZE = 500
 FLUSH_INTERVAL = 0.05
+WARN_EVERY = 10.0
+UNREPLICATED = Counter(
+    "baton_usage_unreplicated_events_total",
+    "Usage events written while fewer replicas than BATON_USAGE_WAIT_REPLICAS acknowledged "
+    "them in time: lost if the primary dies before they reach a replica.",
+)
+
+
+class PartialWrite(Exception):
+    """Part of a batch was written; ``remaining`` was not and is to be retried."""
+
+    def __init__(self, remaining: list[UsageEvent], cause: BaseException) -> None:
+        super().__init__(f"{len(remaining)} usage events not written: {cause!r}")
+        self.remaining = remaining
 
 
 class Sink(ABC):
@@ -69,6 +99,10 @@ class Sink(ABC):
         try:
             await self.write(batch)
             self.written += len(batch)
+        except PartialWrite as exc:
+            log.warning("%s; will retry", exc)
+            self.written += len(batch) - len(exc.remaining)
+            self.pending[:0] = exc.remaining
         except Exception:
             # Keep the events and retry on the next tick: losing them is losing money.
             log.exception("could not write %d usage events; will retry", len(batch))
@@ -81,17 +115,114 @@ class Sink(ABC):
     async def write(self, batch: list[UsageEvent]) -> None:
         """Durably store a batch; raise to have it retried."""
 
+    async def close(self) -> None:  # noqa: B027 (a hook: most sinks have nothing to close)
+        """Let go of connections of its own (after ``stop``)."""
+
 
 class RedisStreamSink(Sink):
-    def __init__(self, redis: Any) -> None:
+    def __init__(
+        self,
+        redis: Any,
+        *,
+        url: str = "",
+        streams: int = 1,
+        replicas: int = 0,
+        wait_ms: int = 500,
+    ) -> None:
+        """``redis`` is the relay's asyncio client for ``url``; ``streams`` the number of usage
+        streams; ``replicas`` how many must acknowledge a batch (``WAIT``), within
+        ``wait_ms``."""
         super().__init__()
         self.redis = redis
+        self.url = url
+        self.streams = streams
+        self.replicas = replicas
+        self.wait_ms = wait_ms
+        self.cluster = is_cluster_client(redis)
+        self.node_clients: dict[str, Any] = {}
+        self.last_warning = 0.0
+        self.unreplicated = 0
 
     async def write(self, batch: list[UsageEvent]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
+        if self.cluster:
+            await self._write_cluster(batch)
+            return
+        pipe = self.redis.pipeline(transaction=False)  # one connection: WAIT covers the XADDs
         for event in batch:
-            pipe.xadd(STREAM_KEY, {"event": event.to_json()})
-        await pipe.execute()
+            pipe.xadd(stream_for(event.team_id, self.streams), {"event": event.to_json()})
+        if self.replicas:
+            pipe.wait(self.replicas, self.wait_ms)
+        replies = await pipe.execute()
+        if self.replicas:
+            self._replicated(int(replies[-1]), len(batch))
+
+    async def _write_cluster(self, batch: list[UsageEvent]) -> None:
+        """Each primary's part of the batch over a connection of its own, with its WAIT."""
+        await self.redis.initialize()  # the slot table, once
+        parts: dict[str, tuple[Any, list[UsageEvent]]] = {}
+        for event in batch:
+            key = stream_for(event.team_id, self.streams)
+            node = self.redis.get_node_from_key(key)
+            parts.setdefault(node.name, (node, []))[1].append(event)
+        names = list(parts)
+        results = await asyncio.gather(
+            *(self._write_node(*parts[name]) for name in names), return_exceptions=True
+        )
+        remaining: list[UsageEvent] = []
+        error: BaseException | None = None
+        for name, result in zip(names, results, strict=True):
+            if isinstance(result, BaseException):
+                error = result
+                remaining += parts[name][1]
+                stale = self.node_clients.pop(name, None)
+                if stale is not None:
+                    await stale.aclose()
+        if error is not None:
+            # A primary moved (failover, resharding): read the slot table again.
+            with contextlib.suppress(Exception):
+                await self.redis.nodes_manager.initialize()
+            if isinstance(error, asyncio.CancelledError):
+                raise error
+            if len(remaining) == len(batch):
+                raise error
+            raise PartialWrite(remaining, error)
+
+    async def _write_node(self, node: Any, events: list[UsageEvent]) -> None:
+        client = self.node_clients.get(node.name)
+        if client is None:
+            client = self.node_clients[node.name] = async_node_client(
+                self.url, node.host, node.port, socket_timeout=2, socket_connect_timeout=2
+            )
+        pipe = client.pipeline(transaction=False)
+        for event in events:
+            pipe.xadd(stream_for(event.team_id, self.streams), {"event": event.to_json()})
+        if self.replicas:
+            pipe.wait(self.replicas, self.wait_ms)
+        replies = await pipe.execute()
+        if self.replicas:
+            self._replicated(int(replies[-1]), len(events))
+
+    def _replicated(self, acknowledged: int, events: int) -> None:
+        if acknowledged >= self.replicas:
+            return
+        UNREPLICATED.inc(events)
+        self.unreplicated += events
+        now = time.monotonic()
+        if now - self.last_warning > WARN_EVERY:
+            self.last_warning = now
+            log.warning(
+                "usage events on the Redis primary only: %d of %d replicas acknowledged within "
+                "%d ms (%d such events so far); a failover before they replicate loses them",
+                acknowledged,
+                self.replicas,
+                self.wait_ms,
+                self.unreplicated,
+            )
+
+    async def close(self) -> None:
+        for client in self.node_clients.values():
+            await client.aclose()
+        self.node_clients.clear()
 
 
 class DatabaseSink(Sink):

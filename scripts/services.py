@@ -291,6 +291,188 @@ def redis_server(
         yield server
 
 
+def redis_cli(port: int, *args: str, timeout: float = 30) -> str:
+    """``redis-cli -p port args...``: its output, or ``ServiceError`` with it."""
+    found = shutil.which("redis-cli")
+    if not found:
+        raise MissingBinary("redis-cli not found: apt-get install redis-server (or redis-tools)")
+    done = subprocess.run(
+        [found, "-h", LOOPBACK, "-p", str(port), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode:
+        raise ServiceError(f"redis-cli {' '.join(args)}: {done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def _until(condition: Any, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise ServiceError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@dataclass
+class Cluster:
+    """A local Redis Cluster: ``nodes`` are its servers (three primaries, each with a replica,
+    as ``redis-cli --cluster create`` paired them)."""
+
+    nodes: list[Server]
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"{LOOPBACK}:{n.port}" for n in self.nodes)
+
+    def healthy(self, port: int | None = None) -> bool:
+        """Every node alive answers ``cluster_state:ok`` (or just the one on ``port``)."""
+        ports = [port] if port else [n.port for n in self.nodes if n.proc.poll() is None]
+        for each in ports:
+            try:
+                if "cluster_state:ok" not in redis_cli(each, "cluster", "info", timeout=5):
+                    return False
+            except (ServiceError, subprocess.TimeoutExpired):
+                return False
+        return True
+
+
+@contextlib.contextmanager
+def redis_cluster(
+    primaries: int = 3, *options: str, node_timeout_ms: int = 1000
+) -> Iterator[Cluster]:
+    """A throwaway Redis Cluster on loopback: ``primaries`` primaries with one replica each,
+    on free ports (the cluster bus on free ports too), in a temporary directory.
+    ``node_timeout_ms`` is how long a silent primary takes to be failed over."""
+    with contextlib.ExitStack() as cleanup:
+        directory = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="baton-rc-")))
+        nodes = []
+        for index in range(primaries * 2):
+            node_dir = directory / str(index)
+            node_dir.mkdir()
+            nodes.append(
+                cleanup.enter_context(
+                    redis_server(
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-port",
+                        str(free_port()),
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        str(node_timeout_ms),
+                        "--cluster-replica-validity-factor",
+                        "0",  # a replica may always take over (tests kill primaries)
+                        *options,
+                        directory=node_dir,
+                    )
+                )
+            )
+        redis_cli(
+            nodes[0].port,
+            "--cluster",
+            "create",
+            *(f"{LOOPBACK}:{n.port}" for n in nodes),
+            "--cluster-replicas",
+            "1",
+            "--cluster-yes",
+            timeout=60,
+        )
+        cluster = Cluster(nodes)
+        _until(cluster.healthy, "the cluster to agree on its slots", 60)
+        yield cluster
+
+
+@dataclass
+class SentinelGroup:
+    """A local Sentinel group: a primary, its replicas and the sentinels watching them."""
+
+    service: str
+    servers: list[Server]  # the data nodes, the first the primary it started with
+    sentinels: list[Server]
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://{','.join(f'{LOOPBACK}:{s.port}' for s in self.sentinels)}/{self.service}/0"
+
+    def primary_port(self) -> int:
+        """The primary's port, as the first sentinel that answers sees it now."""
+        for sentinel in self.sentinels:
+            if sentinel.proc.poll() is not None:
+                continue
+            with contextlib.suppress(ServiceError, subprocess.TimeoutExpired):
+                lines = redis_cli(
+                    sentinel.port, "sentinel", "get-master-addr-by-name", self.service, timeout=5
+                ).split()
+                return int(lines[1])
+        raise ServiceError("no sentinel answers")
+
+    def server(self, port: int) -> Server:
+        return next(s for s in self.servers if s.port == port)
+
+
+@contextlib.contextmanager
+def redis_sentinel(
+    replicas: int = 2, sentinels: int = 3, *options: str, down_after_ms: int = 1000
+) -> Iterator[SentinelGroup]:
+    """A throwaway Sentinel group on loopback: a primary with ``replicas`` replicas and
+    ``sentinels`` sentinels (quorum: a majority) monitoring it as the service ``baton``.
+    ``down_after_ms`` is how long a silent primary takes to be judged down."""
+    service = "baton"
+    with contextlib.ExitStack() as cleanup:
+        directory = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="baton-rs-")))
+        primary = cleanup.enter_context(redis_server(*options))
+        servers = [primary]
+        for _ in range(replicas):
+            servers.append(
+                cleanup.enter_context(
+                    redis_server("--replicaof", LOOPBACK, str(primary.port), *options)
+                )
+            )
+        _until(
+            lambda: (
+                f"connected_slaves:{replicas}" in redis_cli(primary.port, "info", "replication")
+            ),
+            "the replicas to connect",
+        )
+        watchers = []
+        quorum = sentinels // 2 + 1
+        for index in range(sentinels):
+            port = free_port()
+            conf = directory / f"sentinel-{index}.conf"
+            conf.write_text(
+                f"port {port}\nbind {LOOPBACK}\ndir {directory}\n"
+                f"sentinel monitor {service} {LOOPBACK} {primary.port} {quorum}\n"
+                f"sentinel down-after-milliseconds {service} {down_after_ms}\n"
+                f"sentinel failover-timeout {service} 10000\n"
+                f"sentinel parallel-syncs {service} 1\n"
+            )
+            proc = subprocess.Popen(
+                [_redis_binary(), str(conf), "--sentinel"], stdout=subprocess.DEVNULL
+            )
+            sentinel = Server(proc, port)
+            cleanup.callback(sentinel.stop)
+            wait_for_port(port, proc, "redis-sentinel")
+            watchers.append(sentinel)
+        group = SentinelGroup(service, servers, watchers)
+
+        def settled() -> bool:
+            for sentinel in watchers:
+                info = redis_cli(sentinel.port, "sentinel", "master", service)
+                lines = info.split()
+                fields = dict(zip(lines[::2], lines[1::2], strict=False))
+                if int(fields.get("num-slaves", 0)) < replicas:
+                    return False
+                if int(fields.get("num-other-sentinels", 0)) < sentinels - 1:
+                    return False
+            return True
+
+        _until(settled, "the sentinels to see every replica and each other", 60)
+        yield group
+
+
 def main(argv: list[str]) -> int:
     if "--" not in argv:
         print("usage: services.py -- COMMAND [ARGS...]", file=sys.stderr)

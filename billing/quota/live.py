@@ -61,10 +61,10 @@ def _peek(pairs: Sequence[tuple[list[str], list[Any]]]) -> list[list[Any]]:
         return [LOCAL.run(keys, args) for keys, args in pairs]
     script = _sync_scripts.get(url)
     if script is None:
-        import redis
+        from config.redis_clients import sync_client
 
         timeout = max(0.5, conf.limits_redis_timeout())
-        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        client = sync_client(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         script = _sync_scripts[url] = client.register_script(LUA)
     pipe = script.registered_client.pipeline(transaction=False)
     for keys, args in pairs:

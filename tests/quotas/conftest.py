@@ -19,7 +19,6 @@ from typing import Any
 
 import openai
 import pytest
-import redis as redis_lib
 from django.conf import settings
 from django.core.asgi import get_asgi_application
 
@@ -29,6 +28,7 @@ from billing.consumer import Consumer
 from billing.models import Price, TeamLimits, UsageRecord
 from billing.quota.local import LOCAL
 from billing.quota.script import periods, scope_keys
+from config.redis_clients import sync_client
 from config.routing import build_application
 from relay.catalog_seed import seed
 from relay.models import Provider, ProviderCredential
@@ -84,7 +84,7 @@ class Quota:
     def spent_today(self, scope: str = "t") -> Decimal:
         """Today's spend in the limits store: the team's ("t") or a key's ("k:<key id>")."""
         day, month = periods()
-        client = redis_lib.Redis.from_url(settings.REDIS_URL)
+        client = sync_client(settings.REDIS_URL)
         try:
             raw = client.hget(scope_keys(str(self.team.pk), scope, day, month)[4], "n") or b"0"
         finally:
@@ -103,7 +103,7 @@ class Quota:
     def holds(self, scope: str = "t") -> int:
         """Requests holding part of the limits right now (settled ones have let go)."""
         day, month = periods()
-        client = redis_lib.Redis.from_url(settings.REDIS_URL)
+        client = sync_client(settings.REDIS_URL)
         try:
             return int(client.zcard(scope_keys(str(self.team.pk), scope, day, month)[0]))
         finally:
@@ -122,7 +122,7 @@ class Quota:
 def ledger_rows(expected: int, timeout: float = 10.0, **filters: Any) -> list[UsageRecord]:
     """Usage rows matching ``filters``, polled until ``expected`` are in the ledger (or the
     timeout passes): each round drains the usage stream the relay appends to."""
-    client = redis_lib.Redis.from_url(settings.REDIS_URL)
+    client = sync_client(settings.REDIS_URL)
     deadline = time.monotonic() + timeout
     try:
         while True:

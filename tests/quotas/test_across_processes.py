@@ -10,11 +10,11 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-import redis as redis_lib
 from django.conf import settings
 
 from billing.models import KeyLimits, Price
 from billing.quota.script import periods, scope_keys
+from config.redis_clients import sync_client
 from tests.polling import until
 from tests.processes import baton
 from tests.quotas.conftest import Quota, chat
@@ -82,7 +82,7 @@ def test_a_hold_of_a_killed_process_expires_and_frees_the_budget(quota: Quota) -
     assert Price.objects.filter(model="demo-chat").exists()
     day, month = periods()
     holds = scope_keys(str(quota.team.pk), "k:" + str(quota.api_key.pk), day, month)[0]
-    client = redis_lib.Redis.from_url(settings.REDIS_URL)
+    client = sync_client(settings.REDIS_URL)
 
     with baton(BATON_HOLD_TTL_SECONDS="2") as doomed:
         stuck = threading.Thread(

@@ -13,13 +13,13 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import redis as redis_lib
 from django.conf import settings
 from prometheus_client import REGISTRY
 
 from billing import credits
 from billing.models import CreditEntry, KeyLimits, Price
 from billing.quota.script import periods, scope_keys
+from config.redis_clients import sync_client
 from fake_upstream.tokens import prompt_tokens
 from gateway import asgi as relay_asgi
 from tests.quotas.conftest import OUTPUT_PRICE, Quota, chat
@@ -49,7 +49,7 @@ def failed_open() -> float:
 
 def spent_today(quota: Quota, scope: str) -> Decimal:
     day, month = periods()
-    client = redis_lib.Redis.from_url(settings.REDIS_URL)
+    client = sync_client(settings.REDIS_URL)
     raw = client.hget(scope_keys(str(quota.team.pk), scope, day, month)[4], "n") or b"0"
     client.close()
     return Decimal(int(raw)) / Decimal(10**9)

@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import redis as redis_lib
 from django.conf import settings
 
 from billing.quota.local import LocalLimits
 from billing.quota.script import LUA, credential_keys, periods, scope_keys
+from config.redis_clients import sync_client
 
 Run = Callable[[list[str], list[Any]], list[Any]]
 NONE = [-1] * 6
@@ -29,7 +29,7 @@ def run(request: pytest.FixtureRequest) -> Iterator[Run]:
     if request.param == "local":
         yield LocalLimits(LUA).run
         return
-    client = redis_lib.Redis.from_url(settings.REDIS_URL)
+    client = sync_client(settings.REDIS_URL)
     client.flushdb()
     script = client.register_script(LUA)
     yield lambda keys, args: script(keys=keys, args=args)
@@ -233,7 +233,7 @@ def test_seeding_adds_the_ledger_once(run: Run) -> None:
 def test_both_stores_answer_alike() -> None:
     """One scripted sequence, compared reply by reply (timings aside): the
     in-process store runs the script as Redis does."""
-    client = redis_lib.Redis.from_url(settings.REDIS_URL)
+    client = sync_client(settings.REDIS_URL)
     client.flushdb()
     script = client.register_script(LUA)
     local = LocalLimits(LUA)

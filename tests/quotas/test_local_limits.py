@@ -25,6 +25,7 @@ from billing.quota.live import current_use
 from billing.quota.local import LocalLimits
 from billing.quota.script import LUA, periods, scope_keys
 from billing.quota.snapshots import Limits
+from config.redis_clients import sync_client
 from tests.quotas.conftest import Quota, chat
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +45,7 @@ def keys_of(team: str) -> list[str]:
 
 @pytest.fixture
 def redis_client() -> Iterator[redis_lib.Redis]:
-    client = redis_lib.Redis.from_url(settings.REDIS_URL)
+    client = sync_client(settings.REDIS_URL)
     client.flushdb()
     yield client
     client.close()
