@@ -115,8 +115,10 @@ class RelayApp:
         )
         if settings.REDIS_URL:
             # One server, Sentinel or Cluster alike (config/redis_clients.py).
+            # The sink's WAIT (gateway/metering.py) may take its whole timeout on this client.
+            timeout = 2 + settings.BATON_USAGE_WAIT_TIMEOUT_MS / 1000
             self.redis = async_client(
-                settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
+                settings.REDIS_URL, socket_timeout=timeout, socket_connect_timeout=2
             )
             self.sink = RedisStreamSink(
                 self.redis,

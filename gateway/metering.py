@@ -191,7 +191,11 @@ class RedisStreamSink(Sink):
         client = self.node_clients.get(node.name)
         if client is None:
             client = self.node_clients[node.name] = async_node_client(
-                self.url, node.host, node.port, socket_timeout=2, socket_connect_timeout=2
+                self.url,
+                node.host,
+                node.port,
+                socket_timeout=2 + self.wait_ms / 1000,  # WAIT may take its whole timeout
+                socket_connect_timeout=2,
             )
         pipe = client.pipeline(transaction=False)
         for event in events:

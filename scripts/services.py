@@ -3,14 +3,18 @@
 The one home of what starts a server for a test or a benchmark run: ``free_port``,
 ``wait_for_port`` (which notices a server that died at start), a throwaway PostgreSQL cluster
 (``postgres``, or ``Postgres`` to stop and start it again) and throwaway Redis servers (``redis_server``: plain, with an append-only file,
-with TLS, or with any other redis-server option). ``scripts/services.py``, ``tests/`` and
+with TLS, or with any other redis-server option), Redis Clusters (``redis_cluster``) and
+Sentinel groups (``redis_sentinel``). ``scripts/services.py``, ``tests/`` and
 ``bench/`` all use it; it imports nothing of Baton.
 
 ``python scripts/services.py -- CMD ARGS...`` starts a fresh PostgreSQL cluster
 and a Redis server on free loopback ports in a temporary directory, runs CMD
 with ``DATABASE_URL`` and ``REDIS_URL`` pointing at them, then stops both and
 deletes everything. The exit status is CMD's. ``make test`` and ``make bench``
-use it; nothing is left behind and no system service is touched.
+use it; nothing is left behind and no system service is touched. ``--redis
+cluster`` puts ``REDIS_URL`` on a local Redis Cluster instead (``redis_cluster``;
+the one Redis server stays, as ``CELERY_BROKER_URL``), ``--redis sentinel`` on a
+Sentinel group (``redis_sentinel``).
 
 PostgreSQL refuses to run as root, so as root the cluster is created and run
 as the ``postgres`` OS user.
@@ -316,6 +320,15 @@ def _until(condition: Any, what: str, timeout: float = 30) -> None:
         time.sleep(0.05)
 
 
+def _in_sync(port: int) -> bool:
+    """A replica, or a primary whose replicas have all finished their first sync."""
+    lines = redis_cli(port, "info", "replication").splitlines()
+    if "role:master" not in lines:
+        return True
+    replicas = [line for line in lines if line.startswith("slave") and ":ip=" in line]
+    return all("state=online" in line for line in replicas)
+
+
 @dataclass
 class Cluster:
     """A local Redis Cluster: ``nodes`` are its servers (three primaries, each with a replica,
@@ -341,7 +354,7 @@ class Cluster:
 
 @contextlib.contextmanager
 def redis_cluster(
-    primaries: int = 3, *options: str, node_timeout_ms: int = 1000
+    *options: str, primaries: int = 3, node_timeout_ms: int = 1000
 ) -> Iterator[Cluster]:
     """A throwaway Redis Cluster on loopback: ``primaries`` primaries with one replica each,
     on free ports (the cluster bus on free ports too), in a temporary directory.
@@ -382,6 +395,7 @@ def redis_cluster(
         )
         cluster = Cluster(nodes)
         _until(cluster.healthy, "the cluster to agree on its slots", 60)
+        _until(lambda: all(_in_sync(n.port) for n in nodes), "the replicas to sync", 60)
         yield cluster
 
 
@@ -415,7 +429,7 @@ class SentinelGroup:
 
 @contextlib.contextmanager
 def redis_sentinel(
-    replicas: int = 2, sentinels: int = 3, *options: str, down_after_ms: int = 1000
+    *options: str, replicas: int = 2, sentinels: int = 3, down_after_ms: int = 1000
 ) -> Iterator[SentinelGroup]:
     """A throwaway Sentinel group on loopback: a primary with ``replicas`` replicas and
     ``sentinels`` sentinels (quorum: a majority) monitoring it as the service ``baton``.
@@ -434,6 +448,7 @@ def redis_sentinel(
         _until(
             lambda: (
                 f"connected_slaves:{replicas}" in redis_cli(primary.port, "info", "replication")
+                and _in_sync(primary.port)
             ),
             "the replicas to connect",
         )
@@ -473,18 +488,41 @@ def redis_sentinel(
         yield group
 
 
+USAGE = "usage: services.py [--redis one|sentinel|cluster] -- COMMAND [ARGS...]"
+
+
 def main(argv: list[str]) -> int:
     if "--" not in argv:
-        print("usage: services.py -- COMMAND [ARGS...]", file=sys.stderr)
+        print(USAGE, file=sys.stderr)
         return 2
-    command = argv[argv.index("--") + 1 :]
+    options, command = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
+    topology = "one"
+    if options[:1] == ["--redis"] and len(options) == 2:
+        topology = options[1]
+    elif options:
+        print(USAGE, file=sys.stderr)
+        return 2
+    if topology not in ("one", "sentinel", "cluster"):
+        print(USAGE, file=sys.stderr)
+        return 2
     workdir = Path(tempfile.mkdtemp(prefix="baton-services-"))
     try:
         redis_dir = workdir / "redis"
         redis_dir.mkdir()
-        with postgres(workdir) as database_url, redis_server(directory=redis_dir) as redis:
+        with contextlib.ExitStack() as stack:
+            database_url = stack.enter_context(postgres(workdir))
+            # One Redis always: the whole of it, or (with a cluster) Celery's broker, which
+            # kombu cannot put on a cluster.
+            redis = stack.enter_context(redis_server(directory=redis_dir))
             env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis.redis_url}
-            print(f"services: PostgreSQL at {database_url}, Redis at {redis.redis_url}", flush=True)
+            if topology == "sentinel":
+                env["REDIS_URL"] = stack.enter_context(redis_sentinel()).url
+            elif topology == "cluster":
+                env["REDIS_URL"] = stack.enter_context(redis_cluster()).url
+                env["CELERY_BROKER_URL"] = redis.redis_url
+            print(
+                f"services: PostgreSQL at {database_url}, Redis at {env['REDIS_URL']}", flush=True
+            )
             return subprocess.call(command, env=env)
     except ServiceError as exc:
         raise SystemExit(str(exc)) from None

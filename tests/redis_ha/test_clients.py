@@ -1,0 +1,184 @@
+"""Every Redis client Baton makes, against a real Redis Cluster and a real Sentinel group."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+from kombu import Connection
+from redis.crc import key_slot
+
+from accounts import invalidation
+from billing.quota.script import LUA, periods, scope_keys
+from config.redis_cache import BatonRedisCache
+from config.redis_clients import async_client, celery_broker, parse, sync_client
+from gateway.cache import RelayCache
+from gateway.cooldown import Cooldowns
+from gateway.redis_pipe import PipelinedRedis, Script
+from gateway.redis_topology import ClusterPipelinedRedis, SentinelPipelinedRedis, pipelined
+from scripts.services import Cluster, SentinelGroup, redis_cli
+from tests.redis_ha.conftest import flush, use_redis
+
+NONE = [-1] * 6
+
+
+@pytest.fixture(params=["cluster", "sentinel"])
+def url(request: pytest.FixtureRequest) -> str:
+    group: Cluster | SentinelGroup = request.getfixturevalue(request.param)
+    flush(group.url)
+    return group.url
+
+
+def test_the_sync_and_asyncio_clients_reach_the_primary(url: str) -> None:
+    client = sync_client(url, socket_timeout=2)
+    client.set("plain", "1")
+    pipe = client.pipeline(transaction=True)  # one slot: a transaction on a cluster too
+    pipe.incr("{t}a")
+    pipe.incr("{t}a")
+    assert pipe.execute() == [1, 2]
+    assert client.get("plain") == b"1"
+
+    async def asynchronous() -> list[Any]:
+        aclient = async_client(url, socket_timeout=2)
+        try:
+            pipe = aclient.pipeline(transaction=False)
+            for name in ("x", "y", "z"):  # different slots on a cluster
+                pipe.set(name, name)
+            await pipe.execute()
+            return [await aclient.get(name) for name in ("x", "y", "z", "plain")]
+        finally:
+            await aclient.aclose()
+
+    assert asyncio.run(asynchronous()) == [b"x", b"y", b"z", b"1"]
+    client.close()
+
+
+def test_djangos_cache_works_on_each(url: str) -> None:
+    cache = BatonRedisCache([url], {"KEY_PREFIX": "t"})
+    cache.set("one", {"a": 1}, 30)
+    cache.set_many({"two": 2, "three": [3]}, 30)  # keys in different slots on a cluster
+    assert cache.get_many(["one", "two", "three", "none"]) == {
+        "one": {"a": 1},
+        "two": 2,
+        "three": [3],
+    }
+    assert cache.add("two", 9, 30) is False
+    assert cache.incr("two") == 3
+    cache.delete_many(["one", "two"])
+    assert cache.get_many(["one", "two", "three"]) == {"three": [3]}
+
+
+def test_a_change_reaches_the_relay_cache(url: str, settings: Any) -> None:
+    """The version and the change log share a slot (on the one-key-per-slot layout the
+    publishing script fails with CROSSSLOT)."""
+    use_redis(settings, url)
+    evicted: list[str] = []
+
+    async def watch() -> None:
+        redis = async_client(url)
+        cache = RelayCache()
+        cache.evict_team = evicted.append  # type: ignore[method-assign]
+        try:
+            await cache.check_version(redis)
+            invalidation.bump_team_now("team-a")
+            invalidation.bump_team_now("team-b")
+            await cache.check_version(redis)
+        finally:
+            await redis.aclose()
+
+    asyncio.run(watch())
+    assert evicted[-2:] == ["team-a", "team-b"]
+    assert not invalidation.unpublished()
+
+
+def test_cooldowns_are_shared(url: str) -> None:
+    async def share() -> bool:
+        redis = async_client(url)
+        one, other = Cooldowns(), Cooldowns()
+        try:
+            one.record("target-1", ok=False, retry_after=30)
+            await one.sync(redis)
+            await other.sync(redis)
+            return other.cooling("target-1")
+        finally:
+            await redis.aclose()
+
+    assert asyncio.run(share())
+
+
+def admit_args(hold: str) -> list[Any]:
+    return ["admit", hold, 60_000, 0, 1, 60_000, 0, 0, 0, 0, 1000, -1, -1, -1, -1, -1, *NONE]
+
+
+def test_the_pipelined_limits_connection_runs_the_script(url: str) -> None:
+    """Teams whose keys hash to every primary of the cluster, in one loop turn."""
+    script = Script(LUA)
+    day, month = periods()
+
+    async def admit_all() -> tuple[list[Any], Any]:
+        connection = pipelined(url, 2.0)
+        try:
+            calls = []
+            for _ in range(60):
+                team = str(uuid.uuid4())
+                keys = scope_keys(team, "t", day, month) + scope_keys(team, "k:x", day, month)
+                calls.append(connection.evalsha(script, keys, admit_args(uuid.uuid4().hex)))
+            return await asyncio.gather(*calls), connection
+        finally:
+            await connection.aclose()
+
+    replies, connection = asyncio.run(admit_all())
+    assert [int(reply[0]) for reply in replies] == [1] * 60
+    if "cluster" in url:
+        assert isinstance(connection, ClusterPipelinedRedis)
+        assert len({address for address in connection.table or []}) == 3
+    else:
+        assert isinstance(connection, SentinelPipelinedRedis)
+
+
+def test_the_limits_connection_follows_moved(cluster: Cluster) -> None:
+    """A slot table that names the wrong primary (a slot moved since it was read): Redis
+    answers MOVED and the call goes where it says."""
+    flush(cluster.url)
+    script = Script(LUA)
+    day, month = periods()
+    team = str(uuid.uuid4())
+    keys = scope_keys(team, "t", day, month) + scope_keys(team, "k:x", day, month)
+
+    async def admit() -> tuple[Any, int]:
+        connection = ClusterPipelinedRedis(parse(cluster.url), 2.0)
+        try:
+            await connection.refresh()
+            assert connection.table is not None
+            slot = key_slot(keys[0].encode())
+            right = connection.table[slot]
+            wrong = next(a for a in set(connection.table) if a != right)
+            connection.table[slot] = wrong
+            connection.refreshed_at = float("inf")  # no refresh: only MOVED can put it right
+            reply = await connection.evalsha(script, keys, admit_args("h"))
+            return reply, connection.table[slot] == right
+        finally:
+            await connection.aclose()
+
+    reply, corrected = asyncio.run(admit())
+    assert int(reply[0]) == 1
+    assert corrected
+
+
+def test_celery_reaches_the_broker_through_the_sentinels(sentinel: SentinelGroup) -> None:
+    broker = celery_broker(sentinel.url)
+    with Connection(broker.url, transport_options=broker.transport_options) as connection:
+        queue = connection.SimpleQueue("baton-ha-test")
+        queue.put({"hello": "sentinel"})
+        message = queue.get(timeout=10)
+        assert message.payload == {"hello": "sentinel"}
+        message.ack()
+        queue.close()
+    port = sentinel.primary_port()
+    assert int(redis_cli(port, "exists", "baton-ha-test").strip()) == 0  # consumed there
+
+
+def test_one_server_still_uses_plain_pipelined_connection() -> None:
+    assert type(pipelined("redis://127.0.0.1:1/0", 1.0)) is PipelinedRedis
