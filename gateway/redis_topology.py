@@ -37,6 +37,7 @@ from gateway.redis_pipe import Arg, PipelinedRedis, Script, encode
 SLOTS = 16384
 REFRESH_EVERY = 0.25  # seconds between two readings of the slot table
 REDIRECTIONS = 3
+DOWN_FOR = 10.0  # seconds a node that refused a call is distrusted as a primary
 
 
 def pipelined(url: str, timeout: float) -> LimitsRedis:
@@ -119,6 +120,9 @@ class ClusterPipelinedRedis:
         self.nodes: dict[tuple[str, int], PipelinedRedis] = {}
         self.stale = True
         self.refreshed_at = 0.0
+        # Nodes a call could not reach lately: a table that still names one as a primary is
+        # taken only when no node gives a better one (the failover is not known everywhere).
+        self.down: dict[tuple[str, int], float] = {}
         self._refreshing: asyncio.Future[None] | None = None
 
     def node(self, address: tuple[str, int]) -> PipelinedRedis:
@@ -166,6 +170,7 @@ class ClusterPipelinedRedis:
                 raise
             except RedisConnectionError:
                 self.stale = True
+                self.down[connection_address(connection)] = time.monotonic()
                 raise
         raise RedisConnectionError("The limits store kept redirecting the call.")
 
@@ -184,10 +189,14 @@ class ClusterPipelinedRedis:
                 self._refreshing = None
 
     async def _refresh(self) -> None:
-        self.refreshed_at = time.monotonic()
+        now = self.refreshed_at = time.monotonic()
+        down = {a for a, at in self.down.items() if now - at < DOWN_FOR}
+        self.down = {a: self.down[a] for a in down}
         candidates = list(dict.fromkeys([*self.nodes, *self.seeds]))
         random.shuffle(candidates)
+        candidates.sort(key=lambda address: address in down)  # the reachable ones first
         errors = []
+        fallback: list[tuple[str, int]] | None = None
         for address in candidates:
             try:
                 reply = await self.node(address).execute("CLUSTER", "SLOTS")
@@ -204,16 +213,30 @@ class ClusterPipelinedRedis:
             if any(entry is None for entry in table):
                 errors.append(f"{address[0]}:{address[1]}: not every slot is served")
                 continue
-            self.table = [entry for entry in table if entry is not None]
-            self.stale = False
-            for gone in set(self.nodes) - set(self.table) - set(self.seeds):
-                await self.nodes.pop(gone).aclose()
+            full = [entry for entry in table if entry is not None]
+            if down & set(full):
+                fallback = fallback or full  # names a primary we could not reach: ask on
+                continue
+            await self._take(full)
+            return
+        if fallback is not None:
+            await self._take(fallback)
             return
         raise RedisConnectionError(f"No cluster node gave a full slot table: {'; '.join(errors)}")
+
+    async def _take(self, table: list[tuple[str, int]]) -> None:
+        self.table = table
+        self.stale = False
+        for gone in set(self.nodes) - set(table) - set(self.seeds):
+            await self.nodes.pop(gone).aclose()
 
     async def aclose(self) -> None:
         for connection in self.nodes.values():
             await connection.aclose()
+
+
+def connection_address(connection: PipelinedRedis) -> tuple[str, int]:
+    return connection.options.get("host", ""), int(connection.options.get("port", 0))
 
 
 def _address(text: str) -> tuple[str, int]:

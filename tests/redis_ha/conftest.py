@@ -22,6 +22,13 @@ from scripts.services import (
     redis_cluster,
     redis_sentinel,
 )
+from tests.quotas import conftest as quota_fixtures
+
+# The quota tests' priced team in front of the fake upstream, and their flushed test Redis.
+fake_upstream = quota_fixtures.fake_upstream
+fake = quota_fixtures.fake
+redis_client = quota_fixtures.redis_client
+quota = quota_fixtures.quota
 
 
 @pytest.fixture(scope="module")
