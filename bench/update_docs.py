@@ -5,7 +5,9 @@
 Numbers in BENCHMARKS.md come only from here: bench/results/bench-latest.md between
 ``<!-- bench:results -->`` markers, bench/results/compare-latest.md between
 ``<!-- bench:compare -->`` markers and bench/results/tokens-latest.md (bench/tokens.py)
-between ``<!-- bench:tokens -->`` markers. A missing report leaves its section as it was.
+between ``<!-- bench:tokens -->`` markers, bench/results/replication-latest.md
+(bench/replication.py) between ``<!-- bench:replication -->`` markers. A missing report
+leaves its section as it was.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ SECTIONS = {
     "results": "bench-latest.md",
     "compare": "compare-latest.md",
     "tokens": "tokens-latest.md",
+    "replication": "replication-latest.md",
 }
 
 

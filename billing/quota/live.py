@@ -25,6 +25,7 @@ from billing.quota.local import LOCAL
 from billing.quota.script import LUA, periods, scope_keys
 from billing.quota.snapshots import Limits
 from billing.usage import period_start, spend_between
+from config.redis_clients import is_cluster
 
 log = logging.getLogger("baton.billing")
 
@@ -66,6 +67,10 @@ def _peek(pairs: Sequence[tuple[list[str], list[Any]]]) -> list[list[Any]]:
         timeout = max(0.5, conf.limits_redis_timeout())
         client = sync_client(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         script = _sync_scripts[url] = client.register_script(LUA)
+    if is_cluster(url):
+        # A cluster pipeline does not load a script the node it reaches has not seen; one
+        # call at a time, each loads it (on every primary) when it must.
+        return [list(script(keys=keys, args=args)) for keys, args in pairs]
     pipe = script.registered_client.pipeline(transaction=False)
     for keys, args in pairs:
         script(keys=keys, args=args, client=pipe)

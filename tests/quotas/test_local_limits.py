@@ -69,7 +69,7 @@ CASES: dict[str, tuple[str, list[str], list[Any]]] = {
         out[#out + 1] = redis.call('HMGET', KEYS[2], 'x')
         return out
         """,
-        ["h1", "h2"],
+        ["{t}h1", "{t}h2"],  # one hash tag: one slot on a cluster
         [5],
     ),
     "an emptied hash or sorted set is gone": (
@@ -86,7 +86,7 @@ CASES: dict[str, tuple[str, list[str], list[Any]]] = {
         redis.call('ZADD', KEYS[1], 1, 'now a sorted set')
         return {hash, zset, range, redis.call('ZCARD', KEYS[1]), redis.call('PEXPIRE', KEYS[4], 10)}
         """,
-        ["e1", "e2", "e3", "e4"],
+        ["{t}e1", "{t}e2", "{t}e3", "{t}e4"],
         [],
     ),
     "sorted set ranges": (
@@ -108,7 +108,7 @@ CASES: dict[str, tuple[str, list[str], list[Any]]] = {
         out[#out + 1] = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '+inf')
         return out
         """,
-        ["z1", "z2"],
+        ["{t}z1", "{t}z2"],
         [],
     ),
     "numbers as arguments and replies": (
