@@ -53,6 +53,8 @@ class BatonRedisCacheClient(RedisCacheClient):
 
 
 class BatonRedisCache(RedisCache):
-    def __init__(self, server: str, params: dict[str, Any]) -> None:
+    def __init__(self, server: str | list[str], params: dict[str, Any]) -> None:
+        # A list (settings.CACHES): Django splits a string at its commas, which a Sentinel or
+        # Cluster URL has.
         super().__init__(server, params)
         self._class = BatonRedisCacheClient

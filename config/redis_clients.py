@@ -33,6 +33,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode
 SENTINEL_SCHEMES = {"redis+sentinel": False, "rediss+sentinel": True}
 CLUSTER_SCHEMES = {"redis+cluster": False, "rediss+cluster": True}
 SINGLE_SCHEMES = {"redis", "rediss", "unix"}
+SCHEMES = SINGLE_SCHEMES | set(SENTINEL_SCHEMES) | set(CLUSTER_SCHEMES)
 SENTINEL_PORT = 26379
 REDIS_PORT = 6379
 SENTINEL_OPTIONS = ("sentinel_username", "sentinel_password")

@@ -270,6 +270,11 @@ REDIS_URL = envstr("REDIS_URL")
 
 
 def _redis_url(name: str, value: str) -> str:
+    if value and redis_clients.scheme_of(value) not in redis_clients.SCHEMES:
+        raise ImproperlyConfiguredEnv(
+            f"{name} must start with redis://, rediss://, unix://, redis+sentinel:// or "
+            f"redis+cluster://, got {value.split(':')[0]!r}"
+        )
     if value:
         try:
             redis_clients.parse(value)

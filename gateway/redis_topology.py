@@ -141,7 +141,9 @@ class ClusterPipelinedRedis:
         asking_node: PipelinedRedis | None = None
         for _ in range(REDIRECTIONS):
             if self.table is None or self.stale:
-                await self.refresh()
+                # Without waiting out REFRESH_EVERY when the table names a primary that just
+                # refused us: that is when a failover is being learnt.
+                await self.refresh(force=self.table is not None and self.table[slot] in self.down)
             assert self.table is not None
             connection = asking_node if asking and asking_node else self.node(self.table[slot])
             try:
@@ -174,9 +176,10 @@ class ClusterPipelinedRedis:
                 raise
         raise RedisConnectionError("The limits store kept redirecting the call.")
 
-    async def refresh(self) -> None:
+    async def refresh(self, force: bool = False) -> None:
         """Read the slot table, once for every caller waiting on it."""
-        if self.table is not None and time.monotonic() - self.refreshed_at < REFRESH_EVERY:
+        recent = time.monotonic() - self.refreshed_at < REFRESH_EVERY
+        if self.table is not None and recent and not force and self._refreshing is None:
             return
         if self._refreshing is None:
             self._refreshing = asyncio.ensure_future(self._refresh())
@@ -217,16 +220,18 @@ class ClusterPipelinedRedis:
             if down & set(full):
                 fallback = fallback or full  # names a primary we could not reach: ask on
                 continue
-            await self._take(full)
+            await self._take(full, trusted=True)
             return
         if fallback is not None:
-            await self._take(fallback)
+            # Every node still names it: the failover has not happened (yet). Use the table,
+            # and read it again at the next call.
+            await self._take(fallback, trusted=False)
             return
         raise RedisConnectionError(f"No cluster node gave a full slot table: {'; '.join(errors)}")
 
-    async def _take(self, table: list[tuple[str, int]]) -> None:
+    async def _take(self, table: list[tuple[str, int]], trusted: bool) -> None:
         self.table = table
-        self.stale = False
+        self.stale = not trusted
         for gone in set(self.nodes) - set(table) - set(self.seeds):
             await self.nodes.pop(gone).aclose()
 

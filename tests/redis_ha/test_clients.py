@@ -79,7 +79,7 @@ def test_a_change_reaches_the_relay_cache(url: str, settings: Any) -> None:
     async def watch() -> None:
         redis = async_client(url)
         cache = RelayCache()
-        cache.evict_team = evicted.append  # type: ignore[method-assign]
+        cache.evict_team = evicted.append  # type: ignore[method-assign,assignment]
         try:
             await cache.check_version(redis)
             invalidation.bump_team_now("team-a")
@@ -182,3 +182,41 @@ def test_celery_reaches_the_broker_through_the_sentinels(sentinel: SentinelGroup
 
 def test_one_server_still_uses_plain_pipelined_connection() -> None:
     assert type(pipelined("redis://127.0.0.1:1/0", 1.0)) is PipelinedRedis
+
+
+def test_changes_cross_a_rolling_upgrade_from_the_untagged_keys(settings: Any) -> None:
+    """On one server, for one release: a change published by a process of the previous
+    release (the old script on the old names) evicts in a relay of this one, and a change
+    this release publishes reaches the old names too."""
+    url = settings.REDIS_URL
+    flush(url)
+    use_redis(settings, url)
+    version_key, changes_key = invalidation.LEGACY_KEYS
+    evicted: list[str] = []
+    client = sync_client(url)
+
+    async def watch() -> None:
+        redis = async_client(url)
+        cache = RelayCache()
+        cache.evict_team = evicted.append  # type: ignore[method-assign,assignment]
+        try:
+            await cache.check_version(redis)
+            # The previous release's publisher, verbatim.
+            client.eval(
+                "local v = redis.call('INCR', KEYS[1]) redis.call('ZADD', KEYS[2], v, ARGV[1]) "
+                "return v",
+                2,
+                version_key,
+                changes_key,
+                "old-process-team",
+            )
+            await cache.check_version(redis)
+        finally:
+            await redis.aclose()
+
+    asyncio.run(watch())
+    assert evicted == ["old-process-team"]
+    invalidation.bump_team_now("new-process-team")
+    assert client.zscore(changes_key, "new-process-team") == float(client.get(version_key) or 0)
+    assert client.zscore(invalidation.CHANGES_KEY, "new-process-team") is not None
+    client.close()

@@ -263,25 +263,25 @@ def test_a_failover_under_load_loses_no_event_and_keeps_the_limits(
         )
 
     by_thread: dict[int, list[Sent]] = {}
-    for sent in load.sent:
-        if sent.thread >= 0:
-            by_thread.setdefault(sent.thread, []).append(sent)
+    for answer in load.sent:
+        if answer.thread >= 0:
+            by_thread.setdefault(answer.thread, []).append(answer)
     failures = 0
-    for thread, sent in by_thread.items():
-        sent.sort(key=lambda s: s.seq)
+    for number, answers in by_thread.items():
+        answers.sort(key=lambda s: s.seq)
         closes = next(
-            (i for i, s in enumerate(sent) if s.seq >= recovered_at and s.status == 200), None
+            (i for i, s in enumerate(answers) if s.seq >= recovered_at and s.status == 200), None
         )
-        assert closes is not None, f"thread {thread} never succeeded after the failover"
-        for index, each in enumerate(sent):
+        assert closes is not None, f"thread {number} never succeeded after the failover"
+        for index, each in enumerate(answers):
             inside = each.seq >= killed_at and index < closes
             if each.status == 200:
                 continue
             failures += 1
             assert inside, (
-                f"thread {thread}: {each} outside the failover window ({killed_at} to "
-                f"{sent[closes].seq}, new primary at {recovered_at}): "
-                f"{[(s.seq, s.status) for s in sent if s.status != 200 or s.seq >= killed_at][:80]}"
+                f"thread {number}: {each} outside the failover window ({killed_at} to "
+                f"{answers[closes].seq}, new primary at {recovered_at}): "
+                f"{[(s.seq, s.status) for s in answers if s.status != 200 or s.seq >= killed_at][:80]}"
             )
             assert (each.status, each.code) == (503, "limits_unavailable"), each
     ledger = sorted(

@@ -225,3 +225,40 @@ def test_a_batch_no_replica_acknowledged_is_counted_as_the_loss_window(
     assert metering.UNREPLICATED._value.get() - before == 50
     # Replicas back: the next batch is acknowledged again.
     assert write(sentinel.url, usage(teams, 5), replicas=1, wait_ms=5000).unreplicated == 0
+
+
+def test_a_batch_half_written_when_a_primary_died_keeps_only_the_rest(
+    teams: list[Team], fresh_cluster: Cluster
+) -> None:
+    """The parts for live primaries are written; the dead one's part is kept to be retried
+    (not the whole batch: that would write the others twice)."""
+    url = fresh_cluster.url
+    batch = usage(teams, 100)
+
+    async def run() -> list[UsageEvent]:
+        redis = async_client(url, socket_timeout=2)
+        sink = RedisStreamSink(redis, url=url, streams=STREAMS, replicas=1, wait_ms=1000)
+        try:
+            await redis.initialize()
+            victim = redis.get_node_from_key(stream_for(batch[0].team_id, STREAMS)).port
+            next(n for n in fresh_cluster.nodes if n.port == victim).kill()
+            with pytest.raises(metering.PartialWrite) as partial:
+                await sink.write(batch)
+            return partial.value.remaining
+        finally:
+            await sink.close()
+            await redis.aclose()
+
+    remaining = asyncio.run(run())
+    lost_streams = {stream_for(e.team_id, STREAMS) for e in remaining}
+    assert remaining and len(remaining) < len(batch)
+    assert remaining == [
+        e for e in batch if stream_for(e.team_id, STREAMS) in lost_streams
+    ]  # exactly the dead primary's part, in order
+    live = next(n for n in fresh_cluster.nodes if n.proc.poll() is None)
+    written = sum(
+        int(redis_cli(live.port, "-c", "xlen", key).strip())
+        for key in stream_keys(STREAMS)
+        if key not in lost_streams
+    )
+    assert written == len(batch) - len(remaining)
