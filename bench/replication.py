@@ -4,8 +4,9 @@
 
 The relay's sink (gateway/metering.py) appends each batch of usage events to the Redis
 streams and, with replicas (``BATON_USAGE_WAIT_REPLICAS``), ends it with ``WAIT 1 timeout``
-on the same connection. This times ``RedisStreamSink.write`` itself, batch by batch, with
-and without that WAIT, on the local Sentinel group and Cluster of scripts/services.py
+(and, on one primary, ``INFO replication``: which primary took it) on the same connection.
+This times ``RedisStreamSink.write`` itself, batch by batch, with and without that WAIT, on
+the local Sentinel group and Cluster of scripts/services.py
 (loopback: the replication round trip here is the floor; across zones add the network's
 round trip to a replica, once per batch). A batch is flushed every 50 ms or every 500
 events, off the request path: the figure is added latency between a request's end and its
@@ -151,7 +152,7 @@ def render(report: dict[str, Any]) -> str:
         f"`python bench/replication.py`. Each row: {ROUNDS} batches written by "
         "`RedisStreamSink.write` to 4 streams, without and with WAIT alternately.",
         "",
-        "| topology | events per batch | no WAIT p50 / p99 (ms) | WAIT 1 p50 / p99 (ms) | added p50 (ms) | unreplicated |",
+        "| topology | events per batch | no WAIT p50 / p99 (ms) | WAIT 1 (+ INFO on Sentinel) p50 / p99 (ms) | added p50 (ms) | unreplicated |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for topology in ("sentinel", "cluster"):
@@ -171,7 +172,8 @@ def render(report: dict[str, Any]) -> str:
         f"took {stuck['p50_ms']:.0f} ms (p50: the timeout, rounded up to the server's 100 ms "
         f"clock at `hz 10`) and every event written ({stuck['unreplicated_events']}) was counted "
         "in `baton_usage_unreplicated_events_total`: the loss window is those events, lost only "
-        "if the primary dies before a replica has them and that replica is promoted.",
+        "if the primary dies before a replica has them, a replica is promoted, and the web "
+        "process stops before it writes them to the new primary (it keeps them until then).",
     ]
     return "\n".join(lines) + "\n"
 

@@ -12,12 +12,23 @@ ends with ``WAIT replicas timeout`` on the connection that wrote it, and counts 
 only once its reply is in: a primary that dies before that reply leaves the batch pending
 here, and it is written again to the new primary (a replay: the ledger ignores request ids
 it has). ``WAIT`` answering fewer replicas than asked (they lag past
-``BATON_USAGE_WAIT_TIMEOUT_MS``, or are down) is the loss window: the batch is on the
-primary only, and lost if the primary dies before its replicas catch up and one of them is
-promoted. Those events are counted in ``baton_usage_unreplicated_events_total`` and logged.
+``BATON_USAGE_WAIT_TIMEOUT_MS``, or are down) leaves the batch on the primary only; those
+events are counted in ``baton_usage_unreplicated_events_total`` and logged.
+
+What the relay wrote lately stays in memory (``Retained``) and is written again when the
+primary turns out to have changed (the ``master_replid`` that each batch's reply carries is
+another one): events a deposed primary took after the promotion of its replica (a
+``SENTINEL FAILOVER``: the old primary accepts writes, and its other replicas acknowledge
+them, until the sentinels reconfigure it), or that no replica had when it died. A batch is
+kept ``RETAIN_SECONDS``, and one no replica acknowledged until a later batch on the same
+primary is (replication is in order: a replica with the later one has the earlier). So an
+acknowledged event is lost only if the primary dies before a replica has it and this process
+stops before it writes to the new primary. The replays are ledger no-ops.
+
 On a cluster the batch is split by the primary each stream lives on, and each part goes,
 with its ``WAIT``, over a connection to that primary (a cluster client sends ``WAIT`` to
-every primary on other connections, where it proves nothing).
+every primary on other connections, where it proves nothing). A cluster's manual failover
+(``CLUSTER FAILOVER``) waits for the replica to catch up, so only ``WAIT`` is needed there.
 """
 
 from __future__ import annotations
@@ -27,6 +38,8 @@ import contextlib
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import Counter
@@ -46,6 +59,22 @@ UNREPLICATED = Counter(
     "Usage events written while fewer replicas than BATON_USAGE_WAIT_REPLICAS acknowledged "
     "them in time: lost if the primary dies before they reach a replica.",
 )
+RESENT = Counter(
+    "baton_usage_resent_events_total",
+    "Usage events written again because the Redis primary changed after they were written.",
+)
+RETAIN_SECONDS = 10.0
+MAX_RETAINED = 100_000  # events: past that, the oldest are forgotten (and logged)
+
+
+@dataclass(slots=True)
+class Retained:
+    """A batch written to the primary ``replid``, kept to be written again if it changes."""
+
+    at: float
+    replid: str
+    batch: list[UsageEvent]
+    replicated: bool
 
 
 class PartialWrite(Exception):
@@ -142,6 +171,10 @@ class RedisStreamSink(Sink):
         self.node_clients: dict[str, Any] = {}
         self.last_warning = 0.0
         self.unreplicated = 0
+        self.replid = ""  # the primary the last batch went to
+        self.retained: deque[Retained] = deque()
+        self.retained_events = 0
+        self.resent = 0
 
     async def write(self, batch: list[UsageEvent]) -> None:
         if self.cluster:
@@ -152,9 +185,47 @@ class RedisStreamSink(Sink):
             pipe.xadd(stream_for(event.team_id, self.streams), {"event": event.to_json()})
         if self.replicas:
             pipe.wait(self.replicas, self.wait_ms)
+            pipe.info("replication")
         replies = await pipe.execute()
         if self.replicas:
-            self._replicated(int(replies[-1]), len(batch))
+            acknowledged = int(replies[-2])
+            self._replicated(acknowledged, len(batch))
+            self._retain(batch, str(replies[-1].get("master_replid", "")), acknowledged)
+
+    def _retain(self, batch: list[UsageEvent], replid: str, acknowledged: int) -> None:
+        now = time.monotonic()
+        if self.replid and replid != self.replid and self.retained:
+            # Another primary: what the old one took lately may not be here. Written again at
+            # the next flush; the ledger ignores request ids it already has.
+            again = [event for kept in self.retained for event in kept.batch]
+            self.retained.clear()
+            self.retained_events = 0
+            RESENT.inc(len(again))
+            self.resent += len(again)
+            self.pending[:0] = again
+            log.warning(
+                "the Redis primary changed; writing the last %d usage events again", len(again)
+            )
+        self.replid = replid
+        replicated = acknowledged >= self.replicas
+        if replicated:
+            for kept in self.retained:  # in order: a replica with this batch has those
+                if kept.replid == replid:
+                    kept.replicated = True
+        self.retained.append(Retained(now, replid, batch, replicated))
+        self.retained_events += len(batch)
+        while self.retained and (
+            (self.retained[0].replicated and now - self.retained[0].at > RETAIN_SECONDS)
+            or self.retained_events > MAX_RETAINED
+        ):
+            dropped = self.retained.popleft()
+            self.retained_events -= len(dropped.batch)
+            if not dropped.replicated:
+                log.error(
+                    "forgetting %d usage events no replica has acknowledged (over %d kept)",
+                    len(dropped.batch),
+                    MAX_RETAINED,
+                )
 
     async def _write_cluster(self, batch: list[UsageEvent]) -> None:
         """Each primary's part of the batch over a connection of its own, with its WAIT."""

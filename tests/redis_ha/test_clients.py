@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from kombu import Connection
 from redis.crc import key_slot
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from accounts import invalidation
 from billing.quota.script import LUA, periods, scope_keys
@@ -18,7 +19,8 @@ from gateway.cache import RelayCache
 from gateway.cooldown import Cooldowns
 from gateway.redis_pipe import PipelinedRedis, Script
 from gateway.redis_topology import ClusterPipelinedRedis, SentinelPipelinedRedis, pipelined
-from scripts.services import Cluster, SentinelGroup, redis_cli
+from scripts.services import Cluster, SentinelGroup, redis_cli, redis_server
+from tests.polling import until
 from tests.redis_ha.conftest import flush, use_redis
 
 NONE = [-1] * 6
@@ -220,3 +222,55 @@ def test_changes_cross_a_rolling_upgrade_from_the_untagged_keys(settings: Any) -
     assert client.zscore(changes_key, "new-process-team") == float(client.get(version_key) or 0)
     assert client.zscore(invalidation.CHANGES_KEY, "new-process-team") is not None
     client.close()
+
+
+INCR = Script("return redis.call('INCR', KEYS[1])")
+
+
+def test_a_primary_demoted_under_the_limits_connection_counts_as_a_lost_connection() -> None:
+    """READONLY (the server became a replica) drops the connection, so the next call connects
+    again (through the sentinels, with a Sentinel URL) instead of writing to a replica."""
+    with redis_server() as old, redis_server() as new:
+
+        async def run() -> tuple[int, type[BaseException], bool]:
+            connection = PipelinedRedis(old.redis_url, 2.0)
+            try:
+                first = await connection.evalsha(INCR, ["n"], [])
+                sync_client(old.redis_url).execute_command("REPLICAOF", "127.0.0.1", new.port)
+                with pytest.raises(RedisConnectionError) as refused:
+                    await connection.evalsha(INCR, ["n"], [])
+                return first, refused.type, connection._protocol is None
+            finally:
+                await connection.aclose()
+
+        first, error, dropped = asyncio.run(run())
+    assert (first, error, dropped) == (1, RedisConnectionError, True)
+
+
+def test_the_limits_connection_follows_a_sentinel_failover(fresh_sentinel: SentinelGroup) -> None:
+    """Once the sentinels have promoted a replica and demoted the old primary, the calls
+    reach the new primary (after a failure or two on the old one's connection)."""
+    before = fresh_sentinel.primary_port()
+
+    def demoted() -> bool:
+        return fresh_sentinel.primary_port() != before and "slave" in redis_cli(before, "role")
+
+    async def run() -> tuple[int, int]:
+        connection = pipelined(fresh_sentinel.url, 2.0)
+        try:
+            assert await connection.evalsha(INCR, ["{t}n"], []) == 1
+            redis_cli(fresh_sentinel.sentinels[0].port, "sentinel", "failover", "baton")
+            until(demoted, "the failover", timeout=30)
+            failures = 0
+            while True:
+                try:
+                    return await connection.evalsha(INCR, ["{t}n"], []), failures
+                except RedisConnectionError:
+                    failures += 1
+                    assert failures <= 5
+        finally:
+            await connection.aclose()
+
+    value, failures = asyncio.run(run())
+    assert int(redis_cli(fresh_sentinel.primary_port(), "get", "{t}n").strip()) == value == 2
+    assert failures <= 5

@@ -25,7 +25,7 @@ from gateway import metering
 from gateway.metering import RedisStreamSink
 from relay.catalog_seed import seed
 from relay.models import Provider
-from scripts.services import Cluster, SentinelGroup, redis_cli
+from scripts.services import Cluster, SentinelGroup, redis_cli, redis_server
 from tests.metering.conftest import event, prices
 from tests.polling import until
 from tests.redis_ha.conftest import flush
@@ -262,3 +262,53 @@ def test_a_batch_half_written_when_a_primary_died_keeps_only_the_rest(
         if key not in lost_streams
     )
     assert written == len(batch) - len(remaining)
+
+
+def test_what_a_primary_lost_in_a_failover_is_written_again(teams: list[Team]) -> None:
+    """The primary the sink writes to loses a batch that a replica had acknowledged, and comes
+    back with a new replication id (as a replica promoted in a failover does): the sink sees
+    the new id on its next batch and writes the lost one again."""
+    with (
+        redis_server() as primary,
+        redis_server("--replicaof", "127.0.0.1", str(primary.port)) as replica,
+        redis_server() as empty,
+    ):
+        until(lambda: in_sync(replica.port), "the replica's first sync")
+        url = primary.redis_url
+        lost, later = usage(teams, 30), usage(teams, 20)
+
+        async def run() -> RedisStreamSink:
+            redis = async_client(url, socket_timeout=5)
+            sink = RedisStreamSink(redis, url=url, streams=STREAMS, replicas=1, wait_ms=2000)
+            try:
+                sink.pending = list(lost)
+                await sink.flush()
+                assert sink.unreplicated == 0  # the replica acknowledged it
+                # The primary loses it: it syncs from an empty server, then is promoted back
+                # (a new replication id), as a replica promoted without it would be.
+                admin = sync_client(url)
+                admin.execute_command("REPLICAOF", "127.0.0.1", str(empty.port))
+                until(lambda: in_sync(primary.port), "the primary's sync from the empty server")
+                admin.execute_command("REPLICAOF", "NO", "ONE")
+                admin.close()
+                sink.pending = list(later)
+                await sink.flush()  # sees the new id: the lost batch is pending again
+                await sink.flush()
+                return sink
+            finally:
+                await redis.aclose()
+
+        sink = asyncio.run(run())
+        client = sync_client(url)
+        stored = {
+            UsageEvent.from_json(fields[b"event"]).request_id
+            for key in stream_keys(STREAMS)
+            for _, fields in client.xrange(key)
+        }
+        client.close()
+    assert stored == {e.request_id for e in lost + later}
+    assert sink.resent == len(lost)
+
+
+def in_sync(port: int) -> bool:
+    return "master_link_status:up" in redis_cli(port, "info", "replication")
