@@ -312,6 +312,11 @@ def redis_cli(port: int, *args: str, timeout: float = 30) -> str:
     return done.stdout
 
 
+# A replica's full sync starts at once (Redis waits 5 s by default for more replicas to join
+# a diskless sync), so a cluster or Sentinel group is ready, or a replica resynced, sooner.
+FAST_SYNC = ("--repl-diskless-sync-delay", "0")
+
+
 def _until(condition: Any, what: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -378,6 +383,7 @@ def redis_cluster(
                         str(node_timeout_ms),
                         "--cluster-replica-validity-factor",
                         "0",  # a replica may always take over (tests kill primaries)
+                        *FAST_SYNC,
                         *options,
                         directory=node_dir,
                     )
@@ -437,12 +443,12 @@ def redis_sentinel(
     service = "baton"
     with contextlib.ExitStack() as cleanup:
         directory = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="baton-rs-")))
-        primary = cleanup.enter_context(redis_server(*options))
+        primary = cleanup.enter_context(redis_server(*FAST_SYNC, *options))
         servers = [primary]
         for _ in range(replicas):
             servers.append(
                 cleanup.enter_context(
-                    redis_server("--replicaof", LOOPBACK, str(primary.port), *options)
+                    redis_server("--replicaof", LOOPBACK, str(primary.port), *FAST_SYNC, *options)
                 )
             )
         _until(

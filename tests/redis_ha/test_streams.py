@@ -25,7 +25,7 @@ from gateway import metering
 from gateway.metering import RedisStreamSink
 from relay.catalog_seed import seed
 from relay.models import Provider
-from scripts.services import Cluster, SentinelGroup, redis_cli, redis_server
+from scripts.services import FAST_SYNC, Cluster, SentinelGroup, redis_cli, redis_server
 from tests.metering.conftest import event, prices
 from tests.polling import until
 from tests.redis_ha.conftest import flush
@@ -269,9 +269,9 @@ def test_what_a_primary_lost_in_a_failover_is_written_again(teams: list[Team]) -
     back with a new replication id (as a replica promoted in a failover does): the sink sees
     the new id on its next batch and writes the lost one again."""
     with (
-        redis_server() as primary,
-        redis_server("--replicaof", "127.0.0.1", str(primary.port)) as replica,
-        redis_server() as empty,
+        redis_server(*FAST_SYNC) as primary,
+        redis_server("--replicaof", "127.0.0.1", str(primary.port), *FAST_SYNC) as replica,
+        redis_server(*FAST_SYNC) as empty,
     ):
         until(lambda: in_sync(replica.port), "the replica's first sync")
         url = primary.redis_url
