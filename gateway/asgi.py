@@ -30,7 +30,7 @@ from django.conf import settings
 from billing.events import UsageEvent
 from config import client_address
 from config.logging import REQUEST_ID
-from config.redis_clients import async_client
+from config.redis_clients import async_client, describe
 from gateway import heap, observability, routing, turns
 from gateway.admission import Admission
 from gateway.cache import RelayCache
@@ -115,6 +115,7 @@ class RelayApp:
         )
         if settings.REDIS_URL:
             # One server, Sentinel or Cluster alike (config/redis_clients.py).
+            log.info("redis: %s", describe(settings.REDIS_URL))
             # The sink's WAIT (gateway/metering.py) may take its whole timeout on this client.
             timeout = 2 + settings.BATON_USAGE_WAIT_TIMEOUT_MS / 1000
             self.redis = async_client(
