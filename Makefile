@@ -55,9 +55,13 @@ $(AGENTS_STAMP): $(AGENTS_DIR)/package.json $(AGENTS_DIR)/package-lock.json
 
 agents: $(AGENTS_STAMP)
 
-# The whole suite on throwaway PostgreSQL and Redis servers plus headless Chromium.
+# The whole suite on throwaway PostgreSQL and Redis servers plus headless Chromium; then the
+# quota suite again with REDIS_URL on a local Redis Cluster (about a minute and a half), so
+# that every script call and key layout holds on a cluster too (CLUSTER_TESTS= skips it).
+CLUSTER_TESTS ?= tests/quotas
 test: $(STAMP) check-test-binaries
 	BATON_TESTING=1 $(PY) scripts/services.py -- $(PY) -m pytest $(PYTEST_ARGS)
+	$(if $(CLUSTER_TESTS),BATON_TESTING=1 $(PY) scripts/services.py --redis cluster -- $(PY) -m pytest $(CLUSTER_TESTS))
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -86,6 +90,7 @@ check-bench-binaries:
 bench: $(STAMP) check-bench-binaries
 	$(PY) scripts/services.py -- $(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/tokens.py
+	$(PY) bench/replication.py
 	$(PY) scripts/services.py -- $(PY) bench/ledger.py $(LEDGER_ARGS)
 	$(PY) bench/update_docs.py
 

@@ -14,6 +14,11 @@ A change that cannot be published (Redis unreachable) is kept and published agai
 it: relays, which keep their caches while Redis is away, evict the team at their first poll
 after that. A process that exits with changes unpublished logs each one; relays then reload
 the team after ``BATON_CACHE_RELOAD_SECONDS`` at the latest.
+
+Both keys share the hash tag ``{cfg}`` so the script touches one slot of a Redis Cluster.
+They had no tag before; for one release, on a Redis that is not a cluster, a change is also
+published under the old names (``LEGACY_KEYS``) and relays read those too, so that processes
+of the previous release and of this one see each other's changes during a rolling upgrade.
 """
 
 from __future__ import annotations
@@ -28,19 +33,34 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from config.redis_clients import is_cluster, sync_client
+
 log = logging.getLogger("baton.invalidation")
 
-VERSION_KEY = "baton:cfg:version"
-CHANGES_KEY = "baton:cfg:changes"
+VERSION_KEY = "baton:{cfg}:version"
+CHANGES_KEY = "baton:{cfg}:changes"
+# The names before the hash tag. TODO(next release): drop them, with their reader in
+# gateway/cache.py (``RelayCache.check_version``).
+LEGACY_KEYS = ("baton:cfg:version", "baton:cfg:changes")
 KEEP_CHANGES = 10_000
 
-# KEYS[1] version counter, KEYS[2] changes zset; ARGV[1] team id.
+# KEYS: (version counter, changes zset) pairs; ARGV[1] team id. Returns the first version.
 BUMP_SCRIPT = f"""
-local v = redis.call('INCR', KEYS[1])
-redis.call('ZADD', KEYS[2], v, ARGV[1])
-redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -{KEEP_CHANGES + 1})
-return v
+local first
+for i = 1, #KEYS, 2 do
+  local v = redis.call('INCR', KEYS[i])
+  redis.call('ZADD', KEYS[i + 1], v, ARGV[1])
+  redis.call('ZREMRANGEBYRANK', KEYS[i + 1], 0, -{KEEP_CHANGES + 1})
+  first = first or v
+end
+return first
 """
+
+
+def legacy_keys_in_use() -> bool:
+    """Whether changes also go by the old key names (one release; not on a cluster)."""
+    return not is_cluster(settings.REDIS_URL or "")
+
 
 # Listeners in this process (the relay cache registers one).
 _local_listeners: list[Callable[[str], None]] = []
@@ -56,16 +76,13 @@ _sync_client: Any = None
 def _redis() -> Any:
     global _sync_client
     if _sync_client is None:
-        import redis
-
-        _sync_client = redis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
-        )
+        _sync_client = sync_client(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
     return _sync_client
 
 
 def _publish(team_id: str) -> None:
-    _redis().eval(BUMP_SCRIPT, 2, VERSION_KEY, CHANGES_KEY, team_id)
+    keys = [VERSION_KEY, CHANGES_KEY, *(LEGACY_KEYS if legacy_keys_in_use() else ())]
+    _redis().eval(BUMP_SCRIPT, len(keys), *keys, team_id)
 
 
 def bump_team_now(team_id: str) -> None:

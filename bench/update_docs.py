@@ -7,7 +7,8 @@ Numbers in BENCHMARKS.md come only from here: bench/results/bench-latest.md betw
 ``make bench``) between ``<!-- bench:dialects -->`` markers, bench/results/compare-latest.md
 between ``<!-- bench:compare -->`` markers, bench/results/tokens-latest.md (bench/tokens.py)
 between ``<!-- bench:tokens -->`` markers and bench/results/ledger-latest.md (bench/ledger.py)
-between ``<!-- bench:ledger -->`` markers. A missing report leaves its section as it was.
+between ``<!-- bench:ledger -->`` markers and bench/results/replication-latest.md
+(bench/replication.py) between ``<!-- bench:replication -->`` markers. A missing report leaves its section as it was.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ SECTIONS = {
     "compare": "compare-latest.md",
     "tokens": "tokens-latest.md",
     "ledger": "ledger-latest.md",
+    "replication": "replication-latest.md",
 }
 
 

@@ -15,9 +15,8 @@ from billing.usage import CHARGE_BATCH, charge_usage
 
 log = logging.getLogger("baton.billing")
 
-# Seconds one run of the stream consumer drains for; the lock outlives it.
+# Seconds one run of the stream consumer drains for.
 CONSUME_SECONDS = 10.0
-CONSUME_LOCK_TTL = 60.0
 
 # Only these are worth retrying: the database or Redis was briefly away.
 TRANSIENT: tuple[type[BaseException], ...] = (
@@ -41,14 +40,14 @@ def charge_usage_task() -> int:
 
 @shared_task(name="billing.consume_usage")
 def consume_usage_task() -> dict[str, Any] | None:
-    """Move usage events from the Redis stream into the ledger (none without Redis).
-    Runs every few seconds; a run that finds another one going returns at once.
-    No retries: the next run picks up whatever this one left pending."""
+    """Move usage events from the Redis streams into the ledger (none without Redis).
+    Runs every few seconds; a run that finds every stream leased by other consumers
+    returns at once. No retries: the next run picks up whatever this one left pending."""
     if not settings.REDIS_URL:
         return None
     from billing.consumer import client, consume
 
-    result = consume(client(settings.REDIS_URL), CONSUME_SECONDS, CONSUME_LOCK_TTL)
+    result = consume(client(settings.REDIS_URL), CONSUME_SECONDS)
     if result is None:
         return None
     if result.dead:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import dj_database_url
 from django.utils.translation import gettext_lazy as _
 
+from config import redis_clients
 from config.env import (
     ImproperlyConfiguredEnv,
     envbool,
@@ -266,21 +267,46 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis and caches ---------------------------------------------------------
+# One server, a Sentinel group or a Cluster: config/redis_clients.py reads every form and makes
+# every Redis client Baton has (docs/configuration.md, "Redis").
 REDIS_URL = envstr("REDIS_URL")
-if REDIS_URL:
-    if urlsplit(REDIS_URL).scheme not in {"redis", "rediss", "unix"}:
+
+
+def _redis_url(name: str, value: str) -> str:
+    if value and redis_clients.scheme_of(value) not in redis_clients.SCHEMES:
         raise ImproperlyConfiguredEnv(
-            f"REDIS_URL must start with redis://, rediss:// or unix://, got {REDIS_URL.split(':')[0]!r}"
+            f"{name} must start with redis://, rediss://, unix://, redis+sentinel:// or "
+            f"redis+cluster://, got {value.split(':')[0]!r}"
         )
+    if value:
+        try:
+            redis_clients.parse(value)
+        except redis_clients.RedisURLError as exc:
+            raise ImproperlyConfiguredEnv(f"{name} is not a Redis URL Baton reads: {exc}") from None
+    return value
+
+
+_redis_url("REDIS_URL", REDIS_URL)
+if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
+            "BACKEND": "config.redis_cache.BatonRedisCache",
+            "LOCATION": [REDIS_URL],  # a list: Django would split a string at its commas
             "KEY_PREFIX": "baton",
         }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# The usage streams (billing/events.py: how many, a team's events all in one), and the replicas
+# that must have each batch the relay appends before it counts as written (gateway/metering.py:
+# WAIT; by default one on Sentinel and Cluster, which have replicas, none on one server).
+BATON_USAGE_STREAMS = envint("BATON_USAGE_STREAMS", 1, minimum=1)
+BATON_USAGE_WAIT_REPLICAS = envint(
+    "BATON_USAGE_WAIT_REPLICAS",
+    1 if REDIS_URL and redis_clients.parse(REDIS_URL).replicated else 0,
+    minimum=0,
+)
+BATON_USAGE_WAIT_TIMEOUT_MS = envint("BATON_USAGE_WAIT_TIMEOUT_MS", 500, minimum=1)
 
 # --- Quotas, credits and billing ------------------------------------------------
 # Read here as given; billing/conf.py validates them at start (BillingConfig.ready)
@@ -289,7 +315,9 @@ BATON_SIGNUP_CREDIT = envstr("BATON_SIGNUP_CREDIT", "5.00")
 BATON_NEW_TEAM_BILLING = envstr("BATON_NEW_TEAM_BILLING", "prepaid")
 BATON_UNPRICED_MODELS = envstr("BATON_UNPRICED_MODELS", "zero")
 BATON_LIMITS_ON_REDIS_FAILURE = envstr("BATON_LIMITS_ON_REDIS_FAILURE", "open")
-BATON_LIMITS_REDIS_URL = envstr("BATON_LIMITS_REDIS_URL", REDIS_URL)
+BATON_LIMITS_REDIS_URL = _redis_url(
+    "BATON_LIMITS_REDIS_URL", envstr("BATON_LIMITS_REDIS_URL", REDIS_URL)
+)
 BATON_LIMITS_REDIS_TIMEOUT = envstr("BATON_LIMITS_REDIS_TIMEOUT", "1.0")
 BATON_RATE_LIMIT_WINDOW = envstr("BATON_RATE_LIMIT_WINDOW", "60")
 BATON_LEASE_SECONDS = envstr("BATON_LEASE_SECONDS", "15")
@@ -304,9 +332,33 @@ BATON_USAGE_CLAIM_IDLE_SECONDS = envstr("BATON_USAGE_CLAIM_IDLE_SECONDS", "60")
 # Without Redis the broker is kombu's filesystem transport: messages are files in
 # the data directory, so the embedded default needs no broker server yet still
 # runs a real worker and beat.
+# kombu reads one-server Redis URLs, and Sentinel in a form of its own, which Baton's Sentinel
+# URL is translated into; it has no Redis Cluster transport, so a cluster REDIS_URL needs a
+# CELERY_BROKER_URL of its own (redis_clients.celery_broker says what it accepts).
 if REDIS_URL:
-    CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", REDIS_URL)
+    _broker_url = envstr("CELERY_BROKER_URL")
+    if not _broker_url and redis_clients.is_cluster(REDIS_URL):
+        raise ImproperlyConfiguredEnv(
+            "REDIS_URL is a Redis Cluster, which Celery's broker (kombu) cannot use: set "
+            "CELERY_BROKER_URL to a one-server Redis (redis://...), a Sentinel group "
+            "(redis+sentinel://...) or another broker kombu supports"
+        )
+    _broker_url = _broker_url or REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
+    if redis_clients.scheme_of(_broker_url) in (
+        *redis_clients.SENTINEL_SCHEMES,
+        *redis_clients.CLUSTER_SCHEMES,
+    ):
+        try:
+            _broker = redis_clients.celery_broker(_broker_url)
+        except redis_clients.RedisURLError as exc:
+            raise ImproperlyConfiguredEnv(f"CELERY_BROKER_URL: {exc}") from None
+        CELERY_BROKER_URL = _broker.url
+        CELERY_BROKER_TRANSPORT_OPTIONS = dict(_broker.transport_options)
+        if _broker.use_ssl is not None:
+            CELERY_BROKER_USE_SSL = _broker.use_ssl
+    else:
+        CELERY_BROKER_URL = _broker_url  # kombu's own: redis://, sentinel://, amqp://...
 else:
     _queue_dir = DATA_DIR / "celery-queue"
     (_queue_dir / "processed").mkdir(parents=True, exist_ok=True)

@@ -116,7 +116,8 @@ from gateway.contexts import KeyContext, Target, TeamContext
 from gateway.cooldown import Cooldowns
 from gateway.db import ColdPath, in_thread
 from gateway.errors import RelayError
-from gateway.redis_pipe import PipelinedRedis, Script
+from gateway.redis_pipe import Script
+from gateway.redis_topology import LimitsRedis, pipelined
 from wire.dialects import Ask
 from wire.providers import Endpoint, Usage
 from wire.tokens import PromptTokens
@@ -239,7 +240,7 @@ class Admission:
         self.cooldowns = cooldowns
         self.db = database or ColdPath()  # the relay cache's: one breaker per process
         self.configured = False
-        self.redis: PipelinedRedis | None = None
+        self.redis: LimitsRedis | None = None
         self.local: LocalLimits | None = None
         self.timeout = 1.0
         self.window_ms = 60_000.0
@@ -276,8 +277,9 @@ class Admission:
         url = conf.limits_redis_url()
         self.timeout = conf.limits_redis_timeout()
         if url:
-            # One pipelined connection per process (gateway/redis_pipe.py says why).
-            self.redis = PipelinedRedis(url, self.timeout)
+            # One pipelined connection per process (gateway/redis_pipe.py says why); on a
+            # cluster, one per primary (gateway/redis_topology.py).
+            self.redis = pipelined(url, self.timeout)
         else:
             self.local = LOCAL
         self.window_ms = conf.rate_window_seconds() * 1000

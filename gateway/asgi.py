@@ -30,6 +30,7 @@ from django.conf import settings
 from billing.events import UsageEvent
 from config import client_address
 from config.logging import REQUEST_ID
+from config.redis_clients import async_client, describe
 from gateway import heap, observability, routing, turns
 from gateway.admission import Admission
 from gateway.cache import RelayCache
@@ -39,6 +40,7 @@ from gateway.cooldown import Cooldowns
 from gateway.errors import RelayError, invalid_key, model_not_found
 from gateway.metering import DatabaseSink, RedisStreamSink, Sink
 from gateway.redis_pipe import PipelinedRedis
+from gateway.redis_topology import pipelined
 from gateway.turns import TURN_WRITE_TIMEOUT, Resumed, TurnMemory, TurnNotes
 from relay.netguard import AddressPolicy, guarded_connector, unsafe_address_cause
 from wire.base import Adapter
@@ -114,16 +116,26 @@ class RelayApp:
             auto_decompress=True,
         )
         if settings.REDIS_URL:
-            import redis.asyncio as aioredis
-
-            self.redis = aioredis.Redis.from_url(
-                settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
+            # One server, Sentinel or Cluster alike (config/redis_clients.py).
+            log.info("redis: %s", describe(settings.REDIS_URL))
+            # The sink's WAIT (gateway/metering.py) may take its whole timeout on this client.
+            timeout = 2 + settings.BATON_USAGE_WAIT_TIMEOUT_MS / 1000
+            self.redis = async_client(
+                settings.REDIS_URL, socket_timeout=timeout, socket_connect_timeout=2
             )
-            self.sink = RedisStreamSink(self.redis)
+            self.sink = RedisStreamSink(
+                self.redis,
+                url=settings.REDIS_URL,
+                streams=settings.BATON_USAGE_STREAMS,
+                replicas=settings.BATON_USAGE_WAIT_REPLICAS,
+                wait_ms=settings.BATON_USAGE_WAIT_TIMEOUT_MS,
+            )
             self.turns.redis = self.redis
             # Writes on the reply's path go over one pipelined connection: redis-py's client
-            # costs several times the CPU per command (BENCHMARKS.md, choices).
-            self.turns.writer = PipelinedRedis(settings.REDIS_URL, TURN_WRITE_TIMEOUT)
+            # costs several times the CPU per command (BENCHMARKS.md, choices). On a cluster
+            # they stay on redis-py's client, which routes each key to its primary.
+            writer = pipelined(settings.REDIS_URL, TURN_WRITE_TIMEOUT)
+            self.turns.writer = writer if isinstance(writer, PipelinedRedis) else None
             self.tasks.append(asyncio.create_task(self._watch()))
         else:
             self.sink = DatabaseSink()
@@ -143,6 +155,7 @@ class RelayApp:
             await observability.flush_remaining(self.sink)
         await self.admission.close()
         if self.sink is not None:
+            await self.sink.close()
             await observability.stop(self)
         if self.session is not None:
             await self.session.close()

@@ -77,6 +77,7 @@ class RelayCache:
         self.unknown: dict[str, float] = {}  # digest -> until
         self.last_used_written: dict[str, float] = {}
         self.version: int | None = None
+        self.legacy_version: int | None = None
         self.db = database or ColdPath()
         self.epoch = 0  # moves on every eviction: a load that started before it is not kept
         self.redis_down = False
@@ -229,21 +230,36 @@ class RelayCache:
             await asyncio.sleep(interval)
 
     async def check_version(self, redis: Any) -> None:
-        raw = await redis.get(invalidation.VERSION_KEY)
-        current = int(raw or 0)
-        seen = self.version
-        if seen is None or current < seen:
-            self.evict_all()
-        elif current > seen:
-            changes = await redis.zrangebyscore(
-                invalidation.CHANGES_KEY, seen + 1, current, withscores=True
+        self.version = await self._follow(
+            redis, invalidation.VERSION_KEY, invalidation.CHANGES_KEY, self.version
+        )
+        if invalidation.legacy_keys_in_use():
+            # Changes a process of the previous release published (accounts/invalidation.py).
+            self.legacy_version = await self._follow(
+                redis, *invalidation.LEGACY_KEYS, self.legacy_version, first_evicts=False
             )
+
+    async def _follow(
+        self,
+        redis: Any,
+        version_key: str,
+        changes_key: str,
+        seen: int | None,
+        first_evicts: bool = True,
+    ) -> int:
+        """Evict the teams that changed since version ``seen``; the version now."""
+        raw = await redis.get(version_key)
+        current = int(raw or 0)
+        if (seen is None and first_evicts) or (seen is not None and current < seen):
+            self.evict_all()
+        elif seen is not None and current > seen:
+            changes = await redis.zrangebyscore(changes_key, seen + 1, current, withscores=True)
             if not changes or int(changes[0][1]) > seen + 1:
                 self.evict_all()  # the change log was trimmed past what we saw
             else:
                 for team_id, _score in changes:
                     self.evict_team(team_id.decode() if isinstance(team_id, bytes) else team_id)
-        self.version = current
+        return current
 
     # --- bookkeeping off the request path -------------------------------------
     def touch(self, context: KeyContext) -> None:

@@ -3,7 +3,8 @@
 The relay builds one ``UsageEvent`` (billing/events.py, the contract with the
 ledger) per request, successful or not, and hands it to the sink with ``emit``, which
 never blocks: events are batched by a background task. With Redis the batch is appended
-to a Redis stream (read by the metering consumer into the ledger); in the embedded
+to the Redis streams (each event to its team's, billing/events.py; read by the metering
+consumer into the ledger); in the embedded
 default the batch is written straight into the ledger table. Stopping the process
 flushes what is pending (graceful shutdown).
 
@@ -16,6 +17,29 @@ A write that fails (Redis away) keeps its batch for the next attempt; while writ
 flusher backs off (the interval doubles up to ``RETRY_MAX``) and new events no longer wake it,
 and the outage is logged once with its cause, then at most every ``WARN_EVERY`` seconds, and
 once more when events are written again.
+
+Failover. With replicas (Sentinel, Cluster, ``BATON_USAGE_WAIT_REPLICAS``), each batch
+ends with ``WAIT replicas timeout`` on the connection that wrote it, and counts as written
+only once its reply is in: a primary that dies before that reply leaves the batch pending
+here, and it is written again to the new primary (a replay: the ledger ignores request ids
+it has). ``WAIT`` answering fewer replicas than asked (they lag past
+``BATON_USAGE_WAIT_TIMEOUT_MS``, or are down) leaves the batch on the primary only; those
+events are counted in ``baton_usage_unreplicated_events_total`` and logged.
+
+What the relay wrote lately stays in memory (``Retained``) and is written again when the
+primary turns out to have changed (the ``master_replid`` that each batch's reply carries is
+another one): events a deposed primary took after the promotion of its replica (a
+``SENTINEL FAILOVER``: the old primary accepts writes, and its other replicas acknowledge
+them, until the sentinels reconfigure it), or that no replica had when it died. A batch is
+kept ``RETAIN_SECONDS``, and one no replica acknowledged until a later batch on the same
+primary is (replication is in order: a replica with the later one has the earlier). So an
+acknowledged event is lost only if the primary dies before a replica has it and this process
+stops before it writes to the new primary. The replays are ledger no-ops.
+
+On a cluster the batch is split by the primary each stream lives on, and each part goes,
+with its ``WAIT``, over a connection to that primary (a cluster client sends ``WAIT`` to
+every primary on other connections, where it proves nothing). A cluster's manual failover
+(``CLUSTER FAILOVER``) waits for the replica to catch up, so only ``WAIT`` is needed there.
 """
 
 from __future__ import annotations
@@ -25,11 +49,16 @@ import contextlib
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from billing.events import STREAM_KEY, UsageEvent
+from prometheus_client import Counter
+
+from billing.events import UsageEvent, stream_for
 from billing.ledger import ingest
+from config.redis_clients import async_node_client, is_cluster_client
 from gateway.db import in_thread
 
 log = logging.getLogger("baton.metering")
@@ -38,6 +67,35 @@ BATCH_SIZE = 500
 FLUSH_INTERVAL = 0.05
 RETRY_MAX = 1.0  # seconds between attempts while the store stays away
 WARN_EVERY = 10.0  # seconds between log lines about a store that stays away
+UNREPLICATED = Counter(
+    "baton_usage_unreplicated_events_total",
+    "Usage events written while fewer replicas than BATON_USAGE_WAIT_REPLICAS acknowledged "
+    "them in time: lost if the primary dies before they reach a replica.",
+)
+RESENT = Counter(
+    "baton_usage_resent_events_total",
+    "Usage events written again because the Redis primary changed after they were written.",
+)
+RETAIN_SECONDS = 10.0
+MAX_RETAINED = 100_000  # events: past that, the oldest are forgotten (and logged)
+
+
+@dataclass(slots=True)
+class Retained:
+    """A batch written to the primary ``replid``, kept to be written again if it changes."""
+
+    at: float
+    replid: str
+    batch: list[UsageEvent]
+    replicated: bool
+
+
+class PartialWrite(Exception):
+    """Part of a batch was written; ``remaining`` was not and is to be retried."""
+
+    def __init__(self, remaining: list[UsageEvent], cause: BaseException) -> None:
+        super().__init__(f"{len(remaining)} usage events not written: {cause!r}")
+        self.remaining = remaining
 
 
 class Sink(ABC):
@@ -94,12 +152,12 @@ class Sink(ABC):
         batch, self.pending = self.pending, []
         try:
             await self.write(batch)
-            self.written += len(batch)
-            if self.then:
-                for event in batch:
-                    then = self.then.pop(event.request_id, None)
-                    if then is not None:
-                        then()
+        except PartialWrite as exc:
+            log.warning("%s; will retry", exc)
+            unwritten = {id(event) for event in exc.remaining}
+            self.written += len(batch) - len(exc.remaining)
+            self.pending[:0] = exc.remaining
+            self._settle([event for event in batch if id(event) not in unwritten])
         except Exception as exc:
             # Keep the events and retry on the next tick: losing them is losing money.
             self.pending[:0] = batch
@@ -120,25 +178,178 @@ class Sink(ABC):
             self.pending[:0] = batch  # replays are harmless: the ledger ignores known ids
             raise
         else:
+            self.written += len(batch)
+            self._settle(batch)
             if self.failures:
                 log.warning("usage events written again after %d failed attempts", self.failures)
                 self.failures = 0
+
+    def _settle(self, written: list[UsageEvent]) -> None:
+        """Run the ``then`` of events now stored (their requests' settles)."""
+        if self.then:
+            for event in written:
+                then = self.then.pop(event.request_id, None)
+                if then is not None:
+                    then()
 
     @abstractmethod
     async def write(self, batch: list[UsageEvent]) -> None:
         """Durably store a batch; raise to have it retried."""
 
+    async def close(self) -> None:  # noqa: B027 (a hook: most sinks have nothing to close)
+        """Let go of connections of its own (after ``stop``)."""
+
 
 class RedisStreamSink(Sink):
-    def __init__(self, redis: Any) -> None:
+    def __init__(
+        self,
+        redis: Any,
+        *,
+        url: str = "",
+        streams: int = 1,
+        replicas: int = 0,
+        wait_ms: int = 500,
+    ) -> None:
+        """``redis`` is the relay's asyncio client for ``url``; ``streams`` the number of usage
+        streams; ``replicas`` how many must acknowledge a batch (``WAIT``), within
+        ``wait_ms``."""
         super().__init__()
         self.redis = redis
+        self.url = url
+        self.streams = streams
+        self.replicas = replicas
+        self.wait_ms = wait_ms
+        self.cluster = is_cluster_client(redis)
+        self.node_clients: dict[str, Any] = {}
+        self.last_warning = 0.0
+        self.unreplicated = 0
+        self.replid = ""  # the primary the last batch went to
+        self.retained: deque[Retained] = deque()
+        self.retained_events = 0
+        self.resent = 0
 
     async def write(self, batch: list[UsageEvent]) -> None:
-        pipe = self.redis.pipeline(transaction=False)
+        if self.cluster:
+            await self._write_cluster(batch)
+            return
+        pipe = self.redis.pipeline(transaction=False)  # one connection: WAIT covers the XADDs
         for event in batch:
-            pipe.xadd(STREAM_KEY, {"event": event.to_json()})
-        await pipe.execute()
+            pipe.xadd(stream_for(event.team_id, self.streams), {"event": event.to_json()})
+        if self.replicas:
+            pipe.wait(self.replicas, self.wait_ms)
+            pipe.info("replication")
+        replies = await pipe.execute()
+        if self.replicas:
+            acknowledged = int(replies[-2])
+            self._replicated(acknowledged, len(batch))
+            self._retain(batch, str(replies[-1].get("master_replid", "")), acknowledged)
+
+    def _retain(self, batch: list[UsageEvent], replid: str, acknowledged: int) -> None:
+        now = time.monotonic()
+        if self.replid and replid != self.replid and self.retained:
+            # Another primary: what the old one took lately may not be here. Written again at
+            # the next flush; the ledger ignores request ids it already has.
+            again = [event for kept in self.retained for event in kept.batch]
+            self.retained.clear()
+            self.retained_events = 0
+            RESENT.inc(len(again))
+            self.resent += len(again)
+            self.pending[:0] = again
+            log.warning(
+                "the Redis primary changed; writing the last %d usage events again", len(again)
+            )
+        self.replid = replid
+        replicated = acknowledged >= self.replicas
+        if replicated:
+            for kept in self.retained:  # in order: a replica with this batch has those
+                if kept.replid == replid:
+                    kept.replicated = True
+        self.retained.append(Retained(now, replid, batch, replicated))
+        self.retained_events += len(batch)
+        while self.retained and (
+            (self.retained[0].replicated and now - self.retained[0].at > RETAIN_SECONDS)
+            or self.retained_events > MAX_RETAINED
+        ):
+            dropped = self.retained.popleft()
+            self.retained_events -= len(dropped.batch)
+            if not dropped.replicated:
+                log.error(
+                    "forgetting %d usage events no replica has acknowledged (over %d kept)",
+                    len(dropped.batch),
+                    MAX_RETAINED,
+                )
+
+    async def _write_cluster(self, batch: list[UsageEvent]) -> None:
+        """Each primary's part of the batch over a connection of its own, with its WAIT."""
+        await self.redis.initialize()  # the slot table, once
+        parts: dict[str, tuple[Any, list[UsageEvent]]] = {}
+        for event in batch:
+            key = stream_for(event.team_id, self.streams)
+            node = self.redis.get_node_from_key(key)
+            parts.setdefault(node.name, (node, []))[1].append(event)
+        names = list(parts)
+        results = await asyncio.gather(
+            *(self._write_node(*parts[name]) for name in names), return_exceptions=True
+        )
+        remaining: list[UsageEvent] = []
+        error: BaseException | None = None
+        for name, result in zip(names, results, strict=True):
+            if isinstance(result, BaseException):
+                error = result
+                remaining += parts[name][1]
+                stale = self.node_clients.pop(name, None)
+                if stale is not None:
+                    await stale.aclose()
+        if error is not None:
+            # A primary moved (failover, resharding): read the slot table again.
+            with contextlib.suppress(Exception):
+                await self.redis.nodes_manager.initialize()
+            if isinstance(error, asyncio.CancelledError):
+                raise error
+            if len(remaining) == len(batch):
+                raise error
+            raise PartialWrite(remaining, error)
+
+    async def _write_node(self, node: Any, events: list[UsageEvent]) -> None:
+        client = self.node_clients.get(node.name)
+        if client is None:
+            client = self.node_clients[node.name] = async_node_client(
+                self.url,
+                node.host,
+                node.port,
+                socket_timeout=2 + self.wait_ms / 1000,  # WAIT may take its whole timeout
+                socket_connect_timeout=2,
+            )
+        pipe = client.pipeline(transaction=False)
+        for event in events:
+            pipe.xadd(stream_for(event.team_id, self.streams), {"event": event.to_json()})
+        if self.replicas:
+            pipe.wait(self.replicas, self.wait_ms)
+        replies = await pipe.execute()
+        if self.replicas:
+            self._replicated(int(replies[-1]), len(events))
+
+    def _replicated(self, acknowledged: int, events: int) -> None:
+        if acknowledged >= self.replicas:
+            return
+        UNREPLICATED.inc(events)
+        self.unreplicated += events
+        now = time.monotonic()
+        if now - self.last_warning > WARN_EVERY:
+            self.last_warning = now
+            log.warning(
+                "usage events on the Redis primary only: %d of %d replicas acknowledged within "
+                "%d ms (%d such events so far); a failover before they replicate loses them",
+                acknowledged,
+                self.replicas,
+                self.wait_ms,
+                self.unreplicated,
+            )
+
+    async def close(self) -> None:
+        for client in self.node_clients.values():
+            await client.aclose()
+        self.node_clients.clear()
 
 
 class DatabaseSink(Sink):

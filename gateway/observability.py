@@ -340,40 +340,58 @@ class Ops:
         return main + generate_latest(extra)
 
     async def stream_families(self) -> list[GaugeMetricFamily]:
-        """Shared state read at scrape time: the usage stream's length and consumer lag."""
+        """Shared state read at scrape time: the usage streams' length and consumer lag."""
         redis = self.relay.redis
         if redis is None:
             return []
-        from billing.events import STREAM_KEY
+        from billing.events import stream_keys
 
-        families = []
+        streams = stream_keys(settings.BATON_USAGE_STREAMS)
         try:
             async with asyncio.timeout(settings.BATON_READY_TIMEOUT):
-                length = await redis.xlen(STREAM_KEY)
-                groups = await redis.xinfo_groups(STREAM_KEY) if length else []
+                pipe = redis.pipeline(transaction=False)
+                for stream in streams:
+                    pipe.xlen(stream)
+                lengths = [int(n) for n in await pipe.execute()]
+                pipe = redis.pipeline(transaction=False)
+                busy = [s for s, n in zip(streams, lengths, strict=True) if n]
+                for stream in busy:
+                    pipe.xinfo_groups(stream)
+                groups = [g for reply in (await pipe.execute() if busy else []) for g in reply]
         except Exception as exc:
-            log.warning("metrics: could not read the usage stream: %s", type(exc).__name__)
+            log.warning("metrics: could not read the usage streams: %s", type(exc).__name__)
             return []
-        families.append(
-            GaugeMetricFamily(
-                "baton_usage_stream_length",
-                "Usage events in the Redis stream (written, not yet trimmed).",
-                value=length,
-            )
+        shards = GaugeMetricFamily(
+            "baton_usage_stream_shard_length",
+            "Usage events in each Redis usage stream (BATON_USAGE_STREAMS).",
+            labels=["stream"],
         )
-        lag = GaugeMetricFamily(
-            "baton_usage_stream_lag",
-            "Usage events in the Redis stream not yet read by a consumer group.",
-            labels=["group"],
-        )
+        for stream, length in zip(streams, lengths, strict=True):
+            shards.add_metric([stream], length)
+        lags: dict[str, int] = {}
         for group in groups:
             name = group.get("name", b"")
             value = group.get("lag")
             if value is None:
                 value = group.get("pending", 0)
-            lag.add_metric([name.decode() if isinstance(name, bytes) else str(name)], value or 0)
-        families.append(lag)
-        return families
+            label = name.decode() if isinstance(name, bytes) else str(name)
+            lags[label] = lags.get(label, 0) + int(value or 0)
+        lag = GaugeMetricFamily(
+            "baton_usage_stream_lag",
+            "Usage events in the Redis streams not yet read by a consumer group.",
+            labels=["group"],
+        )
+        for label, value in lags.items():
+            lag.add_metric([label], value)
+        return [
+            GaugeMetricFamily(
+                "baton_usage_stream_length",
+                "Usage events in the Redis streams (written, not yet trimmed).",
+                value=sum(lengths),
+            ),
+            shards,
+            lag,
+        ]
 
     # --- /readyz -------------------------------------------------------------------
     async def readiness(self) -> tuple[int, dict[str, Any]]:

@@ -20,7 +20,10 @@ the next call reconnects.
 Only what the limits store needs: ``redis://``, ``rediss://`` and ``unix://`` URLs (parsed
 by redis-py, so they mean what they mean everywhere else in Baton), AUTH and SELECT, and
 scripts by SHA with a fallback to EVAL when the server has not seen them (a restart or a
-``SCRIPT FLUSH``). Errors are redis-py's exception classes.
+``SCRIPT FLUSH``). Errors are redis-py's exception classes. A ``READONLY`` reply (the server
+became a replica in a failover) counts as a lost connection, so the next call reconnects.
+Sentinel and Cluster URLs get the same connection to the primary Sentinel names, or one per
+cluster primary: gateway/redis_topology.py.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from typing import Any, cast
 import hiredis
 from redis.asyncio.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import InvalidResponse, NoScriptError, ResponseError
+from redis.exceptions import InvalidResponse, NoScriptError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Arg = str | bytes | int | float
@@ -128,15 +131,19 @@ def error_for(reply: ResponseError) -> ResponseError:
     message = str(reply)
     if message.startswith("NOSCRIPT"):
         return NoScriptError(message)
+    if message.startswith("READONLY"):
+        return ReadOnlyError(message)
     return reply
 
 
 class PipelinedRedis:
     """One pipelined connection to a Redis server, opened on first use."""
 
-    def __init__(self, url: str, timeout: float) -> None:
-        self.options = parse_url(url)
-        self.tls = url.startswith("rediss://")
+    def __init__(self, url: str, timeout: float, options: dict[str, Any] | None = None) -> None:
+        """``options`` (redis-py's connection keywords: host, port, password, ssl...) stand
+        for the URL's when given (gateway/redis_topology.py's nodes)."""
+        self.options = parse_url(url) if options is None else options
+        self.tls = url.startswith("rediss://") or bool(self.options.get("ssl"))
         self.timeout = timeout
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Future[_Protocol] | None = None
@@ -150,6 +157,11 @@ class PipelinedRedis:
                 protocol = self._protocol or await self._connect()
                 sent_at = time.monotonic()
                 return await protocol.send(encode(args))
+        except ReadOnlyError as exc:
+            # A replica now (a failover demoted it): reconnect, to the primary, next time.
+            if protocol is not None:
+                protocol.fail(RedisConnectionError(f"The limits store became a replica: {exc}"))
+            raise RedisConnectionError(f"The limits store became a replica: {exc}") from None
         except TimeoutError:
             if protocol is not None and protocol.replied_at < sent_at:
                 # Nothing at all came back while we waited. Twice in a row means a dead or
@@ -199,11 +211,9 @@ class PipelinedRedis:
                 if "path" in options:
                     _, protocol = await loop.create_unix_connection(make, options["path"])
                 else:
+                    host, port = await self._address()
                     _, protocol = await loop.create_connection(
-                        make,
-                        options.get("host", "localhost"),
-                        options.get("port", 6379),
-                        ssl=self._ssl_context(),
+                        make, host, port, ssl=self._ssl_context()
                     )
         except (OSError, TimeoutError) as exc:
             raise RedisConnectionError(f"Cannot reach the limits store: {exc!r}") from exc
@@ -226,6 +236,10 @@ class PipelinedRedis:
             raise RedisConnectionError(f"The limits store refused the connection: {exc!r}") from exc
         self._protocol = protocol
         return protocol
+
+    async def _address(self) -> tuple[str, int]:
+        """Where to connect (a Sentinel-managed connection asks the sentinels)."""
+        return self.options.get("host", "localhost"), int(self.options.get("port", 6379))
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.tls:

@@ -3,14 +3,18 @@
 The one home of what starts a server for a test or a benchmark run: ``free_port``,
 ``wait_for_port`` (which notices a server that died at start), a throwaway PostgreSQL cluster
 (``postgres``, or ``Postgres`` to stop and start it again) and throwaway Redis servers (``redis_server``: plain, with an append-only file,
-with TLS, or with any other redis-server option). ``scripts/services.py``, ``tests/`` and
+with TLS, or with any other redis-server option), Redis Clusters (``redis_cluster``) and
+Sentinel groups (``redis_sentinel``). ``scripts/services.py``, ``tests/`` and
 ``bench/`` all use it; it imports nothing of Baton.
 
 ``python scripts/services.py -- CMD ARGS...`` starts a fresh PostgreSQL cluster
 and a Redis server on free loopback ports in a temporary directory, runs CMD
 with ``DATABASE_URL`` and ``REDIS_URL`` pointing at them, then stops both and
 deletes everything. The exit status is CMD's. ``make test`` and ``make bench``
-use it; nothing is left behind and no system service is touched.
+use it; nothing is left behind and no system service is touched. ``--redis
+cluster`` puts ``REDIS_URL`` on a local Redis Cluster instead (``redis_cluster``;
+the one Redis server stays, as ``CELERY_BROKER_URL``), ``--redis sentinel`` on a
+Sentinel group (``redis_sentinel``).
 
 PostgreSQL refuses to run as root, so as root the cluster is created and run
 as the ``postgres`` OS user.
@@ -291,18 +295,240 @@ def redis_server(
         yield server
 
 
+def redis_cli(port: int, *args: str, timeout: float = 30) -> str:
+    """``redis-cli -p port args...``: its output, or ``ServiceError`` with it."""
+    found = shutil.which("redis-cli")
+    if not found:
+        raise MissingBinary("redis-cli not found: apt-get install redis-server (or redis-tools)")
+    done = subprocess.run(
+        [found, "-h", LOOPBACK, "-p", str(port), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode:
+        raise ServiceError(f"redis-cli {' '.join(args)}: {done.stdout}{done.stderr}")
+    return done.stdout
+
+
+# A replica's full sync starts at once (Redis waits 5 s by default for more replicas to join
+# a diskless sync), so a cluster or Sentinel group is ready, or a replica resynced, sooner.
+FAST_SYNC = ("--repl-diskless-sync-delay", "0")
+
+
+def _until(condition: Any, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise ServiceError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _in_sync(port: int) -> bool:
+    """A replica, or a primary whose replicas have all finished their first sync."""
+    lines = redis_cli(port, "info", "replication").splitlines()
+    if "role:master" not in lines:
+        return True
+    replicas = [line for line in lines if line.startswith("slave") and ":ip=" in line]
+    return all("state=online" in line for line in replicas)
+
+
+@dataclass
+class Cluster:
+    """A local Redis Cluster: ``nodes`` are its servers (three primaries, each with a replica,
+    as ``redis-cli --cluster create`` paired them)."""
+
+    nodes: list[Server]
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"{LOOPBACK}:{n.port}" for n in self.nodes)
+
+    def healthy(self, port: int | None = None) -> bool:
+        """Every node alive answers ``cluster_state:ok`` (or just the one on ``port``)."""
+        ports = [port] if port else [n.port for n in self.nodes if n.proc.poll() is None]
+        for each in ports:
+            try:
+                if "cluster_state:ok" not in redis_cli(each, "cluster", "info", timeout=5):
+                    return False
+            except (ServiceError, subprocess.TimeoutExpired):
+                return False
+        return True
+
+
+@contextlib.contextmanager
+def redis_cluster(
+    *options: str, primaries: int = 3, node_timeout_ms: int = 1000
+) -> Iterator[Cluster]:
+    """A throwaway Redis Cluster on loopback: ``primaries`` primaries with one replica each,
+    on free ports (the cluster bus on free ports too), in a temporary directory.
+    ``node_timeout_ms`` is how long a silent primary takes to be failed over."""
+    with contextlib.ExitStack() as cleanup:
+        directory = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="baton-rc-")))
+        nodes = []
+        for index in range(primaries * 2):
+            node_dir = directory / str(index)
+            node_dir.mkdir()
+            nodes.append(
+                cleanup.enter_context(
+                    redis_server(
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-port",
+                        str(free_port()),
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        str(node_timeout_ms),
+                        "--cluster-replica-validity-factor",
+                        "0",  # a replica may always take over (tests kill primaries)
+                        *FAST_SYNC,
+                        *options,
+                        directory=node_dir,
+                    )
+                )
+            )
+        redis_cli(
+            nodes[0].port,
+            "--cluster",
+            "create",
+            *(f"{LOOPBACK}:{n.port}" for n in nodes),
+            "--cluster-replicas",
+            "1",
+            "--cluster-yes",
+            timeout=60,
+        )
+        cluster = Cluster(nodes)
+        _until(cluster.healthy, "the cluster to agree on its slots", 60)
+        _until(lambda: all(_in_sync(n.port) for n in nodes), "the replicas to sync", 60)
+        yield cluster
+
+
+@dataclass
+class SentinelGroup:
+    """A local Sentinel group: a primary, its replicas and the sentinels watching them."""
+
+    service: str
+    servers: list[Server]  # the data nodes, the first the primary it started with
+    sentinels: list[Server]
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://{','.join(f'{LOOPBACK}:{s.port}' for s in self.sentinels)}/{self.service}/0"
+
+    def primary_port(self) -> int:
+        """The primary's port, as the first sentinel that answers sees it now."""
+        for sentinel in self.sentinels:
+            if sentinel.proc.poll() is not None:
+                continue
+            with contextlib.suppress(ServiceError, subprocess.TimeoutExpired):
+                lines = redis_cli(
+                    sentinel.port, "sentinel", "get-master-addr-by-name", self.service, timeout=5
+                ).split()
+                return int(lines[1])
+        raise ServiceError("no sentinel answers")
+
+    def server(self, port: int) -> Server:
+        return next(s for s in self.servers if s.port == port)
+
+
+@contextlib.contextmanager
+def redis_sentinel(
+    *options: str, replicas: int = 2, sentinels: int = 3, down_after_ms: int = 1000
+) -> Iterator[SentinelGroup]:
+    """A throwaway Sentinel group on loopback: a primary with ``replicas`` replicas and
+    ``sentinels`` sentinels (quorum: a majority) monitoring it as the service ``baton``.
+    ``down_after_ms`` is how long a silent primary takes to be judged down."""
+    service = "baton"
+    with contextlib.ExitStack() as cleanup:
+        directory = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="baton-rs-")))
+        primary = cleanup.enter_context(redis_server(*FAST_SYNC, *options))
+        servers = [primary]
+        for _ in range(replicas):
+            servers.append(
+                cleanup.enter_context(
+                    redis_server("--replicaof", LOOPBACK, str(primary.port), *FAST_SYNC, *options)
+                )
+            )
+        _until(
+            lambda: (
+                f"connected_slaves:{replicas}" in redis_cli(primary.port, "info", "replication")
+                and _in_sync(primary.port)
+            ),
+            "the replicas to connect",
+        )
+        watchers = []
+        quorum = sentinels // 2 + 1
+        for index in range(sentinels):
+            port = free_port()
+            conf = directory / f"sentinel-{index}.conf"
+            conf.write_text(
+                f"port {port}\nbind {LOOPBACK}\ndir {directory}\n"
+                f"sentinel monitor {service} {LOOPBACK} {primary.port} {quorum}\n"
+                f"sentinel down-after-milliseconds {service} {down_after_ms}\n"
+                f"sentinel failover-timeout {service} 10000\n"
+                f"sentinel parallel-syncs {service} 1\n"
+            )
+            proc = subprocess.Popen(
+                [_redis_binary(), str(conf), "--sentinel"], stdout=subprocess.DEVNULL
+            )
+            sentinel = Server(proc, port)
+            cleanup.callback(sentinel.stop)
+            wait_for_port(port, proc, "redis-sentinel")
+            watchers.append(sentinel)
+        group = SentinelGroup(service, servers, watchers)
+
+        def settled() -> bool:
+            for sentinel in watchers:
+                info = redis_cli(sentinel.port, "sentinel", "master", service)
+                lines = info.split()
+                fields = dict(zip(lines[::2], lines[1::2], strict=False))
+                if int(fields.get("num-slaves", 0)) < replicas:
+                    return False
+                if int(fields.get("num-other-sentinels", 0)) < sentinels - 1:
+                    return False
+            return True
+
+        _until(settled, "the sentinels to see every replica and each other", 60)
+        yield group
+
+
+USAGE = "usage: services.py [--redis one|sentinel|cluster] -- COMMAND [ARGS...]"
+
+
 def main(argv: list[str]) -> int:
     if "--" not in argv:
-        print("usage: services.py -- COMMAND [ARGS...]", file=sys.stderr)
+        print(USAGE, file=sys.stderr)
         return 2
-    command = argv[argv.index("--") + 1 :]
+    options, command = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
+    topology = "one"
+    if options[:1] == ["--redis"] and len(options) == 2:
+        topology = options[1]
+    elif options:
+        print(USAGE, file=sys.stderr)
+        return 2
+    if topology not in ("one", "sentinel", "cluster"):
+        print(USAGE, file=sys.stderr)
+        return 2
     workdir = Path(tempfile.mkdtemp(prefix="baton-services-"))
     try:
         redis_dir = workdir / "redis"
         redis_dir.mkdir()
-        with postgres(workdir) as database_url, redis_server(directory=redis_dir) as redis:
+        with contextlib.ExitStack() as stack:
+            database_url = stack.enter_context(postgres(workdir))
+            # One Redis always: the whole of it, or (with a cluster) Celery's broker, which
+            # kombu cannot put on a cluster.
+            redis = stack.enter_context(redis_server(directory=redis_dir))
             env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis.redis_url}
-            print(f"services: PostgreSQL at {database_url}, Redis at {redis.redis_url}", flush=True)
+            if topology == "sentinel":
+                env["REDIS_URL"] = stack.enter_context(redis_sentinel()).url
+            elif topology == "cluster":
+                env["REDIS_URL"] = stack.enter_context(redis_cluster()).url
+                env["CELERY_BROKER_URL"] = redis.redis_url
+            print(
+                f"services: PostgreSQL at {database_url}, Redis at {env['REDIS_URL']}", flush=True
+            )
             return subprocess.call(command, env=env)
     except ServiceError as exc:
         raise SystemExit(str(exc)) from None

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from billing import conf
 from billing.quota.local import LOCAL
 from billing.quota.script import LUA
+from config.redis_clients import is_cluster, sync_client
 
 
 class Store(Protocol):
@@ -26,18 +27,20 @@ class RedisStore:
     """The limits Redis, synchronously."""
 
     def __init__(self, url: str, timeout: float) -> None:
-        import redis
-
-        self.client = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
+        # One server, Sentinel or Cluster alike (config/redis_clients.py).
+        self.client = sync_client(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         self.script = self.client.register_script(LUA)
+        self.cluster = is_cluster(url)
 
     def run(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
         reply = self.script(keys=list(keys), args=list(args))
         return list(reply) if isinstance(reply, list | tuple) else reply
 
     def pipeline(self, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]) -> list[list[Any]]:
+        if self.cluster:
+            # A cluster pipeline does not load a script the node it reaches has not seen; one
+            # call at a time, each loads it (on every primary) when it must.
+            return [self.run(keys, args) for keys, args in calls]
         pipe = self.client.pipeline(transaction=False)
         for keys, args in calls:
             self.script(keys=list(keys), args=list(args), client=pipe)

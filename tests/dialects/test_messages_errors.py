@@ -14,12 +14,12 @@ from typing import Any
 import anthropic
 import httpx
 import pytest
-import redis as redis_lib
 from django.conf import settings as django_settings
 
 from billing import credits
 from billing.models import CreditEntry, Price
 from billing.quota import script
+from config.redis_clients import sync_client
 from tests.dialects.conftest import client
 from tests.polling import until
 from tests.relay.conftest import Relay, make_credential, make_key, make_route
@@ -188,7 +188,7 @@ def test_credit_held_by_requests_in_flight_is_429_to_retry(
 
     worker = threading.Thread(target=first)
     worker.start()
-    store = redis_lib.Redis.from_url(django_settings.REDIS_URL)
+    store = sync_client(django_settings.REDIS_URL)
     try:
         in_flight = script.flight(str(messages.team.pk))
         until(lambda: store.zcard(in_flight) > 0, "the first request's hold")

@@ -35,7 +35,10 @@ def main() -> None:
             print(f"committed {len(ids)}", flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
 
-        consumer = Consumer(redis, name="probe-commit", batch=int(sys.argv[2]), before_ack=die)
+        # It holds the stream's lease when it dies: a short one, that the test waits out.
+        consumer = Consumer(
+            redis, name="probe-commit", batch=int(sys.argv[2]), before_ack=die, lease_ms=1000
+        )
         consumer.run_once()
 
 

@@ -127,13 +127,16 @@ def test_entries_that_are_not_usage_events_are_set_aside(
     assert redis_client.xlen(STREAM_KEY) == 0
 
 
-def test_only_one_scheduled_run_consumes_at_a_time(metered: Metered, redis_client: Any) -> None:
+def test_a_scheduled_run_leaves_a_leased_stream_alone(metered: Metered, redis_client: Any) -> None:
     publish(redis_client, events(metered, 3))
-    token = consumer_module.acquire(redis_client, 30)
-    assert token is not None
-    assert consume(redis_client, seconds=5, lock_ttl=30) is None
-    consumer_module.release(redis_client, token)
-    result = consume(redis_client, seconds=5, lock_ttl=30)
+    holder = Consumer(redis_client, name="dedicated")
+    holder.ensure_group()
+    holder.balance(force=True)
+    assert holder.held == [STREAM_KEY]
+    assert consume(redis_client, seconds=5) is None  # the one stream is the dedicated one's
+    assert UsageRecord.objects.count() == 0
+    holder.leave()
+    result = consume(redis_client, seconds=5)
     assert result is not None and result.written == 3
 
 

@@ -16,7 +16,7 @@ import httpx
 from django.conf import settings
 from django.utils import timezone
 
-from billing.consumer import GROUP
+from billing.consumer import GROUP, LEASE_PREFIX
 from billing.events import STREAM_KEY
 from billing.models import BillingRecord, HourlyUsage, UsageRecord
 from billing.tasks import consume_usage_task, rollup_usage_task, update_billing_records_task
@@ -79,6 +79,9 @@ def test_events_from_while_the_worker_was_down_are_all_billed_once(
     assert dying_consumer("commit", 10) == "committed 10"
     assert UsageRecord.objects.count() == 10
     assert redis_client.xpending(STREAM_KEY, GROUP)["pending"] == 20
+    # The one that died holding the stream's lease: no one reads the stream until it expires.
+    assert redis_client.get(LEASE_PREFIX + "0") == b"probe-commit"
+    wait_for(lambda: not redis_client.exists(LEASE_PREFIX + "0"))
 
     # Queued while no worker runs, as beat would.
     consume_usage_task.delay()

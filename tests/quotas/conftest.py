@@ -19,7 +19,6 @@ from typing import Any, cast
 
 import openai
 import pytest
-import redis as redis_lib
 from django.conf import settings
 from django.core.asgi import get_asgi_application
 
@@ -30,6 +29,7 @@ from billing.models import Price, TeamLimits, UsageRecord
 from billing.quota import script
 from billing.quota.local import LOCAL
 from billing.quota.script import periods
+from config.redis_clients import sync_client
 from config.routing import build_application
 from relay.catalog_seed import seed
 from relay.models import Provider, ProviderCredential
@@ -103,7 +103,7 @@ class Quota:
     def holds(self, scope: str = "t") -> int:
         """Requests of the team ("t") or of one key ("k:<key id>") with an in-flight record
         right now (settled ones have let go)."""
-        client = redis_lib.Redis.from_url(settings.BATON_LIMITS_REDIS_URL)
+        client = sync_client(settings.BATON_LIMITS_REDIS_URL)
         try:
             team = str(self.team.pk)
             records = [
@@ -132,7 +132,7 @@ def spend_counter(team_id: str, period: str = "day", scope: str = "t") -> int:
     day, month = periods()
     prefix = "" if scope == "t" else script.key_prefix(scope.removeprefix("k:"))
     name = {"day": "d" + day, "month": "m" + month, "lifetime": "l"}[period]
-    client = redis_lib.Redis.from_url(settings.BATON_LIMITS_REDIS_URL)
+    client = sync_client(settings.BATON_LIMITS_REDIS_URL)
     try:
         raw = client.hget(script.state(team_id), prefix + name) or b"0"
     finally:
@@ -143,7 +143,7 @@ def spend_counter(team_id: str, period: str = "day", scope: str = "t") -> int:
 def ledger_rows(expected: int, timeout: float = 10.0, **filters: Any) -> list[UsageRecord]:
     """Usage rows matching ``filters``, polled until ``expected`` are in the ledger (or the
     timeout passes): each round drains the usage stream the relay appends to."""
-    client = redis_lib.Redis.from_url(settings.REDIS_URL)
+    client = sync_client(settings.REDIS_URL)
     deadline = time.monotonic() + timeout
     try:
         while True:

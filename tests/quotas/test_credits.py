@@ -9,7 +9,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-import redis as redis_lib
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
@@ -21,6 +20,7 @@ from billing import credits
 from billing.models import AppendOnly, CreditEntry, ExchangeRate, Price, TeamLimits, UsageRecord
 from billing.quota import script
 from billing.usage import charge_usage
+from config.redis_clients import sync_client
 from relay.catalog_seed import seed
 from relay.models import Provider
 from tests.conftest import Cast, client_for
@@ -159,7 +159,7 @@ def test_usage_is_priced_and_debited_once(cast: Cast, priced: None) -> None:
 
 def test_the_balance_follows_live_spend_ahead_of_the_ledger(cast: Cast, priced: None) -> None:
     # Spend the limits store has counted but the ledger has not yet debited.
-    client = redis_lib.Redis.from_url(settings.REDIS_URL)
+    client = sync_client(settings.REDIS_URL)
     client.flushdb()
     client.hset(script.state(str(cast.acme.pk)), "l", 1_500_000_000)
     balance = credits.balance(cast.acme)

@@ -23,7 +23,6 @@ from typing import Any, cast
 import httpx
 import orjson
 import pytest
-import redis as redis_lib
 from django.conf import settings as django_settings
 
 from billing import credits
@@ -31,6 +30,7 @@ from billing.models import Price, UsageRecord
 from billing.money import to_nanos
 from billing.quota import script
 from billing.tasks import reap_inflight_task, reconcile_counters_task
+from config.redis_clients import sync_client
 from scripts.services import Server, free_port, redis_server
 from tests.polling import until
 from tests.processes import baton
@@ -79,7 +79,7 @@ def in_background(function: Any, *args: Any) -> tuple[threading.Thread, list[Any
 
 def records(team_id: str, url: str | None = None) -> list[script.Record]:
     """The team's in-flight records (lease live or ended) in the limits Redis."""
-    client = redis_lib.Redis.from_url(url or django_settings.BATON_LIMITS_REDIS_URL)
+    client = sync_client(url or django_settings.BATON_LIMITS_REDIS_URL)
     try:
         members = [
             member
@@ -92,7 +92,7 @@ def records(team_id: str, url: str | None = None) -> list[script.Record]:
 
 
 def reported(team_id: str, request_id: str) -> script.Report | None:
-    client = redis_lib.Redis.from_url(django_settings.BATON_LIMITS_REDIS_URL)
+    client = sync_client(django_settings.BATON_LIMITS_REDIS_URL)
     try:
         raw = client.hget(script.base(team_id) + ":p", request_id)
     finally:
@@ -344,7 +344,7 @@ def test_reconciliation_raises_a_counter_left_low_to_the_ledger(quota: Quota) ->
     spent = ledger_cost(quota)
     state = script.state(str(quota.team.pk))
     day, month = script.periods()
-    client = redis_lib.Redis.from_url(django_settings.BATON_LIMITS_REDIS_URL)
+    client = sync_client(django_settings.BATON_LIMITS_REDIS_URL)
     try:
         # Lost: one request's spend never reached the counters.
         low = spent - to_nanos(Decimal("0.01"))

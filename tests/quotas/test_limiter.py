@@ -14,13 +14,13 @@ from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import pytest
-import redis as redis_lib
 from django.conf import settings
 
 from billing.quota import script
 from billing.quota.local import LocalLimits
 from billing.quota.script import LUA, periods
 from billing.quota.snapshots import Limits
+from config.redis_clients import sync_client
 from tests.polling import until
 
 Run = Callable[[list[str], list[Any]], list[Any]]
@@ -34,7 +34,7 @@ class Store:
 
     def __init__(self, where: str) -> None:
         self.local = LocalLimits(LUA) if where == "local" else None
-        self.client = redis_lib.Redis.from_url(settings.REDIS_URL)
+        self.client = sync_client(settings.REDIS_URL)
         self.script = self.client.register_script(LUA)
         if self.local is None:
             self.client.flushdb()

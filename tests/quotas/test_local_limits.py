@@ -26,6 +26,7 @@ from billing.quota.live import current_use
 from billing.quota.local import LocalLimits
 from billing.quota.script import LUA, periods
 from billing.quota.snapshots import Limits
+from config.redis_clients import sync_client
 from tests.quotas.conftest import Quota, chat
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +56,7 @@ def peek(store: LocalLimits, team: str) -> list[Any]:
 
 @pytest.fixture
 def redis_client() -> Iterator[redis_lib.Redis]:
-    client = redis_lib.Redis.from_url(settings.REDIS_URL)
+    client = sync_client(settings.REDIS_URL)
     client.flushdb()
     yield client
     client.close()
@@ -79,7 +80,7 @@ CASES: dict[str, tuple[str, list[str], list[Any]]] = {
         out[#out + 1] = redis.call('HMGET', KEYS[2], 'x')
         return out
         """,
-        ["h1", "h2"],
+        ["{t}h1", "{t}h2"],  # one hash tag: one slot on a cluster
         [5],
     ),
     "an emptied hash or sorted set is gone": (
@@ -96,7 +97,7 @@ CASES: dict[str, tuple[str, list[str], list[Any]]] = {
         redis.call('ZADD', KEYS[1], 1, 'now a sorted set')
         return {hash, zset, range, redis.call('ZCARD', KEYS[1]), redis.call('PEXPIRE', KEYS[4], 10)}
         """,
-        ["e1", "e2", "e3", "e4"],
+        ["{t}e1", "{t}e2", "{t}e3", "{t}e4"],
         [],
     ),
     "sorted set ranges": (
@@ -118,7 +119,7 @@ CASES: dict[str, tuple[str, list[str], list[Any]]] = {
         out[#out + 1] = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '+inf')
         return out
         """,
-        ["z1", "z2"],
+        ["{t}z1", "{t}z2"],
         [],
     ),
     "sorted set options, scores and pages": (

@@ -13,12 +13,12 @@ from typing import Any
 
 import openai
 import pytest
-import redis as redis_lib
 from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 from accounts import actions, tokens
 from accounts.models import ApiKey, Team, User
+from config.redis_clients import sync_client
 from config.routing import build_application
 from relay.catalog_seed import seed
 from relay.models import ModelRoute, Provider, ProviderCredential, RouteTarget
@@ -44,7 +44,7 @@ def fake(fake_upstream: Fake) -> Fake:
 
 @pytest.fixture
 def redis_client() -> Iterator[Any]:
-    client = redis_lib.Redis.from_url(settings.REDIS_URL)
+    client = sync_client(settings.REDIS_URL)
     client.flushdb()
     yield client
     client.close()

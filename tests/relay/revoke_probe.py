@@ -13,6 +13,8 @@ import os
 import sys
 import time
 
+from config.redis_clients import async_client
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("BATON_TESTING", "1")
 
@@ -20,7 +22,6 @@ import django
 
 django.setup()
 
-import redis.asyncio as aioredis  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from gateway.cache import RelayCache  # noqa: E402
@@ -28,7 +29,7 @@ from gateway.cache import RelayCache  # noqa: E402
 
 async def main(presented: str) -> None:
     cache = RelayCache()
-    redis = aioredis.Redis.from_url(settings.REDIS_URL)
+    redis = async_client(settings.REDIS_URL)
     watcher = asyncio.create_task(cache.watch(redis))
     deadline = time.monotonic() + 30
     while cache.version is None and time.monotonic() < deadline:

@@ -1,8 +1,9 @@
 """``manage.py consume_usage``: a dedicated process moving usage events from
-the Redis stream into the ledger (``billing.consumer``), as an alternative or
+the Redis streams into the ledger (``billing.consumer``), as an alternative or
 a complement to the ``billing.consume_usage`` Celery task. Run as many as you
-like: the consumer group shares the stream between them. SIGTERM or Ctrl-C
-stops it after the batch in hand is written and acknowledged.
+like, up to one per stream (``BATON_USAGE_STREAMS``): they share the streams
+by leases. SIGTERM or Ctrl-C stops it after the batch in hand is written and
+acknowledged, and gives its streams back at once.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ RETRY_SECONDS = 2.0
 
 
 class Command(BaseCommand):
-    help = "Read usage events from the Redis stream into the ledger until stopped."
+    help = "Read usage events from the Redis streams into the ledger until stopped."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--once", action="store_true", help="Drain the stream, then exit.")
@@ -70,6 +71,7 @@ class Command(BaseCommand):
                 # and is claimed again once it has been idle long enough.
                 log.exception("consuming usage failed; retrying in %s s", RETRY_SECONDS)
                 time.sleep(RETRY_SECONDS)
+        consumer.leave()
         self.report(total)
 
     def report(self, result: Result) -> None:
