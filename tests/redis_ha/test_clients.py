@@ -24,8 +24,6 @@ from scripts.services import Cluster, SentinelGroup, redis_cli, redis_server
 from tests.polling import until
 from tests.redis_ha.conftest import flush, use_redis
 
-NONE = [-1] * 6
-
 
 @pytest.fixture(params=["cluster", "sentinel"])
 def url(request: pytest.FixtureRequest) -> str:
