@@ -26,6 +26,7 @@ django.setup()
 
 from accounts import actions, tokens  # noqa: E402
 from accounts.models import ApiKey, Team, User  # noqa: E402
+from billing import credits  # noqa: E402
 from relay.catalog_seed import seed  # noqa: E402
 from relay.models import ModelRoute, Provider, ProviderCredential, RouteTarget  # noqa: E402
 from relay.secrets import store_secret  # noqa: E402
@@ -92,6 +93,9 @@ def tenant(
     ``demo-chat``, or {"base_url", and optionally "provider", "extras", "model"}."""
     owner = User.objects.create_user(email, "bench-sturdy-passphrase-1")
     team = actions.create_team(owner, name=name)
+    # New teams start prepaid with a small signup credit; lines priced at real rates (the
+    # Messages line's Claude model) would spend it within seconds and be refused.
+    credits.add_credit(team, Decimal(10**6), actor=None, note="benchmark")
     rows = []
     for alias, target in aliases.items():
         spec: dict[str, Any] = {"base_url": target} if isinstance(target, str) else target
