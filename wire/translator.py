@@ -127,3 +127,23 @@ class TranslatorBase(ABC):
     @abstractmethod
     def _partial_completion(self, estimate: int) -> int:
         """Completion tokens to bill when the count is not final."""
+
+
+class FinalUsageTranslator(TranslatorBase):
+    """A stream whose provider reports the final completion count in one closing event
+    (Anthropic's ``message_delta``, a Response's terminal event). Until that event arrives,
+    a cut stream bills the larger of what was reported so far (``message_start``'s
+    ``output_tokens`` is usually 1) and Baton's own estimate of what was generated."""
+
+    __slots__ = ("_final_seen",)
+
+    def __init__(self, *, client_wants_usage: bool, secret: str = "") -> None:
+        super().__init__(client_wants_usage=client_wants_usage, secret=secret)
+        self._final_seen = False  # set by the subclass when the closing event is read
+
+    def _completion_reported(self) -> bool:
+        return self._final_seen
+
+    def _partial_completion(self, estimate: int) -> int:
+        assert self.usage is not None
+        return max(self.usage.completion_tokens, estimate)

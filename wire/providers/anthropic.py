@@ -47,7 +47,7 @@ from wire.translate.messages import (
     models_to_openai,
     to_anthropic_request,
 )
-from wire.translator import TranslatorBase
+from wire.translator import FinalUsageTranslator
 from wire.usage import MessagesUsage
 
 DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
@@ -122,10 +122,9 @@ class AnthropicAdapter:
         )
 
 
-class AnthropicStreamTranslator(TranslatorBase):
+class AnthropicStreamTranslator(FinalUsageTranslator):
     __slots__ = (
         "_created",
-        "_final_usage_seen",
         "_head",
         "_tool_index",
         "_tracker",
@@ -137,16 +136,6 @@ class AnthropicStreamTranslator(TranslatorBase):
         self._head = self._chunk_head("", "")
         self._tool_index: dict[Any, int] = {}  # content block index -> tool_calls index
         self._tracker = MessagesUsage()
-        self._final_usage_seen = False
-
-    def _completion_reported(self) -> bool:
-        return self._final_usage_seen
-
-    def _partial_completion(self, estimate: int) -> int:
-        # Cut before message_delta: message_start's output_tokens (usually 1)
-        # says nothing about what was generated since.
-        assert self.usage is not None
-        return max(self.usage.completion_tokens, estimate)
 
     def _handle(self, raw: bytes) -> bytes:
         if self._closed:
@@ -176,7 +165,7 @@ class AnthropicStreamTranslator(TranslatorBase):
             return self._chunk({"role": "assistant", "content": ""})
         if kind == "message_delta":
             self._take_usage(event.get("usage"))
-            self._final_usage_seen = True
+            self._final_seen = True
             delta = event.get("delta")
             stop_reason = delta.get("stop_reason") if isinstance(delta, dict) else None
             return self._chunk({}, finish_reason(stop_reason))

@@ -34,7 +34,7 @@ from wire.providers.quirks import messages_quirks_for
 from wire.sse import event_fields
 from wire.tokens import text_token_units
 from wire.translate.messages_stream import error_event
-from wire.translator import TranslatorBase
+from wire.translator import FinalUsageTranslator
 from wire.usage import MessagesUsage
 
 DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
@@ -104,24 +104,16 @@ class MessagesNativeAdapter:
         return MessagesPassThrough(secret=upstream.api_key, model=self.model)
 
 
-class MessagesPassThrough(TranslatorBase):
+class MessagesPassThrough(FinalUsageTranslator):
     """Forwards Messages events as received, reading usage and watching for errors;
     ``message_start`` names ``model`` when given (the one the client asked for)."""
 
-    __slots__ = ("_final_seen", "_model", "_tracker")
+    __slots__ = ("_model", "_tracker")
 
     def __init__(self, *, secret: str = "", model: str | None = None) -> None:
         super().__init__(client_wants_usage=True, secret=secret)
         self._tracker = MessagesUsage()
-        self._final_seen = False
         self._model = model
-
-    def _completion_reported(self) -> bool:
-        return self._final_seen
-
-    def _partial_completion(self, estimate: int) -> int:
-        assert self.usage is not None
-        return max(self.usage.completion_tokens, estimate)
 
     def _handle(self, raw: bytes) -> bytes:
         if self._closed:

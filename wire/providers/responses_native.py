@@ -36,7 +36,7 @@ from wire.sse import event_fields
 from wire.tokens import text_token_units
 from wire.translate.responses import CLIENT_TOOLS
 from wire.translate.responses_stream import error_payload, frame
-from wire.translator import TranslatorBase
+from wire.translator import FinalUsageTranslator
 from wire.usage import usage_from_responses
 
 _AZURE = AzureAdapter()
@@ -198,7 +198,7 @@ def _event_error(event: Mapping[str, Any]) -> UpstreamError:
     )
 
 
-class ResponsesPassThrough(TranslatorBase):
+class ResponsesPassThrough(FinalUsageTranslator):
     """Forwards Responses events as received, reading usage and watching for failures.
 
     An ``error`` event is passed on (scrubbed) at once; the ``response.failed`` that follows
@@ -206,7 +206,6 @@ class ResponsesPassThrough(TranslatorBase):
 
     __slots__ = (
         "_created",
-        "_final_seen",
         "_model",
         "_pending",
         "_quirks",
@@ -217,19 +216,11 @@ class ResponsesPassThrough(TranslatorBase):
     def __init__(self, *, secret: str = "", quirks: ResponsesQuirks) -> None:
         super().__init__(client_wants_usage=True, secret=secret)
         self._quirks = quirks
-        self._final_seen = False
         self._sequence = -1
         self._response_id = ""
         self._model = ""
         self._created = 0
         self._pending: UpstreamError | None = None  # an error event not yet followed by failed
-
-    def _completion_reported(self) -> bool:
-        return self._final_seen
-
-    def _partial_completion(self, estimate: int) -> int:
-        assert self.usage is not None
-        return max(self.usage.completion_tokens, estimate)
 
     def _handle(self, raw: bytes) -> bytes:
         if self._closed:
