@@ -28,13 +28,17 @@ events are counted in ``baton_usage_unreplicated_events_total`` and logged.
 
 What the relay wrote lately stays in memory (``Retained``) and is written again when the
 primary turns out to have changed (the ``master_replid`` that each batch's reply carries is
-another one): events a deposed primary took after the promotion of its replica (a
-``SENTINEL FAILOVER``: the old primary accepts writes, and its other replicas acknowledge
-them, until the sentinels reconfigure it), or that no replica had when it died. A batch is
-kept ``RETAIN_SECONDS``, and one no replica acknowledged until a later batch on the same
-primary is (replication is in order: a replica with the later one has the earlier). So an
-acknowledged event is lost only if the primary dies before a replica has it and this process
-stops before it writes to the new primary. The replays are ledger no-ops.
+another one): events a deposed primary took after the promotion of its replica, or that no
+replica had when it died. A ``SENTINEL FAILOVER`` leaves the old primary taking writes, and
+its other replicas acknowledging them, for the 8 to 20 s the sentinels take to reconfigure
+it; the promoted replica has none of them. So a batch is let go only once *every* replica has
+it (each replica's offset in the ``INFO replication`` that ends each batch is past the
+batch's), counting as many replicas as the primary had at most over ``REPLICA_MEMORY``
+seconds: a primary that lost a replica to a promotion keeps everything written since, until
+the sink reaches the new primary and writes it again. A batch is kept at least
+``RETAIN_SECONDS`` all the same (an offset is the replica's last report). So an acknowledged
+event is lost only if the primary dies before a replica has it and this process stops before
+it writes to the new primary. The replays are ledger no-ops.
 
 On a cluster the batch is split by the primary each stream lives on, and each part goes,
 with its ``WAIT``, over a connection to that primary (a cluster client sends ``WAIT`` to
@@ -77,6 +81,7 @@ RESENT = Counter(
     "Usage events written again because the Redis primary changed after they were written.",
 )
 RETAIN_SECONDS = 10.0
+REPLICA_MEMORY = 60.0  # seconds a replica that went away is still waited for (above)
 MAX_RETAINED = 100_000  # events: past that, the oldest are forgotten (and logged)
 
 
@@ -86,8 +91,9 @@ class Retained:
 
     at: float
     replid: str
+    offset: int  # the primary's replication offset once the batch was in (an upper bound)
     batch: list[UsageEvent]
-    replicated: bool
+    replicated: bool  # every replica has it
 
 
 class PartialWrite(Exception):
@@ -224,6 +230,8 @@ class RedisStreamSink(Sink):
         self.last_warning = 0.0
         self.unreplicated = 0
         self.replid = ""  # the primary the last batch went to
+        self.replica_peak = 0  # the most replicas seen lately (REPLICA_MEMORY), and when
+        self.replica_peak_at = 0.0
         self.retained: deque[Retained] = deque()
         self.retained_events = 0
         self.resent = 0
@@ -242,10 +250,11 @@ class RedisStreamSink(Sink):
         if self.replicas:
             acknowledged = int(replies[-2])
             self._replicated(acknowledged, len(batch))
-            self._retain(batch, str(replies[-1].get("master_replid", "")), acknowledged)
+            self._retain(batch, replies[-1])
 
-    def _retain(self, batch: list[UsageEvent], replid: str, acknowledged: int) -> None:
+    def _retain(self, batch: list[UsageEvent], info: dict[str, Any]) -> None:
         now = time.monotonic()
+        replid = str(info.get("master_replid", ""))
         if self.replid and replid != self.replid and self.retained:
             # Another primary: what the old one took lately may not be here. Written again at
             # the next flush; the ledger ignores request ids it already has.
@@ -258,13 +267,15 @@ class RedisStreamSink(Sink):
             log.warning(
                 "the Redis primary changed; writing the last %d usage events again", len(again)
             )
+        if replid != self.replid:
+            self.replica_peak = 0  # another primary, with replicas of its own
         self.replid = replid
-        replicated = acknowledged >= self.replicas
-        if replicated:
-            for kept in self.retained:  # in order: a replica with this batch has those
-                if kept.replid == replid:
-                    kept.replicated = True
-        self.retained.append(Retained(now, replid, batch, replicated))
+        offset = int(info.get("master_repl_offset", 0))
+        self.retained.append(Retained(now, replid, offset, batch, False))
+        everywhere = self._replicated_up_to(info, now)
+        for kept in self.retained:
+            if kept.replid == replid and kept.offset <= everywhere:
+                kept.replicated = True
         self.retained_events += len(batch)
         while self.retained and (
             (self.retained[0].replicated and now - self.retained[0].at > RETAIN_SECONDS)
@@ -274,10 +285,28 @@ class RedisStreamSink(Sink):
             self.retained_events -= len(dropped.batch)
             if not dropped.replicated:
                 log.error(
-                    "forgetting %d usage events no replica has acknowledged (over %d kept)",
+                    "forgetting %d usage events not every replica has (over %d kept)",
                     len(dropped.batch),
                     MAX_RETAINED,
                 )
+
+    def _replicated_up_to(self, info: dict[str, Any], now: float) -> int:
+        """The replication offset every replica has reached (-1: some replica is missing,
+        one the primary had lately, as after the promotion of one of them)."""
+        offsets = [
+            int(value.get("offset", -1))
+            for name, value in info.items()
+            if name.startswith("slave") and isinstance(value, dict)
+        ]
+        if len(offsets) >= self.replica_peak:
+            self.replica_peak, self.replica_peak_at = len(offsets), now
+        elif now - self.replica_peak_at > REPLICA_MEMORY:
+            # Gone for good (not a failover: the sentinels demote a deposed primary sooner).
+            self.replica_peak, self.replica_peak_at = len(offsets), now
+            log.warning("a Redis replica is gone; %d left", len(offsets))
+        if not offsets or len(offsets) < self.replica_peak:
+            return -1
+        return min(offsets)
 
     async def _write_cluster(self, batch: list[UsageEvent]) -> None:
         """Each primary's part of the batch over a connection of its own, with its WAIT."""

@@ -265,11 +265,22 @@ def test_a_failover_under_load_loses_no_event_and_keeps_the_limits(
         assert sorted(statuses) == [200, 200, 200, 429, 429], statuses
 
         expected = sorted(s.request_id for s in load.sent)
-        until(
-            lambda: UsageRecord.objects.filter(team=quota.team).count() >= len(expected),
-            "every usage event in the ledger",
-            timeout=90,
-        )
+        try:
+            until(
+                lambda: UsageRecord.objects.filter(team=quota.team).count() >= len(expected),
+                "every usage event in the ledger",
+                timeout=90,
+            )
+        except AssertionError:
+            have = set(
+                UsageRecord.objects.filter(team=quota.team).values_list("request_id", flat=True)
+            )
+            missing = [s for s in load.sent if s.request_id not in have]
+            raise AssertionError(
+                f"{len(missing)} of {len(expected)} events not in the ledger "
+                f"(killed at {killed_at}, new primary at {recovered_at}): {missing[:20]}\n"
+                f"{web.logs()[-6000:]}"
+            ) from None
 
     by_thread: dict[int, list[Sent]] = {}
     for answer in load.sent:

@@ -312,3 +312,64 @@ def test_what_a_primary_lost_in_a_failover_is_written_again(teams: list[Team]) -
 
 def in_sync(port: int) -> bool:
     return "master_link_status:up" in redis_cli(port, "info", "replication")
+
+
+def test_what_a_deposed_primary_took_is_written_again_however_late_its_demotion(
+    teams: list[Team], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``SENTINEL FAILOVER`` promotes one replica while the old primary keeps taking writes,
+    acknowledged by its other replica, until the sentinels demote it (8 to 20 s later). Those
+    batches are not on the new primary: the sink keeps them however long it takes (no time
+    limit here at all) and writes them again once it reaches the new primary."""
+    monkeypatch.setattr(metering, "RETAIN_SECONDS", 0.0)
+    with (
+        redis_server(*FAST_SYNC) as primary,
+        redis_server("--replicaof", "127.0.0.1", str(primary.port), *FAST_SYNC) as promoted,
+        redis_server("--replicaof", "127.0.0.1", str(primary.port), *FAST_SYNC) as other,
+    ):
+        until(lambda: in_sync(promoted.port) and in_sync(other.port), "the replicas' sync")
+        before, after, later = usage(teams, 30), usage(teams, 20), usage(teams, 10)
+
+        async def run() -> RedisStreamSink:
+            redis = async_client(primary.redis_url, socket_timeout=5)
+            sink = RedisStreamSink(
+                redis, url=primary.redis_url, streams=STREAMS, replicas=1, wait_ms=2000
+            )
+            try:
+                sink.pending = list(before)
+                await sink.flush()
+                redis_cli(promoted.port, "replicaof", "no", "one")
+                until(lambda: "connected_slaves:1" in info(primary.port), "the promotion")
+                for half in (after[:10], after[10:]):  # each batch in its own write
+                    sink.pending = list(half)
+                    await sink.flush()
+                assert sink.unreplicated == 0  # the other replica acknowledged them
+                # The sentinels demote the old primary: it and its replica follow the new one,
+                # and lose what the new one never had.
+                for server in (primary, other):
+                    redis_cli(server.port, "replicaof", "127.0.0.1", str(promoted.port))
+                until(lambda: in_sync(primary.port) and in_sync(other.port), "the demotion")
+                sink.redis = async_client(promoted.redis_url, socket_timeout=5)  # as Sentinel
+                await redis.aclose()
+                sink.pending = list(later)
+                await sink.flush()  # sees the new primary: what the old one took is pending
+                await sink.flush()
+                await sink.redis.aclose()
+                return sink
+            finally:
+                await redis.aclose()
+
+        sink = asyncio.run(run())
+        client = sync_client(promoted.redis_url)
+        stored = {
+            UsageEvent.from_json(fields[b"event"]).request_id
+            for key in stream_keys(STREAMS)
+            for _, fields in client.xrange(key)
+        }
+        client.close()
+    assert stored == {e.request_id for e in before + after + later}
+    assert sink.resent >= len(after)
+
+
+def info(port: int) -> str:
+    return redis_cli(port, "info", "replication")
