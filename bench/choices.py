@@ -200,11 +200,16 @@ def redis_clients(url: str) -> dict[str, Any]:
 
 
 EMBEDDED_SCRIPT = r"""
-import sys, time, uuid, orjson
+import os, sys, time, uuid, orjson
 sys.path.insert(0, sys.argv[2])
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ["BATON_TESTING"] = "1"  # settings to import, no production secrets
+import django
+django.setup()
+from billing.quota import script
+from billing.quota.script import LUA
+from billing.quota.snapshots import Limits
 which = sys.argv[1]
-from pathlib import Path
-LUA = Path(sys.argv[2], "billing", "quota", "admission.lua").read_text()
 if which == "embedded":
     from billing.quota.local import LocalLimits
     run = LocalLimits(LUA).run
@@ -216,36 +221,56 @@ else:
     else:
         import redis
         client = redis.Redis.from_url(sys.argv[3])
-    script = client.register_script(LUA)
-    run = lambda keys, args: script(keys=keys, args=args)
+    registered = client.register_script(LUA)
+    run = lambda keys, args: registered(keys=keys, args=args)
 BIG = 10**15
-team = uuid.uuid4().hex
-KEYS = [f"bq:{{{team}}}:{scope}:{name}" for scope in ("t", "k:key")
-        for name in ("h", "a", "rpm", "tpm", "d:20250101", "m:202501", "l")]
-# A prepaid team with a monthly budget, a key with every rate limit and a daily budget:
-# every check the script has runs, none refuses.
-TEAM = [10**6, 10**9, -1, -1, BIG, -1]  # rpm, tpm, concurrency, day, month, lifetime
-KEY = [10**6, 10**9, 1000, BIG, -1, -1]
+# The calls the relay makes (billing/quota/script.py), every kind of limit set on the team,
+# its key and the provider credential: every check the script has runs, none refuses.
+TEAM = Limits(rpm=10**6, tpm=10**9, concurrency=10**5, day=BIG, month=BIG)
+KEY = Limits(rpm=10**6, tpm=10**9, concurrency=10**5, day=BIG, month=BIG, life=BIG)
+CREDENTIAL = Limits(rpm=10**6, tpm=10**9)
+team, key, credential = (str(uuid.uuid4()) for _ in range(3))
+day, month = script.periods()
+for scope in (None, key):
+    run(*script.reconcile_call(team, scope, day, month, (0, 0, 0)))
 
-def admit(hold):
-    reply = run(KEYS, ["admit", hold, 660000, 12345678, 532, 60000, 1, BIG, 0, 1, *TEAM, *KEY])
+def admit():
+    request_id = "req_" + uuid.uuid4().hex
+    record = script.Record(
+        request_id=request_id, key_id=key, started_ms=int(time.time() * 1000), held=1000,
+        prompt=20, team_held=True, key_held=True, endpoint="chat", dialect="chat",
+        alias="bench", streamed=False, client_request_id="",
+        target=script.Target(credential, "openai", "demo-chat", 2500000000, 10**10),
+    ).member()
+    keys, args = script.admit_call(
+        team_id=team, granted=None, lease_ms=15000, window_ms=60000, day=day, month=month,
+        prune_ms=5000, team=TEAM,
+        requests=[script.Admit(record=record, cost=1000, tokens=100, key_id=key, key=KEY,
+                               credentials={credential: CREDENTIAL}, every_target_limited=True)],
+    )
+    reply = run(keys, args)
+    assert int(reply[0][0]) == 1, reply
+    return record, request_id
+
+def settle(record, request_id):
+    item = script.Settle(
+        record=record, request_id=request_id, key_id=key, cost=900, held=1000, tokens_back=10,
+        used=90, at_ms=int(time.time() * 1000), renewed=False, team_active=True,
+        team_tpm=TEAM.tpm, key_active=True, key_tpm=KEY.tpm, credential_id=credential,
+        credential=CREDENTIAL,
+    )
+    reply = run(*script.settle_call(team, [item], 60000, day, month))
     assert int(reply[0]) == 1, reply
 
-def settle(hold):
-    run(KEYS, ["settle", hold, 2345678, 100, 60000, 259200, 6048000, TEAM[1], KEY[1]])
-
 for _ in range(200):
-    hold = uuid.uuid4().hex
-    admit(hold)
-    settle(hold)
+    settle(*admit())
 n = int(sys.argv[4]) if len(sys.argv) > 4 else 2000
-holds = [uuid.uuid4().hex for _ in range(n)]
 admit_cpu = settle_cpu = 0.0
-for hold in holds:
+for _ in range(n):
     started = time.process_time()
-    admit(hold)
+    held = admit()
     middle = time.process_time()
-    settle(hold)
+    settle(*held)
     admit_cpu += middle - started
     settle_cpu += time.process_time() - middle
 print(orjson.dumps({"admit_us": admit_cpu / n * 1e6, "settle_us": settle_cpu / n * 1e6,

@@ -42,7 +42,14 @@ def baton_command(python: str, host: str, port: str) -> list[str]:
     ]
 
 
+def stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the children as Ctrl-C does
+
+
 def main() -> int:
+    """Each child in a process group of its own: a terminal's Ctrl-C reaches this process
+    only, which stops each child the way it stops cleanly (below)."""
+    signal.signal(signal.SIGTERM, stop)
     python = sys.executable
     env = {**os.environ, "DEBUG": os.environ.get("DEBUG", "1")}
     env.setdefault("BATON_FAKE_UPSTREAM_URL", f"http://127.0.0.1:{FAKE_PORT}")
@@ -50,6 +57,7 @@ def main() -> int:
         subprocess.Popen(
             [python, "-m", "fake_upstream", "--host", "127.0.0.1", "--port", FAKE_PORT],
             env=env,
+            process_group=0,
         ),
         subprocess.Popen(
             [
@@ -66,8 +74,9 @@ def main() -> int:
                 "warning",
             ],
             env=env,
+            process_group=0,
         ),
-        subprocess.Popen(baton_command(python, HOST, PORT), env=env),
+        subprocess.Popen(baton_command(python, HOST, PORT), env=env, process_group=0),
     ]
     time.sleep(1.5)
     print(
@@ -81,13 +90,22 @@ def main() -> int:
         pass
     for child in children:
         if child.poll() is None:
-            child.send_signal(signal.SIGINT)
+            # Celery's worker takes SIGTERM for its warm shutdown (on SIGINT it exits 1 on
+            # purpose); the others stop cleanly on SIGINT, as on a terminal's Ctrl-C.
+            celery = child is children[1]
+            child.send_signal(signal.SIGTERM if celery else signal.SIGINT)
     for child in children:
         try:
             child.wait(timeout=10)
         except subprocess.TimeoutExpired:
             child.kill()
-    failed = [child.returncode for child in children if child.returncode not in (0, -2, 130, None)]
+    failed = [
+        (name, child.returncode)
+        for name, child in zip(("fake upstream", "celery", "uvicorn"), children, strict=True)
+        if child.returncode not in (0, -signal.SIGINT, -signal.SIGTERM, 128 + signal.SIGINT, None)
+    ]
+    if failed:
+        print(f"stopped with errors: {failed}", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -58,16 +58,39 @@ def fresh_secrets() -> dict[str, str]:
     }
 
 
-def container_env() -> dict[str, str]:
-    """What a process in the image has before any of Baton's settings."""
+def image_python(where: Path) -> str:
+    """A Python with the image's packages only, made in ``where``: the runtime dependencies
+    exactly as the Dockerfile installs them (``uv export --locked --no-emit-project`` of
+    uv.lock, hash-checked, no dev extras), so that a module only the dev extras provide
+    fails here as it would in the image. uv installs from its cache (filled by
+    ``make install``)."""
+    uv = str(ROOT / ".venv" / "bin" / "uv")
+    requirements = where / "requirements.txt"
+
+    def step(*args: str) -> None:
+        subprocess.run([uv, *args], cwd=ROOT, check=True, capture_output=True, timeout=600)
+
+    step("export", "--locked", "--no-emit-project", "--quiet", "-o", str(requirements))
+    step("venv", "--quiet", "--python", sys.executable, str(where / "venv"))
+    python = str(where / "venv" / "bin" / "python")
+    step(
+        "pip", "install", "--quiet", "--python", python, "--require-hashes", "-r", str(requirements)
+    )
+    return python
+
+
+def container_env(python: str = sys.executable) -> dict[str, str]:
+    """What a process in the image has before any of Baton's settings; ``python`` is the
+    image's (first on PATH, as in the container: the Dockerfile runs `python ...`)."""
     env = {name: os.environ[name] for name in INHERITED if name in os.environ}
-    # The image's python first on PATH, as in the container (the Dockerfile runs `python ...`).
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env["PATH"] = os.pathsep.join([str(Path(python).parent), os.environ.get("PATH", "")])
     return env
 
 
-def production_env(data_dir: Path, **overrides: str) -> dict[str, str]:
-    env = container_env()
+def production_env(
+    data_dir: Path, python: str = sys.executable, **overrides: str
+) -> dict[str, str]:
+    env = container_env(python)
     env.update(example_env())
     for name in SMTP:
         env.pop(name, None)
@@ -81,11 +104,11 @@ def production_env(data_dir: Path, **overrides: str) -> dict[str, str]:
 
 
 def manage(
-    env: dict[str, str], *args: str, timeout: float = 300
+    env: dict[str, str], *args: str, timeout: float = 300, python: str = sys.executable
 ) -> subprocess.CompletedProcess[str]:
     """``python manage.py ARGS`` under ``env``; output captured, never raises on failure."""
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
+        [python, "manage.py", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,

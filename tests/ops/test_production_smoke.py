@@ -26,7 +26,6 @@ import re
 import secrets
 import shlex
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ from tests.ops.production import (
     ROOT,
     compose,
     container_env,
+    image_python,
     interpolate,
     manage,
     production_env,
@@ -94,8 +94,9 @@ def _compose_defaults(text: str) -> str:
     return text
 
 
-def compose_uvicorn_command(port: int) -> list[str]:
-    """The web service's uvicorn command line, listening on loopback ``port``."""
+def compose_uvicorn_command(port: int, python: str) -> list[str]:
+    """The web service's uvicorn command line, listening on loopback ``port``, run by
+    ``python``."""
     script = compose()["services"]["web"]["command"][-1]
     _, _, exec_part = script.partition("exec ")
     args = shlex.split(_compose_defaults(exec_part))
@@ -103,7 +104,7 @@ def compose_uvicorn_command(port: int) -> list[str]:
     for option, value in (("--host", "127.0.0.1"), ("--port", str(port))):
         assert option in args, f"the compose file's uvicorn command has no {option}"
         args[args.index(option) + 1] = value
-    return [sys.executable, *args[1:]]
+    return [python, *args[1:]]
 
 
 def compose_migrate_args() -> list[str]:
@@ -156,6 +157,7 @@ class Deployment:
     env: dict[str, str]
     static_root: Path
     base_url: str
+    python: str  # the image's: its runtime packages only (tests/ops/production.py)
     build: Any = None  # the collectstatic step's CompletedProcess
     migrate: Any = None
 
@@ -165,6 +167,8 @@ def deployment(
     tmp_path_factory: pytest.TempPathFactory, database_url: str, redis_url: str, fake_upstream: Any
 ) -> Deployment:
     root = tmp_path_factory.mktemp("production")
+    (root / "image").mkdir()
+    python = image_python(root / "image")
     static_root = root / "staticfiles"
     port = free_port()
     origin = f"https://127.0.0.1:{port}"
@@ -190,12 +194,12 @@ def deployment(
         "BATON_FAKE_UPSTREAM_URL": fake_upstream.base_url,
         "BATON_ALLOW_LOOPBACK_UPSTREAMS": "true",
     }
-    env = production_env(data_dir, **overrides)
+    env = production_env(data_dir, python, **overrides)
     assert "BATON_TESTING" not in env and env["DEBUG"] == "false"
     # The image build: the Dockerfile's own command and environment (no database, no Redis,
     # no settings but the ones the command sets), with the image's paths moved here.
     build_env = {
-        **container_env(),
+        **container_env(python),
         **dockerfile_env(),
         "BATON_DATA_DIR": str(root / "build"),
         "STATIC_ROOT": str(static_root),
@@ -209,10 +213,12 @@ def deployment(
         timeout=600,
         check=False,
     )
-    deployment = Deployment(env=env, static_root=static_root, base_url=f"http://127.0.0.1:{port}")
+    deployment = Deployment(
+        env=env, static_root=static_root, base_url=f"http://127.0.0.1:{port}", python=python
+    )
     deployment.build = build
     if build.returncode == 0:
-        deployment.migrate = manage(env, *compose_migrate_args())
+        deployment.migrate = manage(env, *compose_migrate_args(), python=python)
     return deployment
 
 
@@ -222,7 +228,9 @@ def server(deployment: Deployment) -> Iterator[BatonProcess]:
     assert deployment.migrate.returncode == 0, deployment.migrate.stderr[-3000:]
     port = urlsplit(deployment.base_url).port
     assert port is not None
-    process = BatonProcess(port=port, command=compose_uvicorn_command(port), environ=deployment.env)
+    process = BatonProcess(
+        port=port, command=compose_uvicorn_command(port, deployment.python), environ=deployment.env
+    )
     try:
         process.wait_ready("/readyz", timeout=90)
         yield process
@@ -461,13 +469,56 @@ def test_every_vendored_file_references_only_files_that_exist() -> None:
     assert checked >= 4
 
 
+IMPORT_EVERYTHING = """
+import importlib, os, pkgutil, sys
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")  # as manage.py does
+import django
+django.setup()
+names = []
+for package in sys.argv[1:]:
+    module = importlib.import_module(package)
+    names.append(package)
+    for info in pkgutil.walk_packages(module.__path__, package + "."):
+        if ".tests" in info.name or ".migrations." in info.name:
+            continue
+        importlib.import_module(info.name)
+        names.append(info.name)
+print(len(names))
+"""
+
+
+def test_the_image_has_its_runtime_packages_only_and_they_run_baton(
+    deployment: Deployment,
+) -> None:
+    """Every module of Baton imports in the image's Python (runtime packages only, production
+    settings), where the test tools are absent: a runtime import that only the dev extras
+    provide fails here rather than in production."""
+    for dev_only in ("pytest", "ruff", "mypy"):
+        probe = subprocess.run(
+            [deployment.python, "-c", f"import {dev_only}"], capture_output=True, check=False
+        )
+        assert probe.returncode != 0, f"{dev_only} is in the image's packages"
+    packages = ["accounts", "billing", "config", "console", "gateway", "relay", "wire"]
+    result = subprocess.run(
+        [deployment.python, "-c", IMPORT_EVERYTHING, *packages],
+        cwd=ROOT,
+        env=deployment.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert int(result.stdout.split()[-1]) > 100
+
+
 def test_migrations_apply_to_an_empty_database(deployment: Deployment) -> None:
     assert deployment.migrate is not None, "the build failed first"
     assert deployment.migrate.returncode == 0, deployment.migrate.stderr[-4000:]
 
 
 def test_check_deploy_leaves_no_warning_unexplained(deployment: Deployment) -> None:
-    result = manage(deployment.env, "check", "--deploy")
+    result = manage(deployment.env, "check", "--deploy", python=deployment.python)
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr
     codes = re.findall(r"\(([a-z_]+\.[A-Z]\d{3})\)", output)
@@ -479,7 +530,9 @@ def test_check_deploy_leaves_no_warning_unexplained(deployment: Deployment) -> N
 
 
 def test_models_and_migrations_agree(deployment: Deployment) -> None:
-    result = manage(deployment.env, "makemigrations", "--check", "--dry-run")
+    result = manage(
+        deployment.env, "makemigrations", "--check", "--dry-run", python=deployment.python
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -582,4 +635,52 @@ def test_a_newcomer_signs_up_logs_in_and_calls_the_relay(server: BatonProcess) -
         model="demo-chat", messages=[{"role": "user", "content": "Hello"}], stream=True
     )
     assert "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+
+    # The pages of one object each: a key, a credential, a route, a membership (the ids from
+    # the management API; a new team has the demo credential and route, and its own key).
+    api = {"Authorization": f"Bearer {token.group(0)}", "X-Forwarded-Proto": "https"}
+
+    def first_id(name: str) -> str:
+        url = server.base_url + reverse(name, kwargs={"team_id": team_id})
+        listed = httpx.get(url, headers=api)
+        assert listed.status_code == 200, f"{url} answered {listed.status_code}"
+        body = listed.json()
+        rows = body["results"] if isinstance(body, dict) else body
+        assert rows, f"{url} lists nothing"
+        return str(rows[0]["id"])
+
+    credential_id = first_id("credential-list")
+    route = httpx.post(  # an alias of the demo model, through the API
+        server.base_url + reverse("route-list", kwargs={"team_id": team_id}),
+        headers=api,
+        json={
+            "alias": "smoke",
+            "targets": [{"credential": credential_id, "upstream_model": "demo-chat"}],
+        },
+    )
+    assert route.status_code == 201, route.text
+    ids = {
+        "key_id": first_id("api-key-list"),
+        "credential_id": credential_id,
+        "route_id": first_id("route-list"),
+        "membership_id": first_id("member-list"),
+    }
+    with visitor(server) as client:
+        logged_in = client.submit("/accounts/login/", {"login": email, "password": PASSWORD})
+        assert logged_in.status_code == 302, logged_in.text[:3000]
+        visited = []
+        for name, params, _ in team_scoped_patterns():
+            if len(params) != 2 or params[1] not in ids:
+                continue
+            url = reverse(name, kwargs={"team_id": team_id, params[1]: ids[params[1]]})
+            response = client.get(url)
+            if response.status_code == 302:  # refused with a message (the last owner leaving)
+                assert response.headers["location"].startswith(f"/t/{team_id}/"), url
+                continue
+            assert response.status_code in (200, 405), f"{url} answered {response.status_code}"
+            if response.headers.get("content-type", "").startswith("text/html"):
+                if "<html" in response.text:  # a whole page, not an htmx fragment
+                    assert_static_resolves(client, response.text, checked)
+                visited.append(name)
+        assert {"api_key_edit", "credential_detail", "route_edit", "key_limits"} <= set(visited)
     assert_no_errors_logged(server)

@@ -132,3 +132,35 @@ def test_logs_and_metrics_never_hold_the_echoed_key(
         f"{sample.labels}\n" for metric in REGISTRY.collect() for sample in metric.samples
     )
     assert leaks(metrics) == []
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("stream", [False, True])
+def test_native_messages_never_pass_on_an_echoed_key(
+    relay: Relay, fake: Any, form: str, stream: bool
+) -> None:
+    """/v1/messages to an Anthropic credential goes natively (bytes through): a refusal
+    echoing the key, and an error event mid-stream echoing it, are scrubbed there too."""
+    directive = "error_after=2" if stream else "status=401"
+    credential = make_credential(
+        relay.team,
+        "echoing",
+        f"{fake.base_url}/_f/{directive},echo_key={form}/anthropic/v1",
+        provider="anthropic",
+        secret=SECRET,
+    )
+    make_route(relay.team, "echoing", (credential, "claude-sonnet-4-5", 0))
+    response = httpx.post(
+        relay.base_url + "/v1/messages",
+        headers={"x-api-key": relay.key, "anthropic-version": "2023-06-01"},
+        json={"model": "echoing", "max_tokens": 64, "messages": MESSAGES, "stream": stream},
+        timeout=10,
+    )
+    assert fake.requests()[-1]["key_last4"] == SECRET[-4:]  # the provider saw the whole key
+    assert "The key used was" in response.text  # the provider's words are passed on
+    assert leaks(response.text) == [], response.text
+    if stream:
+        assert response.status_code == 200 and "event: error" in response.text
+    else:
+        assert response.status_code == 502
+        assert response.json()["type"] == "error"  # Anthropic's shape on this route

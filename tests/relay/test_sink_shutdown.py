@@ -72,7 +72,12 @@ def test_stop_right_after_a_full_batch_woke_the_flusher_returns() -> None:
 
 
 class SlowSink(MemorySink):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing = asyncio.Event()  # set once a write has begun
+
     async def write(self, batch: list[UsageEvent]) -> None:
+        self.writing.set()
         await asyncio.sleep(3600)
 
 
@@ -81,7 +86,7 @@ def test_stop_passes_on_a_cancellation_of_its_caller() -> None:
         sink = SlowSink()
         await sink.start()
         sink.emit(event(1))
-        await asyncio.sleep(0.1)  # the flusher is now inside the slow write
+        await sink.writing.wait()  # the flusher is now inside the slow write
         stopping = asyncio.create_task(sink.stop())
         await asyncio.sleep(0)
         stopping.cancel()  # e.g. a server's shutdown deadline
