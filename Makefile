@@ -80,7 +80,8 @@ messages: $(STAMP)
 
 # The benchmark: Baton in its production configuration (PostgreSQL, Redis, uvicorn with one
 # worker per core) against the fake upstream, with wrk and bench/loadgen.py (about 8½ minutes),
-# then the prompt bound (about a minute) and the ledger (bench/ledger.py, about 20 minutes).
+# then the prompt bound (about a minute), the quota script's Redis CPU (bench/quota_cost.py,
+# half a minute), replication and the ledger (bench/ledger.py, about 20 minutes).
 # Results in bench/results/ (git-ignored), copied into BENCHMARKS.md by bench/update_docs.py.
 check-bench-binaries:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { echo "PostgreSQL server binaries are missing: apt-get install postgresql"; exit 1; }
@@ -90,6 +91,7 @@ check-bench-binaries:
 bench: $(STAMP) check-bench-binaries
 	$(PY) scripts/services.py -- $(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/tokens.py
+	BATON_TESTING=1 $(PY) bench/quota_cost.py
 	$(PY) bench/replication.py
 	$(PY) scripts/services.py -- $(PY) bench/ledger.py $(LEDGER_ARGS)
 	$(PY) bench/update_docs.py

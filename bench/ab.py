@@ -12,7 +12,8 @@ the quota-split variant instead (half the requests for a team without limits).
 
 Both revisions run on this checkout's virtualenv (for revisions with the same dependencies)
 and with this checkout's ``bench/setup_data.py``.
-Prints one JSON line per run, then the medians per revision; writes nothing else. The p99
+Prints one JSON line per run, then the medians per revision; writes them to
+bench/results/ab-latest.json and .md (bench/update_docs.py copies the .md into BENCHMARKS.md). The p99
 of one 20 s run at half of saturation moves by 10 ms or more between identical runs on this
 2-core machine (BENCHMARKS.md): compare medians over rounds, at a rate the machine carries.
 """
@@ -25,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = str(ROOT / ".venv" / "bin" / "python")
+RESULTS = ROOT / "bench" / "results"
 
 # Runs inside one revision's checkout, under that checkout's scripts/services.py.
 DRIVER = """
@@ -72,6 +75,92 @@ def run_one(checkout: Path, rate: float, seconds: float, first: str) -> list[dic
     return rows
 
 
+def summarise(
+    args: argparse.Namespace, results: dict[str, list[dict[str, Any]]], first: str
+) -> dict[str, Any]:
+    """Medians per revision over the rounds, with every run kept."""
+    report: dict[str, Any] = {
+        "kind": "ab",
+        "rev": args.rev,
+        "head": git("rev-parse", "--short", "HEAD"),
+        "rate": args.rate,
+        "seconds": args.seconds,
+        "rounds": args.rounds,
+        "variant": first,
+        "load_average": os.getloadavg(),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "runs": [row for rows in results.values() for row in rows],
+        "medians": {},
+    }
+    for name, rows in results.items():
+        for via in (first, "floor"):
+            runs = [r for r in rows if r["via"] == via]
+            for metric in ("overhead_ms", "no_limits_overhead_ms", "server_cpu_cores"):
+                if metric not in runs[0]:
+                    continue
+                values = [r[metric] for r in runs]
+                report["medians"][f"{name}|{via}|{metric}"] = (
+                    {q: statistics.median(v[q] for v in values) for q in ("p50", "p90", "p99")}
+                    if isinstance(values[0], dict)
+                    else statistics.median(values)
+                )
+    return report
+
+
+def render(report: dict[str, Any]) -> str:
+    medians = report["medians"]
+    sides = sorted({key.split("|")[0] for key in medians}, key=lambda s: s != report["rev"])
+    lines = [
+        f"- `python bench/ab.py {report['rev']} --rate {report['rate']:.0f} --rounds "
+        f"{report['rounds']} --seconds {report['seconds']:.0f}"
+        + (" --split`" if report["variant"] == "quota-split" else "`")
+        + f" on {report['head']}, finished {report['finished_at']}; "
+        + (
+            f"load average {report['load_average'][0]:.2f} at the end."
+            if report.get("load_average")
+            else "load average not recorded."
+        ),
+        f"- {report['rounds']} rounds, each running both revisions (alternating which goes "
+        "first), each run on a fresh stack; the medians over the rounds. Overhead: "
+        "the relayed request's time minus a direct one's at the same percentile, same moments.",
+        "",
+        "| revision | requests | overhead p50 ms | p90 ms | p99 ms | server cores |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    labels = {
+        "overhead_ms": "team with limits",
+        "no_limits_overhead_ms": "team without limits",
+    }
+    for side in sides:
+        for via in (report["variant"], "floor"):
+            cores = medians.get(f"{side}|{via}|server_cpu_cores")
+            for metric, label in labels.items():
+                values = medians.get(f"{side}|{via}|{metric}")
+                if values is None:
+                    continue
+                if via == "floor":
+                    label = "bare proxy (floor)"
+                lines.append(
+                    f"| {report['head'] if side == 'this checkout' else side} | {label} | {values['p50']:.2f} | {values['p90']:.2f} | "
+                    f"{values['p99']:.2f} | {cores:.3f} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
+def write(report: dict[str, Any]) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for name in (f"ab-{stamp}", "ab-latest"):
+        (RESULTS / f"{name}.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+        (RESULTS / f"{name}.md").write_text(render(report))
+
+
+def git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("rev", help="the other revision (git)")
@@ -103,20 +192,9 @@ def main() -> int:
                     print(orjson.dumps(row).decode(), flush=True)
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(other)], cwd=ROOT, check=False)
-    summary: dict[str, Any] = {"rate": args.rate, "seconds": args.seconds, "rounds": args.rounds}
-    for name, rows in results.items():
-        for via in (first, "floor"):
-            runs = [r for r in rows if r["via"] == via]
-            for metric in ("overhead_ms", "no_limits_overhead_ms"):
-                if metric in runs[0]:
-                    summary[f"{name} / {via} / {metric}"] = {
-                        q: round(statistics.median(r[metric][q] for r in runs), 2)
-                        for q in ("p50", "p90", "p99")
-                    }
-            summary[f"{name} / {via} / server_cpu_cores"] = round(
-                statistics.median(r["server_cpu_cores"] for r in runs), 3
-            )
-    print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+    report = summarise(args, results, first)
+    write(report)
+    print(render(report))
     return 0
 
 

@@ -19,7 +19,9 @@ includes the commands the script runs):
 
     python bench/quota_cost.py [redis-url]     (default: a throwaway redis-server)
 
-Prints one JSON line. Run with Baton's environment (BATON_TESTING=1 is enough).
+Prints one JSON line with a URL; without, also writes bench/results/quota-latest.json and .md
+(``make bench`` runs it so; bench/update_docs.py copies the .md into BENCHMARKS.md). Run with
+Baton's environment (BATON_TESTING=1 is enough).
 """
 
 from __future__ import annotations
@@ -216,6 +218,79 @@ async def renewal(url: str, in_flight: int = 500, rounds: int = 20) -> dict[str,
     }
 
 
+def script_floor(url: str, arguments: int = 40, calls: int = 5000) -> dict[str, Any]:
+    """What any script call costs Redis before its script does anything: ``return 1`` with
+    an admit's number of keys and arguments."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    sha = client.script_load("return 1")
+    _, before_usec = script_stats(client)
+    for _ in range(calls):
+        client.evalsha(sha, 3, "a", "b", "c", *range(arguments))
+    _, after_usec = script_stats(client)
+    client.close()
+    return {"arguments": arguments, "redis_us_per_call": (after_usec - before_usec) / calls}
+
+
+# Where a call's time goes: one primitive of the script at a time (the body of a script
+# that does only that), with arguments shaped like the relay's.
+RECORD = (
+    "req_{id} 6f1c2a5e-8a3b-4c41-9d2e-5b7a0c3d9e11 3 "
+    '{{"s":1733500000000,"h":1000000,"p":20,"e":"chat","d":"chat","a":"gpt-4o",'
+    '"t":["0b6e1f0a-3c8d-4f6a-9e7b-2d5c8a1f4b30","openai","demo-chat",2500000000,10000000000]}}'
+)
+FIELD = "'k0123456789abcdef0123456789abcdef0123:'"
+PRIMITIVES: list[tuple[str, str, str]] = [
+    ("a call that does nothing (25 arguments)", "return 1", "numbers"),
+    ("TIME", "redis.call('TIME') return 1", "numbers"),
+    (
+        "tonumber of the 25 arguments",
+        "local s = 0 for i = 1, #ARGV do s = s + (tonumber(ARGV[i]) or 0) end return 1",
+        "numbers",
+    ),
+    (
+        "HMGET of 17 fields named by concatenation",
+        f"local f = {{}} for i = 1, 17 do f[i] = {FIELD} .. i end "
+        "redis.call('HMGET', KEYS[1], unpack(f)) return 1",
+        "numbers",
+    ),
+    (
+        "HSET of 12 numeric fields",
+        f"local f = {{}} for i = 1, 12 do f[#f + 1] = {FIELD} .. i f[#f + 1] = 1.5e12 + i end "
+        "redis.call('HSET', KEYS[1], unpack(f)) return 1",
+        "numbers",
+    ),
+    (
+        "ZADD of a record (one argument)",
+        "redis.call('ZADD', KEYS[1], 5, ARGV[1]) return 1",
+        "record",
+    ),
+]
+
+
+def primitives(url: str, calls: int = 5000) -> list[dict[str, Any]]:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    out = []
+    for index, (label, body, shape) in enumerate(PRIMITIVES):
+        sha = client.script_load(body)
+        argv = [
+            [RECORD.format(id=uuid.uuid4().hex)]
+            if shape == "record"
+            else [str(10**12 + i) for i in range(25)]
+            for _ in range(calls)
+        ]
+        _, before = script_stats(client)
+        for args in argv:
+            client.evalsha(sha, 1, f"bq:{{bench}}:p{index}", *args)
+        _, after = script_stats(client)
+        out.append({"primitive": label, "redis_us_per_call": (after - before) / calls})
+    client.close()
+    return out
+
+
 def measure(url: str) -> dict[str, Any]:
     import django
 
@@ -224,7 +299,11 @@ def measure(url: str) -> dict[str, Any]:
 
     global PROMPT
     PROMPT = _prompt_count()
-    out: dict[str, Any] = {"redis_url": url}
+    out: dict[str, Any] = {
+        "redis_url": url,
+        "floor": script_floor(url),
+        "primitives": primitives(url),
+    }
     runs = []
     for limited, concurrency, teams in (
         (True, 1, 1),
@@ -244,17 +323,88 @@ def measure(url: str) -> dict[str, Any]:
     return out
 
 
+def render(report: dict[str, Any]) -> str:
+    """The report as BENCHMARKS.md shows it."""
+    machine = report.get("machine", {})
+    lines = [
+        f"- `python bench/quota_cost.py` on a throwaway redis-server {machine.get('redis', '')}, "
+        f"finished {report.get('finished_at', '')}; load average "
+        f"{machine.get('load_before', 0):.2f} before, {machine.get('load_after', 0):.2f} after.",
+        "- Redis's own time (`INFO commandstats`, `usec` of `evalsha`, which includes the "
+        "commands the script runs), per request: admit + settle as gateway/admission.py "
+        "sends them (settles batched per team for 2 ms), 20,000 requests per row.",
+        "",
+        "| limits | requests in flight | teams | script calls per request | Redis us per request |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for row in report["admit_settle"] + report["no_limits"]:
+        label = "every kind (team, key, credential)" if row["limited"] else "none (the record only)"
+        lines.append(
+            f"| {label} | {row['concurrency']} | {row['teams']} | "
+            f"{row['script_calls_per_request']:.2f} | {row['redis_us_per_request']:.1f} |"
+        )
+    floor = report["floor"]
+    lines += [
+        "",
+        f"A script call's fixed price (`return 1` with {floor['arguments']} arguments): "
+        f"{floor['redis_us_per_call']:.1f} us.",
+    ]
+    if report.get("primitives"):
+        lines += [
+            "",
+            "Where a call's time goes: scripts that each do one thing the quota script does, "
+            "5,000 calls each; each figure includes the price of the call itself (first row).",
+            "",
+            "| script body | Redis us per call |",
+            "| --- | --- |",
+        ]
+        lines += [
+            f"| {p['primitive']} | {p['redis_us_per_call']:.1f} |" for p in report["primitives"]
+        ]
+        lines.append("")
+    renewal = report.get("renewal")
+    if renewal:
+        lines.append(
+            f"Lease renewal ({renewal['in_flight']} requests in flight, {renewal['rounds']} "
+            f"rounds, one call per team per round): {renewal['redis_us_per_record']:.1f} us of "
+            f"Redis and {renewal['client_us_per_record']:.1f} us of the web process's CPU per "
+            "record renewed, each record every third of `BATON_LEASE_SECONDS`, only for "
+            "requests older than half of that."
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     os.environ.setdefault("BATON_TESTING", "1")
     if len(sys.argv) > 1:
         os.environ["BATON_LIMITS_REDIS_URL"] = sys.argv[1]
         print(orjson.dumps(measure(sys.argv[1])).decode())
         return
+    import subprocess
+    from datetime import UTC, datetime
+
     from scripts.services import redis_server
 
+    version = subprocess.run(
+        ["redis-server", "--version"], capture_output=True, text=True, check=False
+    ).stdout.split()
+    load_before = os.getloadavg()[0]
     with redis_server() as server:
         os.environ["BATON_LIMITS_REDIS_URL"] = server.redis_url
-        print(orjson.dumps(measure(server.redis_url)).decode())
+        report = measure(server.redis_url)
+    report["machine"] = {
+        "redis": next((w for w in version if w.startswith("v=")), "").removeprefix("v="),
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+    }
+    report["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    results = ROOT / "bench" / "results"
+    results.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for name in (f"quota-{stamp}", "quota-latest"):
+        (results / f"{name}.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+        (results / f"{name}.md").write_text(render(report))
+    print(render(report))
 
 
 if __name__ == "__main__":

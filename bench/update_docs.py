@@ -8,7 +8,10 @@ Numbers in BENCHMARKS.md come only from here: bench/results/bench-latest.md betw
 between ``<!-- bench:compare -->`` markers, bench/results/tokens-latest.md (bench/tokens.py)
 between ``<!-- bench:tokens -->`` markers and bench/results/ledger-latest.md (bench/ledger.py)
 between ``<!-- bench:ledger -->`` markers and bench/results/replication-latest.md
-(bench/replication.py) between ``<!-- bench:replication -->`` markers. A missing report leaves its section as it was.
+(bench/replication.py) between ``<!-- bench:replication -->`` markers, bench/results/quota-latest.md
+(bench/quota_cost.py) between ``<!-- bench:quota -->`` markers and bench/results/ab-latest.md
+(bench/ab.py, run by hand) between ``<!-- bench:ab -->`` markers. A missing report leaves its
+section as it was.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ SECTIONS = {
     "tokens": "tokens-latest.md",
     "ledger": "ledger-latest.md",
     "replication": "replication-latest.md",
+    "quota": "quota-latest.md",
+    "ab": "ab-latest.md",
 }
 
 
