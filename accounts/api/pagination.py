@@ -64,3 +64,35 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
         for parameter in parameters:
             parameter["schema"].update(bounds.get(parameter["name"], {}))
         return parameters
+
+
+class CursorPagination(pagination.CursorPagination):
+    """For lists too long to count: the request log holds a row per request (millions a day
+    at scale), and the COUNT behind limit/offset's ``count`` read every row of the team's in
+    the window (BENCHMARKS.md, "The usage ledger at scale"). A cursor reads only the page:
+    ``next`` and ``previous`` are links, there is no total. ``limit`` sets the page size,
+    within the same bounds as elsewhere."""
+
+    page_size_query_param = "limit"
+    max_page_size = MAX_LIMIT
+    ordering = ("-created_at", "-pk")
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> Any:
+        if "offset" in request.query_params:  # a client written for the other lists
+            raise ValidationError(
+                {"offset": [_("This list pages by cursor: follow its next and previous links.")]}
+            )
+        return super().paginate_queryset(queryset, request, view)
+
+    def get_page_size(self, request: Request) -> int:
+        limit = query_integer(request, self.page_size_query_param, minimum=1, maximum=MAX_LIMIT)
+        return limit if limit is not None else (self.page_size or MAX_LIMIT)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update(
+                    {"minimum": 1, "maximum": MAX_LIMIT, "default": self.page_size}
+                )
+        return parameters

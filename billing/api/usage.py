@@ -21,6 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.base import TeamScopedViewSet
+from accounts.api.pagination import CursorPagination
 from billing import partitions
 from billing.api.views import TeamScopedAPIView
 from billing.dashboard import (
@@ -216,10 +217,12 @@ class RequestViewSet(mixins.ListModelMixin, TeamScopedViewSet):
     """The request log, newest first: what each /v1 request used and cost, never what it
     said. ``request_id`` finds one by Baton's id (the ``x-request-id`` response header),
     ``client_request_id`` by the id the client sent with it (``x-client-request-id`` or
-    ``x-request-id``), so a client that lost a response can still find what it cost."""
+    ``x-request-id``), so a client that lost a response can still find what it cost. Pages
+    follow a cursor (``next``, ``previous``), without a total."""
 
     team_queryset = UsageRecord.objects.order_by("-created_at", "-pk")
     serializer_class = RequestSerializer
+    pagination_class = CursorPagination  # no COUNT over millions of rows
     http_method_names = ["get", "head", "options"]
 
     def filter_queryset(self, queryset: Any) -> Any:

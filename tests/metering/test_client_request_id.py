@@ -59,7 +59,11 @@ def test_the_client_id_is_echoed_stored_and_found(relay: Relay, redis_client: An
         (own, "order-42/attempt-1")
     ]
     assert (
-        browser.get(f"/api/teams/{relay.team.pk}/requests/", {"request_id": own}).json()["count"]
+        len(
+            browser.get(f"/api/teams/{relay.team.pk}/requests/", {"request_id": own}).json()[
+                "results"
+            ]
+        )
         == 1
     )
     bad = browser.get(f"/api/teams/{relay.team.pk}/requests/", {"client_request_id": "x" * 129})
