@@ -164,6 +164,7 @@ def events_for(teams: list[Team], count: int, at: datetime) -> list[UsageEvent]:
     models = list(
         Price.objects.filter(currency="USD").values_list("provider_id", "model").distinct()[:4]
     )
+    keys = [str(uuid.uuid4()) for _ in range(50)]  # a team's keys: a few, not one a request
     out = []
     for n in range(count):
         provider, model = models[n % len(models)]
@@ -171,7 +172,7 @@ def events_for(teams: list[Team], count: int, at: datetime) -> list[UsageEvent]:
             UsageEvent(
                 request_id="req_" + uuid.uuid4().hex,
                 team_id=str(teams[n % len(teams)].pk),
-                api_key_id=str(uuid.uuid4()),
+                api_key_id=keys[n % len(keys)],
                 endpoint="chat",
                 alias=model,
                 credential_id=None,
@@ -198,7 +199,10 @@ def events_for(teams: list[Team], count: int, at: datetime) -> list[UsageEvent]:
 
 def consumer_throughput(teams: list[Team], count: int) -> dict[str, Any]:
     client = redis.Redis.from_url(os.environ["REDIS_URL"])
-    events = events_for(teams, count, timezone.now() - timedelta(minutes=30))
+    # In the current hour: never in the hour the rollup phase measures (the previous one),
+    # whose 240 rollup rows became 100,240 when these events (then a key each) fell into it.
+    now = timezone.now()
+    events = events_for(teams, count, max(floor_hour(now), now - timedelta(minutes=30)))
     pipe = client.pipeline(transaction=False)
     for n, event in enumerate(events):
         pipe.xadd(STREAM_KEY, {"event": event.to_json()})
