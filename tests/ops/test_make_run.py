@@ -21,6 +21,7 @@ import httpx
 import openai
 
 from scripts.services import free_port
+from tests.ops.production import manage
 from tests.polling import until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,18 +115,6 @@ def test_make_run_serves_the_demo_on_the_ports_it_is_given(tmp_path: Path) -> No
     left = [pid for pid in started if Path(f"/proc/{pid}").exists() and not zombie(pid)]
     assert left == [], f"make run left processes behind: {left}"
     assert process.returncode == 0, (tmp_path / "run.log").read_text()[-3000:]
-
-
-def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def ready(port: int) -> bool:
