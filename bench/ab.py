@@ -11,11 +11,11 @@ workers), followed by the same load through the bare pass-through proxy. ``--spl
 the quota-split variant instead (half the requests for a team without limits).
 
 Both revisions run on this checkout's virtualenv (for revisions with the same dependencies)
-and with this checkout's ``bench/setup_data.py``.
-Prints one JSON line per run, then the medians per revision; writes them to
-bench/results/ab-latest.json and .md (bench/update_docs.py copies the .md into BENCHMARKS.md). The p99
-of one 20 s run at half of saturation moves by 10 ms or more between identical runs on this
-2-core machine (BENCHMARKS.md): compare medians over rounds, at a rate the machine carries.
+and with this checkout's ``bench/setup_data.py``. Prints one JSON line per run, then the
+medians per revision, and writes them to bench/results/ab-latest.json and .md
+(bench/update_docs.py copies the .md into BENCHMARKS.md). The p99 of one 20 s run at half of
+saturation moves by 10 ms or more between identical runs on this 2-core machine
+(BENCHMARKS.md): compare medians over rounds, at a rate the machine carries.
 """
 
 from __future__ import annotations
