@@ -22,7 +22,8 @@ The relay runs it (in a worker thread): before admitting anything in a scope the
 has never seen, or that lost its counters ("seed"), and a few times after a late or lost
 settle. ``reconcile_recent`` runs every ``BATON_RECONCILE_SECONDS`` (Celery beat,
 ``billing.reconcile_counters``; in the embedded default the relay process itself, whose
-store is in process) for every scope with spend in the ledger since the last run, so a
+store is in process) for every scope with spend that reached the ledger since the last run
+(however old the spend), so a
 counter left low by anything else (a process that died between its usage event and its
 settle, a reaper's estimate the real event replaced) catches up too. The prepaid
 balance is the credit ledger's grants minus the team's lifetime counter, so
@@ -40,6 +41,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from django.core.cache import cache
 
 from billing import conf
 from billing.money import to_nanos
@@ -102,11 +105,14 @@ def reconcile(
 
 
 def recent_scopes(since: datetime) -> list[tuple[str, str | None]]:
-    """Every team, and every API key, with priced usage in the ledger since ``since``."""
+    """Every team, and every API key, with priced usage that reached the ledger since
+    ``since``. By when it reached the ledger, not when it was written: a row that arrives
+    late (the consumer was away, PostgreSQL was down) is the one whose counters most likely
+    missed it, and its own time is long past by then."""
     from billing.models import UsageRecord
 
     pairs = (
-        UsageRecord.objects.filter(created_at__gte=since, cost__gt=0)
+        UsageRecord.objects.filter(ingested_at__gte=since, cost__gt=0)
         .values_list("team_id", "api_key_id")
         .distinct()
     )
@@ -125,11 +131,20 @@ class Pass:
     nanos: int = 0  # by how much, in all
 
 
+LAST_RUN = "billing:reconcile:last-pass"  # in Django's cache: when the last pass began
+LOOKBACK_MAX = 86_400.0  # seconds: after a longer gap, the scopes of the last day
+
+
 def reconcile_recent(where: Store | None = None, now: float | None = None) -> Pass:
-    """Reconcile every scope the store counts that has spent since the last pass (with a
-    margin: twice the interval)."""
+    """Reconcile every scope the store counts whose spend reached the ledger since the last
+    complete pass began (with a margin of twice the interval): a pass that did not run
+    (Celery was down) or failed half-way leaves its rows to the next one."""
     now = time.time() if now is None else now
-    since = now - 2 * conf.reconcile_seconds()
+    margin = 2 * conf.reconcile_seconds()
+    since = now - margin
+    last = cache.get(LAST_RUN)
+    if isinstance(last, int | float):
+        since = min(since, max(last - margin, now - LOOKBACK_MAX))
     result = Pass()
     for team_id, key_id in recent_scopes(datetime.fromtimestamp(since, tz=UTC)):
         done = reconcile(team_id, key_id, where=where, now=now, only_seeded=True)
@@ -137,4 +152,5 @@ def reconcile_recent(where: Store | None = None, now: float | None = None) -> Pa
         if done.raised:
             result.raised += 1
             result.nanos += done.raised
+    cache.set(LAST_RUN, now, timeout=None)
     return result
