@@ -422,9 +422,8 @@ class RelayApp:
             try:
                 # asyncio.timeout, not wait_for: no extra task and loop turn per request.
                 async with asyncio.timeout(settings.BATON_FIRST_BYTE_TIMEOUT):
-                    response = await self.session.request(
-                        request.method, request.url, headers=request.headers, data=request.body
-                    )
+                    response = await self.send_upstream(target, request.method, request.url,
+                                                        request.headers, request.body)  # fmt: skip
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 last_error = self.connection_error(target, exc)
                 observability.upstream_error(target.upstream.provider, last_error.code)
@@ -483,9 +482,8 @@ class RelayApp:
             sent_at = time.perf_counter()
             try:
                 async with asyncio.timeout(settings.BATON_FIRST_BYTE_TIMEOUT):
-                    response = await self.session.request(
-                        request.method, request.url, headers=request.headers, data=request.body
-                    )
+                    response = await self.send_upstream(target, request.method, request.url,
+                                                        request.headers, request.body)  # fmt: skip
                     raw = await response.read()
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 self.connection_error(target, exc)
@@ -517,6 +515,22 @@ class RelayApp:
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
+
+    async def send_upstream(
+        self, target: Target, method: str, url: str, headers: Any, body: bytes | None = None
+    ) -> aiohttp.ClientResponse:
+        """The request to the upstream, up to its response's head. Servers keep an idle
+        connection open for less time than Baton's pool does (uvicorn 5 s; many load
+        balancers a minute), and one that closes it just as Baton reuses it fails the request
+        before any response (``ServerDisconnectedError``): it goes once more, on another
+        connection, as a connection failure would send it to the next target anyway
+        (tests/relay/test_stale_connections.py)."""
+        assert self.session is not None  # started
+        try:
+            return await self.session.request(method, url, headers=headers, data=body)
+        except aiohttp.ServerDisconnectedError:
+            observability.upstream_error(target.upstream.provider, "reused_connection_closed")
+            return await self.session.request(method, url, headers=headers, data=body)
 
     def connection_error(self, target: Target, exc: BaseException) -> UpstreamError:
         unsafe = unsafe_address_cause(exc)
@@ -845,7 +859,7 @@ class RelayApp:
         sent_at = time.perf_counter()
         try:
             async with asyncio.timeout(settings.BATON_FIRST_BYTE_TIMEOUT):
-                response = await self.session.request(method, url, headers=request.headers)
+                response = await self.send_upstream(target, method, url, request.headers)
                 raw = await response.read()
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise self.final_error(self.connection_error(target, exc)) from None

@@ -1,0 +1,124 @@
+"""An upstream that closes an idle keep-alive connection as Baton reuses it.
+
+Servers keep idle connections open for less time than Baton's pool does (uvicorn 5 s, many
+load balancers 60 s or less), and a request that goes out on such a connection just as the
+server closes it fails before any response (aiohttp's ``ServerDisconnectedError``). Baton
+sends it once more on another connection, as it would send it to the next target, instead
+of answering 502. The upstream here answers the first request of each connection and closes
+the connection, unanswered, when a second one arrives on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from scripts.services import free_port
+from tests.relay.conftest import Relay, make_credential, make_route
+
+COMPLETION = orjson.dumps(
+    {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "demo-chat",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "hello"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+    }
+)
+
+
+class OneRequestPerConnection:
+    """Answers the first request of a connection (keep-alive), closes it at the second."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.connections = 0
+        self.answered = 0
+        self.closed_unanswered = 0
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        server = self.loop.run_until_complete(
+            asyncio.start_server(self.handle, "127.0.0.1", self.port)
+        )
+        self.ready.set()
+        self.loop.run_forever()
+        server.close()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        served = 0
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                await reader.readexactly(length)
+                if served:
+                    self.closed_unanswered += 1
+                    break  # as a server closing an idle connection the moment it is reused
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                    b"content-length: %d\r\nconnection: keep-alive\r\n\r\n%s"
+                    % (len(COMPLETION), COMPLETION)
+                )
+                await writer.drain()
+                served += 1
+                self.answered += 1
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def __enter__(self) -> OneRequestPerConnection:
+        self.thread.start()
+        self.ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture
+def upstream() -> Iterator[OneRequestPerConnection]:
+    with OneRequestPerConnection() as server:
+        yield server
+
+
+def test_a_connection_the_upstream_closed_as_it_was_reused_is_not_a_502(
+    relay: Relay, upstream: OneRequestPerConnection
+) -> None:
+    credential = make_credential(relay.team, "closing", f"http://127.0.0.1:{upstream.port}/v1")
+    make_route(relay.team, "closing", (credential, "demo-chat", 0))
+    statuses = []
+    with httpx.Client(timeout=10) as client:
+        for _ in range(4):  # one after another: each after the first reuses a connection
+            response = client.post(
+                relay.base_url + "/v1/chat/completions",
+                headers={"authorization": f"Bearer {relay.key}"},
+                json={"model": "closing", "messages": [{"role": "user", "content": "hi"}]},
+            )
+            statuses.append(response.status_code)
+    assert statuses == [200, 200, 200, 200], statuses
+    assert upstream.answered == 4
+    assert upstream.closed_unanswered >= 1  # the reused connections were refused, and retried
