@@ -727,8 +727,9 @@ def phase_dialects(stack: Stack, requests: int, seconds: float) -> dict[str, Any
     """Chat (the baseline), Messages and Responses, each native and translated (DIALECT_LINES),
     on the instant upstream. Unloaded: every line's requests and the direct ones interleaved,
     one at a time. Saturated: wrk at DIALECT_CONNECTIONS, the lines back to back for each kind
-    (non-streaming, 20-chunk streams, PER_CHUNK_STREAM-chunk streams); Baton's CPU per request,
-    per stream, and per chunk (the slope between the two stream lengths)."""
+    (non-streaming, 20-chunk streams, PER_CHUNK_STREAM-chunk streams), in two rounds of half
+    the time, the second in the reverse order; Baton's CPU per request, per stream, and per
+    chunk (the slope between the two stream lengths)."""
     started = time.monotonic()
     lines = {line: stack.dialect_targets(line) for line in DIALECT_LINES}
     targets: dict[str, dict[str, Any]] = {}
@@ -767,19 +768,30 @@ def phase_dialects(stack: Stack, requests: int, seconds: float) -> dict[str, Any
         ("long_stream", True, PER_CHUNK_STREAM),
     )
     for kind, stream, chunks in kinds:
-        for line, (_, baton) in lines.items():
-            run = wrk(
-                baton["url"],
-                baton["key"],
-                baton["model"],
-                stream,
-                DIALECT_CONNECTIONS,
-                seconds,
-                watch,
-                fake,
-                dialect=baton["dialect"],
-                max_tokens=chunks,
-            )
+        # Two rounds, the second in the reverse order, half the time each: this machine's
+        # speed drifts within a phase, and the ratios to chat must not take the drift for a
+        # difference between lines (one round in one order read 0.96x to 1.15x for the same
+        # line in three runs).
+        halves: dict[str, list[dict[str, Any]]] = {line: [] for line in lines}
+        for order in (list(lines), list(reversed(lines))):
+            for line in order:
+                baton = lines[line][1]
+                halves[line].append(
+                    wrk(
+                        baton["url"],
+                        baton["key"],
+                        baton["model"],
+                        stream,
+                        DIALECT_CONNECTIONS,
+                        seconds / 2,
+                        watch,
+                        fake,
+                        dialect=baton["dialect"],
+                        max_tokens=chunks,
+                    )
+                )
+        for line, (first, second) in halves.items():
+            run = merge_runs(first, second)
             log(
                 f"dialects {line} {kind}: {run['rps']:.0f} req/s, errors {run['errors']}, "
                 f"{run['server_cpu_ms_per_request']:.3f} CPU ms/req"
@@ -796,6 +808,46 @@ def phase_dialects(stack: Stack, requests: int, seconds: float) -> dict[str, Any
         }
     out["elapsed_s"] = time.monotonic() - started
     return out
+
+
+def merge_runs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Two wrk runs of one target as one: counts added, per-request figures weighted by
+    requests, per-second ones by duration; the latencies are the first run's."""
+    requests = a["requests"] + b["requests"]
+    durations = (a["requests"] / a["rps"], b["requests"] / b["rps"])
+    good = (max(1, a["requests"] - a["error_detail"]["status"]),
+            max(1, b["requests"] - b["error_detail"]["status"]))  # fmt: skip
+
+    def per_request(x: float, y: float) -> float:
+        return (x * good[0] + y * good[1]) / (good[0] + good[1])
+
+    def per_second(x: float, y: float) -> float:
+        return (x * durations[0] + y * durations[1]) / sum(durations)
+
+    merged = dict(a)
+    merged |= {
+        "requests": requests,
+        "rps": requests / sum(durations),
+        "errors": a["errors"] + b["errors"],
+        "error_detail": {k: v + b["error_detail"][k] for k, v in a["error_detail"].items()},
+        "runs": 2,
+    }
+    for name in ("server_cpu_ms_per_request", "redis_cpu_ms_per_request"):
+        merged[name] = per_request(a[name], b[name])
+    for name in ("server_cpu_cores", "fake_cpu_cores", "wrk_cpu_cores", "machine_busy_cores"):
+        merged[name] = per_second(a[name], b[name])
+    zero = {"calls": 0.0, "us": 0.0}
+    merged["redis_commands_per_request"] = {
+        command: {
+            field: per_request(
+                a["redis_commands_per_request"].get(command, zero)[field],
+                b["redis_commands_per_request"].get(command, zero)[field],
+            )
+            for field in ("calls", "us")
+        }
+        for command in set(a["redis_commands_per_request"]) | set(b["redis_commands_per_request"])
+    }
+    return merged
 
 
 def dialect_figures(line: dict[str, Any]) -> dict[str, float]:
