@@ -48,21 +48,39 @@ class OneRequestPerConnection:
         self.connections = 0
         self.answered = 0
         self.closed_unanswered = 0
+        self.writers: set[asyncio.StreamWriter] = set()
+        self.handlers: set[asyncio.Task[None]] = set()
+        self.stopping = asyncio.Event()  # bound to the loop that first waits on it
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
     def run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        server = self.loop.run_until_complete(
-            asyncio.start_server(self.handle, "127.0.0.1", self.port)
-        )
+        try:
+            self.loop.run_until_complete(self.serve())
+        finally:
+            self.loop.close()
+
+    async def serve(self) -> None:
+        server = await asyncio.start_server(self.handle, "127.0.0.1", self.port)
         self.ready.set()
-        self.loop.run_forever()
-        server.close()
+        async with server:
+            await self.stopping.wait()
+            # Close the connections Baton's pool keeps open, their handlers with them,
+            # before the loop goes: a handler left waiting would be closed with the loop.
+            server.close()
+            for writer in self.writers:
+                writer.close()
+            if self.handlers:
+                await asyncio.wait(self.handlers)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.writers.add(writer)
+        task = asyncio.current_task()
+        assert task is not None
+        self.handlers.add(task)
         served = 0
         try:
             while True:
@@ -88,6 +106,8 @@ class OneRequestPerConnection:
             pass
         finally:
             writer.close()
+            self.writers.discard(writer)
+            self.handlers.discard(task)
 
     def __enter__(self) -> OneRequestPerConnection:
         self.thread.start()
@@ -95,7 +115,7 @@ class OneRequestPerConnection:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.loop.call_soon_threadsafe(self.stopping.set)
         self.thread.join(10)
 
 
