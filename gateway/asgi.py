@@ -17,6 +17,7 @@ re-checks every address it connects to (relay/netguard.py).
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import time
 import uuid
@@ -544,6 +545,14 @@ class RelayApp:
                 retryable=True,
             )
         self.cooldowns.record(target.key, ok=False)
+        # The client gets a general message; the operator needs the cause (refused, reset,
+        # DNS, TLS...), which names no secret: the exception's class and its OS error.
+        log.warning(
+            "upstream %s (%s) failed before its response: %s",
+            target.provider_name,
+            target.credential_name,
+            connection_cause(exc),
+        )
         what = "timed out" if isinstance(exc, TimeoutError) else "could not be reached"
         return UpstreamError(
             504 if isinstance(exc, TimeoutError) else 502,
@@ -942,6 +951,16 @@ def stream_tail(translator: Any, dialect: Dialect, refusal: Refusal, *, shutdown
     if tail is not None:
         return bytes(tail)
     return dialect.shutdown_tail(refusal) if shutdown else dialect.error_event(refusal)
+
+
+def connection_cause(exc: BaseException) -> str:
+    """What failed, for the log: the exception's class and the OS error under it (never its
+    text, which may hold the URL, and a URL may hold a provider's key)."""
+    cause = type(exc).__name__
+    os_error = exc if isinstance(exc, OSError) else getattr(exc, "os_error", None)
+    if isinstance(os_error, OSError) and os_error.errno is not None:
+        cause += f" ({errno.errorcode.get(os_error.errno, os_error.errno)})"
+    return cause
 
 
 def refusal_of(error: RelayError | UpstreamError) -> Refusal:

@@ -13,6 +13,7 @@ import pytest
 
 from accounts.models import ApiKey
 from billing.events import STREAM_KEY, UsageEvent
+from scripts.services import free_port
 from tests.ops.test_metrics import scrape, total
 from tests.relay.conftest import Relay, make_credential, make_key, make_route
 
@@ -253,6 +254,29 @@ def test_falls_over_to_the_next_target(
     assert raw.headers["x-baton-model"] == "demo-fast"
     [event] = usage_events(redis_client, 1)
     assert event.attempts == 2 and event.credential_id == str(healthy.pk)
+
+
+def test_an_unreachable_target_falls_over_and_the_log_says_why(
+    relay: Relay, fake: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing listens on the first target's port: the request goes to the next, and the
+    operator's log names the cause (refused, not reset or timed out), not the URL, which
+    for some providers carries the key."""
+    closed = free_port()
+    dead = make_credential(relay.team, "dead", f"http://127.0.0.1:{closed}/v1?key=sk-in-url-9")
+    healthy = make_credential(relay.team, "healthy", fake.base_url + "/v1")
+    make_route(relay.team, "resilient", (dead, "demo-chat", 0), (healthy, "demo-fast", 1))
+    with caplog.at_level(logging.WARNING, logger="baton.relay"):
+        raw = relay.client().chat.completions.with_raw_response.create(
+            model="resilient", messages=MESSAGES
+        )
+    assert raw.http_response.status_code == 200
+    assert raw.headers["x-baton-model"] == "demo-fast"
+    [line] = [
+        r.getMessage() for r in caplog.records if "failed before its response" in r.getMessage()
+    ]
+    assert "(dead)" in line and "ECONNREFUSED" in line, line
+    assert "sk-in-url-9" not in caplog.text and str(closed) not in line
 
 
 def test_no_retry_on_a_request_error(relay: Relay, fake: Any) -> None:
