@@ -93,6 +93,7 @@ class RelayApp:
         self.admission = Admission(self.cooldowns, self.cache.db)
         self.turns = TurnMemory()
         self.session: aiohttp.ClientSession | None = None
+        self.fresh_session: aiohttp.ClientSession | None = None
         self.redis: Any = None
         self.sink: Sink | None = None
         self.tasks: list[asyncio.Task[Any]] = []
@@ -106,15 +107,13 @@ class RelayApp:
             allow_private=settings.BATON_ALLOW_PRIVATE_UPSTREAMS,
             allow_loopback=settings.BATON_ALLOW_LOOPBACK_UPSTREAMS,
         )
-        self.session = aiohttp.ClientSession(
-            connector=guarded_connector(policy, limit=0, ttl_dns_cache=300, keepalive_timeout=60),
-            timeout=aiohttp.ClientTimeout(
-                total=settings.BATON_TOTAL_TIMEOUT,
-                sock_connect=settings.BATON_CONNECT_TIMEOUT,
-                sock_read=settings.BATON_IDLE_TIMEOUT,
-            ),
-            trust_env=False,  # a proxy would resolve upstream hosts past the address guard
-            auto_decompress=True,
+        self.session = upstream_session(
+            guarded_connector(policy, limit=0, ttl_dns_cache=300, keepalive_timeout=60)
+        )
+        # For the one retry of a request whose pooled connection the upstream had closed: a
+        # new connection each time, since the others pooled with it may be as stale.
+        self.fresh_session = upstream_session(
+            guarded_connector(policy, limit=0, ttl_dns_cache=300, force_close=True)
         )
         if settings.REDIS_URL:
             # One server, Sentinel or Cluster alike (config/redis_clients.py).
@@ -160,6 +159,8 @@ class RelayApp:
             await observability.stop(self)
         if self.session is not None:
             await self.session.close()
+        if self.fresh_session is not None:
+            await self.fresh_session.close()
         if self.turns.writer is not None:
             await self.turns.writer.aclose()
         if self.redis is not None:
@@ -523,15 +524,17 @@ class RelayApp:
         """The request to the upstream, up to its response's head. Servers keep an idle
         connection open for less time than Baton's pool does (uvicorn 5 s; many load
         balancers a minute), and one that closes it just as Baton reuses it fails the request
-        before any response (``ServerDisconnectedError``): it goes once more, on another
-        connection, as a connection failure would send it to the next target anyway
-        (tests/relay/test_stale_connections.py)."""
-        assert self.session is not None  # started
+        before any response: it goes once more, on a new connection (the connections that
+        went idle with it are likely closing in the same instant), as a connection failure
+        would send it to the next target anyway (tests/relay/test_stale_connections.py)."""
+        assert self.session is not None and self.fresh_session is not None  # started
         try:
             return await self.session.request(method, url, headers=headers, data=body)
-        except aiohttp.ServerDisconnectedError:
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            if not closed_under_us(exc):
+                raise
             observability.upstream_error(target.upstream.provider, "reused_connection_closed")
-            return await self.session.request(method, url, headers=headers, data=body)
+            return await self.fresh_session.request(method, url, headers=headers, data=body)
 
     def connection_error(self, target: Target, exc: BaseException) -> UpstreamError:
         unsafe = unsafe_address_cause(exc)
@@ -951,6 +954,32 @@ def stream_tail(translator: Any, dialect: Dialect, refusal: Refusal, *, shutdown
     if tail is not None:
         return bytes(tail)
     return dialect.shutdown_tail(refusal) if shutdown else dialect.error_event(refusal)
+
+
+def upstream_session(connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(
+            total=settings.BATON_TOTAL_TIMEOUT,
+            sock_connect=settings.BATON_CONNECT_TIMEOUT,
+            sock_read=settings.BATON_IDLE_TIMEOUT,
+        ),
+        trust_env=False,  # a proxy would resolve upstream hosts past the address guard
+        auto_decompress=True,
+    )
+
+
+def closed_under_us(exc: BaseException) -> bool:
+    """The upstream closed the connection before answering: at end of file, or reset
+    (which of the two a client sees depends on timing alone). A connection that could not
+    be opened is another failure (ClientConnectorError), and the next target's business."""
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return True
+    return (
+        isinstance(exc, aiohttp.ClientOSError)
+        and not isinstance(exc, aiohttp.ClientConnectorError)
+        and exc.errno in (errno.ECONNRESET, errno.EPIPE)
+    )
 
 
 def connection_cause(exc: BaseException) -> str:

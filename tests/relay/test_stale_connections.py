@@ -11,8 +11,12 @@ the connection, unanswered, when a second one arrives on it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import struct
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -43,8 +47,13 @@ COMPLETION = orjson.dumps(
 class OneRequestPerConnection:
     """Answers the first request of a connection (keep-alive), closes it at the second."""
 
-    def __init__(self) -> None:
+    def __init__(self, hold_until: int = 0, reset: bool = False) -> None:
         self.port = free_port()
+        self.reset = reset  # close with a reset (RST) rather than an end of file (FIN)
+        # The first answers wait until this many connections are open (or a second has
+        # passed): requests sent together then leave as many connections in Baton's pool.
+        self.hold_until = hold_until
+        self.all_open = asyncio.Event()
         self.connections = 0
         self.answered = 0
         self.closed_unanswered = 0
@@ -77,6 +86,8 @@ class OneRequestPerConnection:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        if self.connections >= self.hold_until:
+            self.all_open.set()
         self.writers.add(writer)
         task = asyncio.current_task()
         assert task is not None
@@ -93,7 +104,14 @@ class OneRequestPerConnection:
                 await reader.readexactly(length)
                 if served:
                     self.closed_unanswered += 1
+                    if self.reset:
+                        sock = writer.get_extra_info("socket")
+                        sock.setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                        )
                     break  # as a server closing an idle connection the moment it is reused
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.all_open.wait(), 1.0)
                 writer.write(
                     b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
                     b"content-length: %d\r\nconnection: keep-alive\r\n\r\n%s"
@@ -119,9 +137,9 @@ class OneRequestPerConnection:
         self.thread.join(10)
 
 
-@pytest.fixture
-def upstream() -> Iterator[OneRequestPerConnection]:
-    with OneRequestPerConnection() as server:
+@pytest.fixture(params=["closed", "reset"])
+def upstream(request: pytest.FixtureRequest) -> Iterator[OneRequestPerConnection]:
+    with OneRequestPerConnection(reset=request.param == "reset") as server:
         yield server
 
 
@@ -142,3 +160,31 @@ def test_a_connection_the_upstream_closed_as_it_was_reused_is_not_a_502(
     assert statuses == [200, 200, 200, 200], statuses
     assert upstream.answered == 4
     assert upstream.closed_unanswered >= 1  # the reused connections were refused, and retried
+
+
+def test_every_pooled_connection_gone_stale_at_once_is_not_a_502(relay: Relay) -> None:
+    """An upstream's idle timeout closes every connection that went idle together (the end
+    of a busy minute) in the same instant. The request sent into that instant must not meet
+    a second stale connection on its retry: it goes on a new one."""
+    with OneRequestPerConnection(hold_until=6) as upstream:
+        credential = make_credential(relay.team, "closing", f"http://127.0.0.1:{upstream.port}/v1")
+        make_route(relay.team, "closing", (credential, "demo-chat", 0))
+
+        def ask(client: httpx.Client) -> int:
+            return client.post(
+                relay.base_url + "/v1/chat/completions",
+                headers={"authorization": f"Bearer {relay.key}"},
+                json={"model": "closing", "messages": [{"role": "user", "content": "hi"}]},
+            ).status_code
+
+        with httpx.Client(timeout=10) as client:
+            # Six at once: six connections in Baton's pool, each answered once.
+            with ThreadPoolExecutor(6) as pool:
+                assert (
+                    list(pool.map(lambda _: ask(httpx.Client(timeout=10)), range(6))) == [200] * 6
+                )
+            assert upstream.connections == 6
+            # Now each pooled connection is stale: three requests one after another.
+            statuses = [ask(client) for _ in range(3)]
+    assert statuses == [200, 200, 200], statuses
+    assert upstream.closed_unanswered >= 1
