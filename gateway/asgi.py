@@ -523,14 +523,15 @@ class RelayApp:
     ) -> aiohttp.ClientResponse:
         """The request to the upstream, up to its response's head. Servers keep an idle
         connection open for less time than Baton's pool does (uvicorn 5 s; many load
-        balancers a minute), and one that closes it just as Baton reuses it fails the request
-        before any response: it goes once more, on a new connection (the connections that
+        balancers a minute), and one that closes it just as Baton reuses it (or as a busy
+        process has yet to read the close) fails the request before any response: it goes
+        once more, on a new connection (the connections that
         went idle with it are likely closing in the same instant), as a connection failure
         would send it to the next target anyway (tests/relay/test_stale_connections.py)."""
         assert self.session is not None and self.fresh_session is not None  # started
         try:
             return await self.session.request(method, url, headers=headers, data=body)
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+        except aiohttp.ClientConnectionError as exc:
             if not closed_under_us(exc):
                 raise
             observability.upstream_error(target.upstream.provider, "reused_connection_closed")
@@ -970,15 +971,17 @@ def upstream_session(connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
 
 
 def closed_under_us(exc: BaseException) -> bool:
-    """The upstream closed the connection before answering: at end of file, or reset
-    (which of the two a client sees depends on timing alone). A connection that could not
-    be opened is another failure (ClientConnectorError), and the next target's business."""
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
+    """The connection broke before the upstream's response began: closed (end of file),
+    reset, or found closing as the request was written (``ClientOSError`` with no errno:
+    "Can not write request body"); which one a client sees depends on timing alone. A
+    connection that could not be opened is another failure (``ClientConnectorError``), the
+    next target's business. The same line aiohttp draws for its own retry of idempotent
+    requests (RFC 9112 section 9.3.1.1); a POST is sent again here because nothing of it
+    was answered, as it would be sent to the next target."""
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientConnectionResetError):
         return True
-    return (
-        isinstance(exc, aiohttp.ClientOSError)
-        and not isinstance(exc, aiohttp.ClientConnectorError)
-        and exc.errno in (errno.ECONNRESET, errno.EPIPE)
+    return isinstance(exc, aiohttp.ClientOSError) and not isinstance(
+        exc, aiohttp.ClientConnectorError
     )
 
 

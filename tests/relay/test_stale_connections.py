@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import socket
 import struct
 import threading
@@ -19,10 +20,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import aiohttp
 import httpx
 import orjson
 import pytest
+from aiohttp.client_reqrep import ConnectionKey
 
+from gateway.asgi import closed_under_us
 from scripts.services import free_port
 from tests.relay.conftest import Relay, make_credential, make_route
 
@@ -188,3 +192,24 @@ def test_every_pooled_connection_gone_stale_at_once_is_not_a_502(relay: Relay) -
             statuses = [ask(client) for _ in range(3)]
     assert statuses == [200, 200, 200], statuses
     assert upstream.closed_unanswered >= 1
+
+
+KEY = ConnectionKey("upstream.example", 443, True, True, None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("error", "sent_again"),
+    [
+        (aiohttp.ServerDisconnectedError(), True),
+        (aiohttp.ClientOSError(errno.ECONNRESET, "Connection reset by peer"), True),
+        (aiohttp.ClientOSError(None, "Can not write request body for http://x/v1"), True),
+        (aiohttp.ClientConnectionResetError("Cannot write to closing transport"), True),
+        (aiohttp.ClientConnectorError(KEY, OSError(errno.ECONNREFUSED, "refused")), False),
+        (aiohttp.ClientPayloadError("Response payload is not completed"), False),
+    ],
+    ids=["eof", "reset", "closing-on-write", "closing-transport", "refused", "payload"],
+)
+def test_which_failures_are_sent_again(error: BaseException, sent_again: bool) -> None:
+    """Broken before the response began: sent again on a new connection. Never opened
+    (refused, DNS, TLS): the next target's business, as any other failure."""
+    assert closed_under_us(error) is sent_again
