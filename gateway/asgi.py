@@ -11,13 +11,12 @@ the client's dialect.
 
 Everything a warm request needs comes from memory (gateway/cache.py); the
 upstream is reached through one pooled aiohttp session whose connector
-re-checks every address it connects to (relay/netguard.py).
+re-checks every address it connects to (gateway/upstream.py, relay/netguard.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import time
 import uuid
@@ -43,7 +42,7 @@ from gateway.metering import DatabaseSink, RedisStreamSink, Sink
 from gateway.redis_pipe import PipelinedRedis
 from gateway.redis_topology import pipelined
 from gateway.turns import TURN_WRITE_TIMEOUT, Resumed, TurnMemory, TurnNotes
-from relay.netguard import AddressPolicy, guarded_connector, unsafe_address_cause
+from gateway.upstream import Upstreams
 from wire.base import Adapter
 from wire.dialects import CHAT, MESSAGES, RESPONSES, Ask, Dialect, DialectError, Refusal
 from wire.providers import Endpoint, UpstreamError
@@ -92,8 +91,7 @@ class RelayApp:
         self.cooldowns = Cooldowns()
         self.admission = Admission(self.cooldowns, self.cache.db)
         self.turns = TurnMemory()
-        self.session: aiohttp.ClientSession | None = None
-        self.fresh_session: aiohttp.ClientSession | None = None
+        self.upstreams = Upstreams(self.cooldowns)
         self.redis: Any = None
         self.sink: Sink | None = None
         self.tasks: list[asyncio.Task[Any]] = []
@@ -103,18 +101,7 @@ class RelayApp:
 
     # --- lifecycle --------------------------------------------------------------
     async def startup(self) -> None:
-        policy = AddressPolicy(
-            allow_private=settings.BATON_ALLOW_PRIVATE_UPSTREAMS,
-            allow_loopback=settings.BATON_ALLOW_LOOPBACK_UPSTREAMS,
-        )
-        self.session = upstream_session(
-            guarded_connector(policy, limit=0, ttl_dns_cache=300, keepalive_timeout=60)
-        )
-        # For the one retry of a request whose pooled connection the upstream had closed: a
-        # new connection each time, since the others pooled with it may be as stale.
-        self.fresh_session = upstream_session(
-            guarded_connector(policy, limit=0, ttl_dns_cache=300, force_close=True)
-        )
+        self.upstreams.start()
         if settings.REDIS_URL:
             # One server, Sentinel or Cluster alike (config/redis_clients.py).
             log.info("redis: %s", describe(settings.REDIS_URL))
@@ -157,22 +144,19 @@ class RelayApp:
         if self.sink is not None:
             await self.sink.close()
             await observability.stop(self)
-        if self.session is not None:
-            await self.session.close()
-        if self.fresh_session is not None:
-            await self.fresh_session.close()
+        await self.upstreams.close()
         if self.turns.writer is not None:
             await self.turns.writer.aclose()
         if self.redis is not None:
             await self.redis.aclose()
 
     async def ensure_started(self) -> None:
-        if self.session is not None:
+        if self.upstreams.started:
             return
         if self._start_lock is None:
             self._start_lock = asyncio.Lock()
         async with self._start_lock:
-            if self.session is None:
+            if not self.upstreams.started:
                 await self.startup()
 
     async def lifespan(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -391,7 +375,7 @@ class RelayApp:
         ordered: list[Target],
         resumed: Resumed,
     ) -> None:
-        assert self.session is not None
+        assert self.upstreams.started
         last_error: UpstreamError | None = None
         forward = forwarded_headers(scope, call.dialect)
         for target in ordered:
@@ -424,10 +408,10 @@ class RelayApp:
             try:
                 # asyncio.timeout, not wait_for: no extra task and loop turn per request.
                 async with asyncio.timeout(settings.BATON_FIRST_BYTE_TIMEOUT):
-                    response = await self.send_upstream(target, request.method, request.url,
+                    response = await self.upstreams.send(target, request.method, request.url,
                                                         request.headers, request.body)  # fmt: skip
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                last_error = self.connection_error(target, exc)
+                last_error = self.upstreams.connection_error(target, exc)
                 observability.upstream_error(target.upstream.provider, last_error.code)
                 call.upstream_seconds += time.perf_counter() - sent_at
                 continue
@@ -435,7 +419,7 @@ class RelayApp:
                 if response.status >= 400:
                     raw = await response.content.read(1 << 20)
                     error = adapter.parse_error(response.status, raw, response.headers)
-                    last_error = self.upstream_failed(target, error)
+                    last_error = self.upstreams.failed(target, error)
                     call.upstream_seconds += time.perf_counter() - sent_at
                     if error.retryable:
                         continue
@@ -453,7 +437,7 @@ class RelayApp:
             if failure is None:
                 self.cooldowns.record(target.key, ok=True)
                 return
-            last_error = self.upstream_failed(target, failure)
+            last_error = self.upstreams.failed(target, failure)
             if not failure.retryable:
                 break
         raise self.final_error(last_error)
@@ -470,7 +454,7 @@ class RelayApp:
         """``/v1/messages/count_tokens``: the first target whose provider counts tokens
         natively answers; when none does (or none answers), Baton's own estimate does,
         marked ``x-baton-estimated: true``. Counting is never billed as a completion."""
-        assert self.session is not None
+        assert self.upstreams.started
         forward = forwarded_headers(scope, call.dialect)
         adapter = routing.NATIVE["messages"](ask.model)
         for target in ordered:
@@ -484,11 +468,11 @@ class RelayApp:
             sent_at = time.perf_counter()
             try:
                 async with asyncio.timeout(settings.BATON_FIRST_BYTE_TIMEOUT):
-                    response = await self.send_upstream(target, request.method, request.url,
+                    response = await self.upstreams.send(target, request.method, request.url,
                                                         request.headers, request.body)  # fmt: skip
                     raw = await response.read()
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                self.connection_error(target, exc)
+                self.upstreams.connection_error(target, exc)
                 call.upstream_seconds += time.perf_counter() - sent_at
                 continue
             call.upstream_seconds += time.perf_counter() - sent_at
@@ -496,7 +480,7 @@ class RelayApp:
             if response.status == 404:
                 continue  # this endpoint does not count after all: Baton does
             if response.status >= 400:
-                error = self.upstream_failed(
+                error = self.upstreams.failed(
                     target, adapter.parse_error(response.status, raw, response.headers)
                 )
                 if error.retryable:
@@ -517,74 +501,6 @@ class RelayApp:
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
-
-    async def send_upstream(
-        self, target: Target, method: str, url: str, headers: Any, body: bytes | None = None
-    ) -> aiohttp.ClientResponse:
-        """The request to the upstream, up to its response's head. Servers keep an idle
-        connection open for less time than Baton's pool does (uvicorn 5 s; many load
-        balancers a minute), and one that closes it just as Baton reuses it (or as a busy
-        process has yet to read the close) fails the request before any response: it goes
-        once more, on a new connection (the connections that
-        went idle with it are likely closing in the same instant), as a connection failure
-        would send it to the next target anyway (tests/relay/test_stale_connections.py)."""
-        assert self.session is not None and self.fresh_session is not None  # started
-        try:
-            return await self.session.request(method, url, headers=headers, data=body)
-        except aiohttp.ClientConnectionError as exc:
-            if not closed_under_us(exc):
-                raise
-            observability.upstream_error(target.upstream.provider, "reused_connection_closed")
-            return await self.fresh_session.request(method, url, headers=headers, data=body)
-
-    def connection_error(self, target: Target, exc: BaseException) -> UpstreamError:
-        unsafe = unsafe_address_cause(exc)
-        if unsafe is not None:
-            # A configuration problem of this credential, not an outage: no cooldown.
-            return UpstreamError(
-                502,
-                f"Provider credential {target.credential_name!r}: {unsafe}",
-                kind="other",
-                code="upstream_address_refused",
-                retryable=True,
-            )
-        self.cooldowns.record(target.key, ok=False)
-        # The client gets a general message; the operator needs the cause (refused, reset,
-        # DNS, TLS...), which names no secret: the exception's class and its OS error.
-        log.warning(
-            "upstream %s (%s) failed before its response: %s",
-            target.provider_name,
-            target.credential_name,
-            connection_cause(exc),
-        )
-        what = "timed out" if isinstance(exc, TimeoutError) else "could not be reached"
-        return UpstreamError(
-            504 if isinstance(exc, TimeoutError) else 502,
-            f"Upstream {target.provider_name} ({target.credential_name}) {what}.",
-            kind="server",
-            code="upstream_timeout" if isinstance(exc, TimeoutError) else "upstream_unreachable",
-        )
-
-    def upstream_failed(self, target: Target, error: UpstreamError) -> UpstreamError:
-        # What the provider said is passed on; the key it was sent, if it echoed it, is not.
-        error.scrub_secret(target.upstream.api_key)
-        observability.upstream_error(target.upstream.provider, error.code or error.kind)
-        if error.retryable:
-            self.cooldowns.record(
-                target.key, ok=False, retry_after=error.retry_after if error.status == 429 else None
-            )
-        if error.kind == "auth":
-            # The team's provider key was refused: never report it as a bad Baton key.
-            return UpstreamError(
-                502,
-                f"Provider credential {target.credential_name!r} was rejected by {target.provider_name}: "
-                f"{error.message}",
-                kind="auth",
-                code="upstream_auth_failed",
-                type="upstream_error",
-                retryable=True,
-            )
-        return error
 
     @staticmethod
     def final_error(error: UpstreamError | None) -> RelayError:
@@ -666,7 +582,7 @@ class RelayApp:
                 if first:
                     break
         except (TimeoutError, aiohttp.ClientError) as exc:
-            return self.connection_error(target, exc)
+            return self.upstreams.connection_error(target, exc)
         if not first:
             first = translator.finish()
             if translator.error is not None or not first:
@@ -824,7 +740,7 @@ class RelayApp:
         """``GET``/``DELETE /v1/responses/{id}`` and ``GET .../input_items``: asked of the
         native stateful target that stored the response (the one Baton recorded issuing the
         id, gateway/turns.py), as the key's team; else OpenAI's 404. Not billed."""
-        assert self.session is not None
+        assert self.upstreams.started
         call.endpoint = "responses"
         method = scope["method"]
         response_id, _, suffix = rest.partition("/")
@@ -872,16 +788,16 @@ class RelayApp:
         sent_at = time.perf_counter()
         try:
             async with asyncio.timeout(settings.BATON_FIRST_BYTE_TIMEOUT):
-                response = await self.send_upstream(target, method, url, request.headers)
+                response = await self.upstreams.send(target, method, url, request.headers)
                 raw = await response.read()
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise self.final_error(self.connection_error(target, exc)) from None
+            raise self.final_error(self.upstreams.connection_error(target, exc)) from None
         finally:
             call.upstream_seconds += time.perf_counter() - sent_at
         response.release()
         if response.status >= 400:
             error = routing.RESPONSES_NATIVE.parse_error(response.status, raw, response.headers)
-            raise self.final_error(self.upstream_failed(target, error))
+            raise self.final_error(self.upstreams.failed(target, error))
         if method == "DELETE":
             await self.turns.forget_response(team, response_id)
         call.status = response.status
@@ -955,44 +871,6 @@ def stream_tail(translator: Any, dialect: Dialect, refusal: Refusal, *, shutdown
     if tail is not None:
         return bytes(tail)
     return dialect.shutdown_tail(refusal) if shutdown else dialect.error_event(refusal)
-
-
-def upstream_session(connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=aiohttp.ClientTimeout(
-            total=settings.BATON_TOTAL_TIMEOUT,
-            sock_connect=settings.BATON_CONNECT_TIMEOUT,
-            sock_read=settings.BATON_IDLE_TIMEOUT,
-        ),
-        trust_env=False,  # a proxy would resolve upstream hosts past the address guard
-        auto_decompress=True,
-    )
-
-
-def closed_under_us(exc: BaseException) -> bool:
-    """The connection broke before the upstream's response began: closed (end of file),
-    reset, or found closing as the request was written (``ClientOSError`` with no errno:
-    "Can not write request body"); which one a client sees depends on timing alone. A
-    connection that could not be opened is another failure (``ClientConnectorError``), the
-    next target's business. The same line aiohttp draws for its own retry of idempotent
-    requests (RFC 9112 section 9.3.1.1); a POST is sent again here because nothing of it
-    was answered, as it would be sent to the next target."""
-    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientConnectionResetError):
-        return True
-    return isinstance(exc, aiohttp.ClientOSError) and not isinstance(
-        exc, aiohttp.ClientConnectorError
-    )
-
-
-def connection_cause(exc: BaseException) -> str:
-    """What failed, for the log: the exception's class and the OS error under it (never its
-    text, which may hold the URL, and a URL may hold a provider's key)."""
-    cause = type(exc).__name__
-    os_error = exc if isinstance(exc, OSError) else getattr(exc, "os_error", None)
-    if isinstance(os_error, OSError) and os_error.errno is not None:
-        cause += f" ({errno.errorcode.get(os_error.errno, os_error.errno)})"
-    return cause
 
 
 def refusal_of(error: RelayError | UpstreamError) -> Refusal:

@@ -26,7 +26,7 @@ import orjson
 import pytest
 from aiohttp.client_reqrep import ConnectionKey
 
-from gateway.asgi import closed_under_us
+from gateway.upstream import closed_under_us
 from scripts.services import free_port
 from tests.relay.conftest import Relay, make_credential, make_route
 
