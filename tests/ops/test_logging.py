@@ -69,10 +69,22 @@ def test_json_logs_carry_the_request_id_and_no_secret(
             )
             request_ids.append(response.headers["x-request-id"])
     assert len(set(request_ids)) == 5
+
+    def logged() -> list[dict[str, Any]]:
+        return [orjson.loads(line) for line in captured.getvalue().splitlines()]
+
+    def request_lines() -> list[dict[str, Any]]:
+        return [r for r in logged() if r["logger"] == "baton.requests"]
+
+    # A request's line is written once its response is out, so the client can be first.
+    until(
+        lambda: {r["request_id"] for r in request_lines()} == set(request_ids),
+        "a log line for every request",
+    )
     text = captured.getvalue()
-    records = [orjson.loads(line) for line in text.splitlines()]
-    relay_records = [r for r in records if r["logger"] == "baton.requests"]
-    assert {r["request_id"] for r in relay_records} == set(request_ids)
+    records = logged()
+    relay_records = request_lines()
+    assert len(relay_records) == 5
     for record in relay_records:
         assert {"ts", "level", "msg", "status", "latency_ms", "overhead_ms"} <= record.keys()
     for secret in (relay.key, wrong_key, UPSTREAM_SECRET, DEFAULT_SECRET, PROMPT):

@@ -15,6 +15,7 @@ from accounts.models import ApiKey
 from billing.events import STREAM_KEY, UsageEvent
 from scripts.services import free_port
 from tests.ops.test_metrics import scrape, total
+from tests.polling import until
 from tests.relay.conftest import Relay, make_credential, make_key, make_route
 
 # Typed loosely: the SDK's TypedDicts add nothing to these tests.
@@ -132,20 +133,33 @@ def test_models_requests_are_counted_and_logged_with_their_status(
         headers={"authorization": f"Bearer {relay.key}"},
     )
     assert forged.status_code == 404
-    after = scrape(relay.base_url)
 
-    def counted(status: str, **labels: str) -> float:
+    def counted(after: dict[Any, float], status: str, **labels: str) -> float:
         # The registry is the process's: other tests' requests are in it too.
         return total(after, "baton_requests_total", status=status, **labels) - total(
             before, "baton_requests_total", status=status, **labels
         )
 
-    assert (counted("200", endpoint="models"), counted("404", endpoint="models")) == (2, 2)
-    assert counted("500") == 0
-    lines = [
-        (r.getMessage(), vars(r)["status"]) for r in caplog.records if r.name == "baton.requests"
-    ]
-    assert lines == [
+    def lines() -> list[tuple[str, int]]:
+        return [
+            (r.getMessage(), vars(r)["status"])
+            for r in caplog.records
+            if r.name == "baton.requests"
+        ]
+
+    # A request is counted and logged once its response is out: the client can be first.
+    def settled() -> dict[Any, float] | None:
+        scraped = scrape(relay.base_url)
+        done = counted(scraped, "404", endpoint="models") >= 2 and len(lines()) >= 4
+        return scraped if done else None
+
+    after = until(settled, "the last request counted and logged")
+    assert (
+        counted(after, "200", endpoint="models"),
+        counted(after, "404", endpoint="models"),
+    ) == (2, 2)
+    assert counted(after, "500") == 0
+    assert lines() == [
         ("models  -> - 200", 200),
         ("models gpt-4o -> - 200", 200),
         ("models nope -> - 404", 404),
