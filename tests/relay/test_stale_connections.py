@@ -147,20 +147,26 @@ def upstream(request: pytest.FixtureRequest) -> Iterator[OneRequestPerConnection
         yield server
 
 
+def route_to(relay: Relay, upstream: OneRequestPerConnection) -> None:
+    credential = make_credential(relay.team, "closing", f"http://127.0.0.1:{upstream.port}/v1")
+    make_route(relay.team, "closing", (credential, "demo-chat", 0))
+
+
+def ask(relay: Relay, client: httpx.Client) -> int:
+    return client.post(
+        relay.base_url + "/v1/chat/completions",
+        headers={"authorization": f"Bearer {relay.key}"},
+        json={"model": "closing", "messages": [{"role": "user", "content": "hi"}]},
+    ).status_code
+
+
 def test_a_connection_the_upstream_closed_as_it_was_reused_is_not_a_502(
     relay: Relay, upstream: OneRequestPerConnection
 ) -> None:
-    credential = make_credential(relay.team, "closing", f"http://127.0.0.1:{upstream.port}/v1")
-    make_route(relay.team, "closing", (credential, "demo-chat", 0))
-    statuses = []
+    route_to(relay, upstream)
     with httpx.Client(timeout=10) as client:
-        for _ in range(4):  # one after another: each after the first reuses a connection
-            response = client.post(
-                relay.base_url + "/v1/chat/completions",
-                headers={"authorization": f"Bearer {relay.key}"},
-                json={"model": "closing", "messages": [{"role": "user", "content": "hi"}]},
-            )
-            statuses.append(response.status_code)
+        # One after another: each after the first reuses a connection.
+        statuses = [ask(relay, client) for _ in range(4)]
     assert statuses == [200, 200, 200, 200], statuses
     assert upstream.answered == 4
     assert upstream.closed_unanswered >= 1  # the reused connections were refused, and retried
@@ -171,25 +177,14 @@ def test_every_pooled_connection_gone_stale_at_once_is_not_a_502(relay: Relay) -
     of a busy minute) in the same instant. The request sent into that instant must not meet
     a second stale connection on its retry: it goes on a new one."""
     with OneRequestPerConnection(hold_until=6) as upstream:
-        credential = make_credential(relay.team, "closing", f"http://127.0.0.1:{upstream.port}/v1")
-        make_route(relay.team, "closing", (credential, "demo-chat", 0))
-
-        def ask(client: httpx.Client) -> int:
-            return client.post(
-                relay.base_url + "/v1/chat/completions",
-                headers={"authorization": f"Bearer {relay.key}"},
-                json={"model": "closing", "messages": [{"role": "user", "content": "hi"}]},
-            ).status_code
-
+        route_to(relay, upstream)
         with httpx.Client(timeout=10) as client:
             # Six at once: six connections in Baton's pool, each answered once.
             with ThreadPoolExecutor(6) as pool:
-                assert (
-                    list(pool.map(lambda _: ask(httpx.Client(timeout=10)), range(6))) == [200] * 6
-                )
+                assert list(pool.map(lambda _: ask(relay, client), range(6))) == [200] * 6
             assert upstream.connections == 6
             # Now each pooled connection is stale: three requests one after another.
-            statuses = [ask(client) for _ in range(3)]
+            statuses = [ask(relay, client) for _ in range(3)]
     assert statuses == [200, 200, 200], statuses
     assert upstream.closed_unanswered >= 1
 
