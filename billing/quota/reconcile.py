@@ -25,7 +25,7 @@ settle. ``reconcile_recent`` runs every ``BATON_RECONCILE_SECONDS`` (Celery beat
 store is in process) for every scope with spend that reached the ledger since the last run
 (however old the spend), so a
 counter left low by anything else (a process that died between its usage event and its
-settle, a reaper's estimate the real event replaced) catches up too. The prepaid
+settle, a settle lost while the store was away) catches up too. The prepaid
 balance is the credit ledger's grants minus the team's lifetime counter, so
 reconciling the team's scope reconciles the balance too.
 
